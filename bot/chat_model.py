@@ -1,0 +1,67 @@
+"""The chat-model port: what the core needs from any OpenAI-style model."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+ChatRole = Literal["system", "user", "assistant"]
+Purpose = Literal["answer", "fold", "summary"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: ChatRole
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    estimated: bool = False  # True when the server never sent its usage chunk
+
+
+class UsageMeter:
+    """Running totals of what the model was asked and answered, for logs and benchmarks."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.estimated_calls = 0
+        self.last: Usage | None = None
+
+    def record(self, usage: Usage) -> None:
+        self.calls += 1
+        self.prompt_tokens += usage.prompt_tokens
+        self.completion_tokens += usage.completion_tokens
+        self.estimated_calls += usage.estimated
+        self.last = usage
+
+
+class ChatModel(Protocol):
+    """Streams a reply as text deltas; raises only `bot.errors.ModelError` subclasses."""
+
+    usage: UsageMeter
+
+    def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        purpose: Purpose = "answer",
+    ) -> AsyncIterator[str]: ...
+
+
+async def complete(
+    model: ChatModel,
+    messages: Sequence[ChatMessage],
+    *,
+    max_tokens: int | None = None,
+    purpose: Purpose = "answer",
+) -> str:
+    """The whole reply at once, for calls nobody watches stream (folding, summaries)."""
+    parts = [d async for d in model.stream(messages, max_tokens=max_tokens, purpose=purpose)]
+    return "".join(parts)

@@ -1,0 +1,44 @@
+"""Every Redis key the bot writes, in one place.
+
+All keys start with one prefix (`REDIS_PREFIX`, default "asst"). A thread's keys share one hash
+tag, `{platform:workspace:channel:thread}`, so in Redis Cluster they live in one slot and the
+multi-key scripts and transactions below stay legal.
+
+    <prefix>:{<thread>}:turns   list of JSON turns, oldest first, capped, expiring
+    <prefix>:{<thread>}:meta    hash: summary (the rolling summary of folded turns)
+    <prefix>:{<thread>}:lock    the per-thread answer lock (token, expiring)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from bot.conversation import ThreadRef
+
+DEFAULT_PREFIX = "asst"
+
+
+def _part(value: str) -> str:
+    # Braces would end the hash tag early and colons would blur the parts.
+    return quote(value, safe="")
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadKeys:
+    turns: str
+    meta: str
+    lock: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyBuilder:
+    prefix: str = DEFAULT_PREFIX
+
+    def tag(self, thread: ThreadRef) -> str:
+        parts = (thread.platform, thread.workspace, thread.channel, thread.thread)
+        return "{" + ":".join(_part(p) for p in parts) + "}"
+
+    def thread(self, thread: ThreadRef) -> ThreadKeys:
+        base = f"{self.prefix}:{self.tag(thread)}"
+        return ThreadKeys(turns=f"{base}:turns", meta=f"{base}:meta", lock=f"{base}:lock")

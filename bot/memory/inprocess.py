@@ -1,0 +1,86 @@
+"""Thread memory inside the process: the default without Redis, lost on restart."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+
+from bot.conversation import ThreadRef, ThreadState, Turn
+from bot.memory.base import LocalLocks
+
+
+@dataclass
+class _Thread:
+    turns: deque[Turn]
+    summary: str = ""
+    expires_at: float = field(default=0.0)
+
+
+class InProcessMemory:
+    def __init__(
+        self,
+        *,
+        max_turns: int = 400,
+        retention_seconds: float = 30 * 86_400,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._max_turns = max_turns
+        self._retention = retention_seconds
+        self._clock = clock
+        self._threads: dict[ThreadRef, _Thread] = {}
+        self._locks = LocalLocks()
+
+    def _live(self, thread: ThreadRef) -> _Thread | None:
+        entry = self._threads.get(thread)
+        if entry is not None and entry.expires_at <= self._clock():
+            del self._threads[thread]
+            return None
+        return entry
+
+    def _touch(self, thread: ThreadRef) -> _Thread:
+        entry = self._live(thread)
+        if entry is None:
+            entry = self._threads[thread] = _Thread(turns=deque(maxlen=self._max_turns))
+        entry.expires_at = self._clock() + self._retention
+        return entry
+
+    async def load(self, thread: ThreadRef) -> ThreadState:
+        entry = self._live(thread)
+        if entry is None:
+            return ThreadState()
+        return ThreadState(summary=entry.summary, turns=tuple(entry.turns))
+
+    async def exists(self, thread: ThreadRef) -> bool:
+        return self._live(thread) is not None
+
+    async def append(self, thread: ThreadRef, *turns: Turn) -> None:
+        self._touch(thread).turns.extend(turns)
+
+    async def fold(self, thread: ThreadRef, summary: str, through: Turn) -> None:
+        entry = self._touch(thread)
+        if through in entry.turns:
+            while entry.turns and entry.turns.popleft() != through:
+                pass
+        entry.summary = summary
+
+    async def remove(self, thread: ThreadRef, message_id: str) -> bool:
+        entry = self._live(thread)
+        if entry is None or not message_id:
+            return False
+        for turn in entry.turns:
+            if turn.message_id == message_id:
+                entry.turns.remove(turn)
+                return True
+        return False
+
+    async def forget(self, thread: ThreadRef) -> None:
+        self._threads.pop(thread, None)
+
+    def lock(self, thread: ThreadRef) -> AbstractAsyncContextManager[None]:
+        return self._locks.hold(str(thread))
+
+    async def aclose(self) -> None:
+        self._threads.clear()

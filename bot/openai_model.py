@@ -1,0 +1,186 @@
+"""The chat-model port over the official openai SDK: OpenAI, Azure OpenAI, compatible servers."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, cast
+
+import httpx2
+import openai
+from openai.types.chat import ChatCompletionMessageParam
+
+from bot.chat_model import ChatMessage, Purpose, Usage, UsageMeter
+from bot.errors import (
+    ContentFiltered,
+    ContextTooLong,
+    ModelError,
+    ModelMisconfigured,
+    ModelRateLimited,
+    ModelTimeout,
+    ModelUnavailable,
+)
+from bot.settings import Settings
+from bot.tokens import TokenCounter, count_prompt
+
+log = logging.getLogger(__name__)
+
+# Compatible servers often drop the `code`; their messages still say what happened.
+_CONTEXT_WORDS = re.compile(
+    r"context[_ ]length|context window|maximum context|too many tokens|prompt is too long"
+    r"|reduce the length|exceeds? the (?:model's )?(?:maximum|max)",
+    re.IGNORECASE,
+)
+_FILTER_WORDS = re.compile(r"content[_ ]filter|content management policy", re.IGNORECASE)
+
+
+def _retry_after(headers: Any) -> float | None:
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name) if headers is not None else None
+        if value is None:
+            continue
+        try:
+            return float(value) * scale
+        except ValueError:
+            continue  # an HTTP date: treat as unknown rather than parse calendars
+    return None
+
+
+def _error_code(exc: openai.APIError) -> str:
+    code = exc.code or ""
+    body = exc.body
+    if not code and isinstance(body, dict):
+        inner = body.get("error")
+        if isinstance(inner, dict):
+            code = str(inner.get("code") or inner.get("type") or "")
+    return code
+
+
+def translate_error(exc: BaseException) -> ModelError:
+    """Map an openai or transport exception onto the core's model errors."""
+    if isinstance(exc, ModelError):
+        return exc
+    message = str(getattr(exc, "message", None) or exc)
+    if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException | TimeoutError):
+        return ModelTimeout(f"the model timed out: {message}")
+    if isinstance(exc, openai.APIError):
+        code = _error_code(exc)
+        if code == "context_length_exceeded" or _CONTEXT_WORDS.search(message):
+            return ContextTooLong(message)
+        if code == "content_filter" or _FILTER_WORDS.search(message):
+            return ContentFiltered(message)
+    if isinstance(exc, openai.RateLimitError):
+        if _error_code(exc) == "insufficient_quota":
+            return ModelMisconfigured(f"the API account has no quota left: {message}")
+        return ModelRateLimited(message, retry_after=_retry_after(exc.response.headers))
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+        return ModelMisconfigured(f"the model rejected the credentials: {message}")
+    if isinstance(exc, openai.NotFoundError):
+        return ModelMisconfigured(f"the model or deployment was not found: {message}")
+    if isinstance(exc, openai.APIStatusError) and exc.status_code < 500:
+        return ModelMisconfigured(f"the model rejected the request ({exc.status_code}): {message}")
+    return ModelUnavailable(f"the model is unavailable: {message}")
+
+
+def build_client(settings: Settings) -> openai.AsyncOpenAI:
+    """An SDK client with chat-sized timeouts: a stuck reply should fail in seconds, not minutes."""
+    timeout = httpx2.Timeout(settings.openai_timeout, connect=min(10.0, settings.openai_timeout))
+    if settings.uses_azure:
+        assert settings.azure_openai_endpoint and settings.azure_openai_api_key
+        return openai.AsyncAzureOpenAI(
+            azure_endpoint=settings.azure_openai_endpoint,
+            azure_deployment=settings.azure_openai_deployment,
+            api_version=settings.openai_api_version,
+            api_key=settings.azure_openai_api_key.get_secret_value(),
+            timeout=timeout,
+            max_retries=settings.openai_max_retries,
+        )
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "unused"
+    return openai.AsyncOpenAI(
+        api_key=key,
+        base_url=settings.openai_base_url,
+        timeout=timeout,
+        max_retries=settings.openai_max_retries,
+    )
+
+
+class OpenAIChatModel:
+    """Streams chat completions; records usage, estimating it when the usage chunk never comes."""
+
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI,
+        model: str,
+        counter: TokenCounter,
+        *,
+        official_api: bool = True,
+        models: dict[Purpose, str] | None = None,
+    ) -> None:
+        self._client = client
+        self._model = model
+        self._models = models or {}
+        self._counter = counter
+        # OpenAI and Azure want max_completion_tokens; many compatible servers only know max_tokens.
+        self._limit_param = "max_completion_tokens" if official_api else "max_tokens"
+        self.usage = UsageMeter()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, counter: TokenCounter) -> OpenAIChatModel:
+        model = settings.azure_openai_deployment if settings.uses_azure else settings.openai_model
+        official = settings.uses_azure or not settings.openai_base_url
+        return cls(build_client(settings), model or settings.openai_model, counter,
+                   official_api=official)
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        purpose: Purpose = "answer",
+    ) -> AsyncIterator[str]:
+        payload = [
+            cast(ChatCompletionMessageParam, {"role": m.role, "content": m.content})
+            for m in messages
+        ]
+        cap_new = max_tokens if max_tokens and self._limit_param == "max_completion_tokens" else None
+        cap_old = max_tokens if max_tokens and self._limit_param == "max_tokens" else None
+        produced: list[str] = []
+        usage: Usage | None = None
+        try:
+            stream = await self._client.chat.completions.create(
+                model=self._models.get(purpose, self._model),
+                messages=payload,
+                stream=True,
+                stream_options={"include_usage": True},
+                max_completion_tokens=cap_new if cap_new else openai.omit,
+                max_tokens=cap_old if cap_old else openai.omit,
+            )
+            async with stream:
+                async for chunk in stream:
+                    if chunk.usage is not None:
+                        usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                    for choice in chunk.choices:
+                        text = choice.delta.content if choice.delta else None
+                        if text:
+                            produced.append(text)
+                            yield text
+                        if choice.finish_reason == "content_filter":
+                            raise ContentFiltered("the answer was stopped by the content filter")
+        except ModelError:
+            raise
+        except (openai.OpenAIError, httpx2.HTTPError, TimeoutError) as exc:
+            error = translate_error(exc)
+            log.warning("model call (%s) failed: %s", purpose, error)
+            raise error from exc
+        finally:
+            if usage is None:
+                usage = Usage(
+                    count_prompt(self._counter, (m.content for m in messages)),
+                    self._counter.count("".join(produced)),
+                    estimated=True,
+                )
+            self.usage.record(usage)

@@ -1,0 +1,86 @@
+"""The core's settings, read from the environment and `.env` under the names the SDKs use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    # The chat model: OpenAI, any OpenAI-compatible server, or Azure OpenAI.
+    openai_api_key: SecretStr | None = Field(None, alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(None, alias="OPENAI_BASE_URL")
+    openai_model: str = Field("gpt-4o-mini", alias="OPENAI_MODEL", min_length=1)
+    azure_openai_api_key: SecretStr | None = Field(None, alias="AZURE_OPENAI_API_KEY")
+    azure_openai_endpoint: str | None = Field(None, alias="AZURE_OPENAI_ENDPOINT")
+    openai_api_version: str | None = Field(None, alias="OPENAI_API_VERSION")
+    azure_openai_deployment: str | None = Field(None, alias="AZURE_OPENAI_DEPLOYMENT")
+    openai_timeout: float = Field(30.0, alias="OPENAI_TIMEOUT", gt=0, le=600)
+    openai_max_retries: int = Field(1, alias="OPENAI_MAX_RETRIES", ge=0, le=5)
+
+    # Memory.
+    redis_url: str | None = Field(None, alias="REDIS_URL")
+    history_retention_days: float = Field(30.0, alias="BOT_HISTORY_RETENTION_DAYS", gt=0)
+    max_turns: int = Field(400, alias="BOT_MAX_TURNS", ge=10, le=10_000)
+
+    # Prompting.
+    bot_name: str = Field("Assistant", alias="BOT_NAME", min_length=1)
+    system_prompt: str | None = Field(None, alias="BOT_SYSTEM_PROMPT")
+    max_prompt_tokens: int = Field(8000, alias="BOT_MAX_PROMPT_TOKENS", ge=1000, le=2_000_000)
+    max_answer_tokens: int = Field(1024, alias="BOT_MAX_ANSWER_TOKENS", ge=16, le=200_000)
+    tokenizer: str = Field("o200k_base", alias="BOT_TOKENIZER")
+
+    log_level: str = Field("INFO", alias="LOG_LEVEL", pattern=r"(?i)^(debug|info|warning|error)$")
+
+    @property
+    def uses_azure(self) -> bool:
+        return bool(self.azure_openai_endpoint)
+
+    @property
+    def retention_seconds(self) -> int:
+        return max(60, int(self.history_retention_days * 86_400))
+
+
+def _alias_of(field_name: str) -> str:
+    info = Settings.model_fields.get(field_name)
+    return (info.alias if info and info.alias else field_name).upper()
+
+
+def _describe(error: Any) -> ConfigError:
+    loc = error.get("loc") or ("settings",)
+    variable = _alias_of(str(loc[0]))
+    given = error.get("input")
+    shown = f", got {given!r}" if isinstance(given, str | int | float) else ""
+    return ConfigError(variable, f"{error.get('msg', 'invalid value').lower()}{shown}")
+
+
+def _check_model_provider(settings: Settings) -> None:
+    if settings.uses_azure:
+        for name in ("azure_openai_api_key", "openai_api_version", "azure_openai_deployment"):
+            if not getattr(settings, name):
+                raise ConfigError(
+                    _alias_of(name), "is required with AZURE_OPENAI_ENDPOINT (Azure OpenAI)"
+                )
+        return
+    if settings.openai_api_key is None and not settings.openai_base_url:
+        raise ConfigError(
+            "OPENAI_API_KEY",
+            "is not set; set it to your OpenAI API key, or set OPENAI_BASE_URL to an "
+            "OpenAI-compatible server such as Ollama (http://localhost:11434/v1)",
+        )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and check the settings; any problem becomes one ConfigError naming the variable."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise _describe(exc.errors()[0]) from None
+    _check_model_provider(settings)
+    return settings
