@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 Role = Literal["user", "assistant"]
 
@@ -35,8 +35,9 @@ class Turn:
     author_name: str = ""
     message_id: str = ""
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    tokens: int = 0  # counted once when the turn is made, so planning a prompt only adds ints
 
-    def to_json(self) -> dict[str, str]:
+    def to_json(self) -> dict[str, str | int]:
         return {
             "role": self.role,
             "text": self.text,
@@ -44,10 +45,11 @@ class Turn:
             "author_name": self.author_name,
             "message_id": self.message_id,
             "at": self.at.isoformat(),
+            "tokens": self.tokens,
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, str]) -> Turn:
+    def from_json(cls, data: dict[str, Any]) -> Turn:
         role: Role = "assistant" if data.get("role") == "assistant" else "user"
         return cls(
             role=role,
@@ -56,6 +58,7 @@ class Turn:
             author_name=data.get("author_name", ""),
             message_id=data.get("message_id", ""),
             at=datetime.fromisoformat(data["at"]) if data.get("at") else datetime.now(UTC),
+            tokens=int(data.get("tokens") or 0),
         )
 
 
@@ -70,7 +73,7 @@ class IncomingMessage:
     message_id: str = ""
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
-    def as_turn(self) -> Turn:
+    def as_turn(self, tokens: int = 0) -> Turn:
         return Turn(
             role="user",
             text=self.text[:MAX_TURN_CHARS],
@@ -78,6 +81,7 @@ class IncomingMessage:
             author_name=self.author_name or self.author_id,
             message_id=self.message_id,
             at=self.at,
+            tokens=tokens,
         )
 
 

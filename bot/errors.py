@@ -36,7 +36,9 @@ class ConfigError(BotError):
         self.expectation = expectation
 
     def user_message(self) -> str:
-        return "I am misconfigured, so I cannot answer; an administrator needs to check my settings."
+        return (
+            "I am misconfigured, so I cannot answer; an administrator needs to check my settings."
+        )
 
 
 class InvalidRequest(BotError):
@@ -57,8 +59,7 @@ class StoreUnavailable(BotError):
 class ThreadBusy(BotError):
     def user_message(self) -> str:
         return (
-            "I am still busy with an earlier message in this thread; "
-            "please try again in a moment."
+            "I am still busy with an earlier message in this thread; please try again in a moment."
         )
 
 

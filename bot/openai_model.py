@@ -129,8 +129,9 @@ class OpenAIChatModel:
     def from_settings(cls, settings: Settings, counter: TokenCounter) -> OpenAIChatModel:
         model = settings.azure_openai_deployment if settings.uses_azure else settings.openai_model
         official = settings.uses_azure or not settings.openai_base_url
-        return cls(build_client(settings), model or settings.openai_model, counter,
-                   official_api=official)
+        return cls(
+            build_client(settings), model or settings.openai_model, counter, official_api=official
+        )
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -146,7 +147,9 @@ class OpenAIChatModel:
             cast(ChatCompletionMessageParam, {"role": m.role, "content": m.content})
             for m in messages
         ]
-        cap_new = max_tokens if max_tokens and self._limit_param == "max_completion_tokens" else None
+        cap_new = (
+            max_tokens if max_tokens and self._limit_param == "max_completion_tokens" else None
+        )
         cap_old = max_tokens if max_tokens and self._limit_param == "max_tokens" else None
         produced: list[str] = []
         usage: Usage | None = None

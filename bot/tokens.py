@@ -13,7 +13,7 @@ import logging
 import math
 import re
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
 from unittest import mock
 
 log = logging.getLogger(__name__)
@@ -77,13 +77,12 @@ class EstimatingCounter:
 class TiktokenCounter:
     name = "tiktoken"
 
-    def __init__(self, encoding: object) -> None:
+    def __init__(self, encoding: Any) -> None:
         self._encoding = encoding
-        self.name = f"tiktoken:{getattr(encoding, 'name', '?')}"
+        self.name = f"tiktoken:{encoding.name}"
 
     def count(self, text: str) -> int:
-        encode = getattr(self._encoding, "encode_ordinary")
-        return len(encode(text))
+        return len(self._encoding.encode_ordinary(text))
 
 
 def _refuse_download(blobpath: str) -> bytes:

@@ -1,0 +1,143 @@
+"""The console adapter: chat with the core in a terminal, one line per message."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from collections.abc import Awaitable, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import TextIO
+
+from bot.conversation import IncomingMessage, ThreadRef
+from bot.core import Core
+from bot.errors import explain
+
+HELP = """\
+Commands:
+  /thread NAME   switch to (or start) the conversation NAME
+  /forget        clear the current conversation's memory
+  /summarize     summarize the current conversation
+  /help          show this help
+  /quit          leave (end of input does the same)
+Anything else is a message to the assistant."""
+
+
+def console_thread(name: str) -> ThreadRef:
+    return ThreadRef(platform="console", workspace="local", channel="console", thread=name)
+
+
+@dataclass
+class ConsoleSession:
+    core: Core
+    out: TextIO
+    thread: ThreadRef
+    user: str
+    sequence: int = 0
+
+    def say(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    async def handle(self, line: str) -> bool:
+        """Handle one input line; False means the session is over."""
+        line = line.strip()
+        if not line:
+            return True
+        if line.startswith("/"):
+            return await self.command(line)
+        await self.ask(line)
+        return True
+
+    async def command(self, line: str) -> bool:
+        name, _, argument = line.partition(" ")
+        argument = argument.strip()
+        if name in ("/quit", "/exit"):
+            return False
+        if name == "/help":
+            self.say(HELP)
+        elif name == "/thread":
+            if not argument:
+                self.say(f"You are in thread '{self.thread.thread}'. Usage: /thread NAME")
+            else:
+                self.thread = console_thread(argument)
+                self.say(f"Switched to thread '{argument}'.")
+        elif name == "/forget":
+            await self.guarded(self.forget())
+        elif name == "/summarize":
+            await self.guarded(self.summarize())
+        else:
+            self.say(f"Unknown command {name}; /help lists the commands.")
+        return True
+
+    async def guarded(self, work: Awaitable[None]) -> None:
+        try:
+            await work
+        except Exception as exc:
+            self.say(explain(exc))
+
+    async def forget(self) -> None:
+        await self.core.engine.forget(self.thread)
+        self.say(f"Forgot thread '{self.thread.thread}'.")
+
+    async def summarize(self) -> None:
+        summary = await self.core.engine.summarize(self.thread, dialect="plain")
+        self.say(summary.text)
+
+    async def ask(self, text: str) -> None:
+        self.sequence += 1
+        message = IncomingMessage(
+            thread=self.thread,
+            text=text,
+            author_id=self.user,
+            author_name=self.user,
+            message_id=f"console-{self.sequence}",
+        )
+        self.out.write(f"{self.core.settings.bot_name}: ")
+        self.out.flush()
+        started = False
+        try:
+            async with aclosing(self.core.engine.answer(message, dialect="plain")) as deltas:
+                async for delta in deltas:
+                    started = True
+                    self.out.write(delta)
+                    self.out.flush()
+            self.say("")
+        except Exception as exc:
+            self.say(("\n" if started else "") + explain(exc))
+
+
+async def _read_line(stream: TextIO) -> str:
+    return await asyncio.to_thread(stream.readline)
+
+
+class ConsoleAdapter:
+    name = "console"
+    interactive = True
+
+    def configured(self) -> bool:
+        return True
+
+    def requirement(self) -> str:
+        return "nothing: run `python -m bot console`"
+
+    async def serve(self, core: Core, options: Mapping[str, str]) -> None:
+        user = options.get("user") or getpass.getuser() or "you"
+        session = ConsoleSession(
+            core, sys.stdout, console_thread(options.get("thread", "main")), user
+        )
+        interactive = sys.stdin.isatty()
+        session.say(f"Chatting in thread '{session.thread.thread}'. /help for commands.")
+        while True:
+            if interactive:
+                sys.stdout.write("> ")
+                sys.stdout.flush()
+            line = await _read_line(sys.stdin)
+            if not line:  # end of input
+                break
+            if not await session.handle(line):
+                break
+
+
+ADAPTER = ConsoleAdapter()

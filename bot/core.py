@@ -1,0 +1,78 @@
+"""Assembling the core from settings: the token counter, memory, the model and the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from bot.engine import ConversationEngine, EngineConfig
+from bot.errors import StoreUnavailable
+from bot.memory import InProcessMemory, RedisMemory, ThreadMemory
+from bot.openai_model import OpenAIChatModel
+from bot.settings import Settings
+from bot.tokens import load_counter
+
+log = logging.getLogger(__name__)
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, fit for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password:
+        host = parts.hostname or ""
+        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+@dataclass
+class Core:
+    settings: Settings
+    memory: ThreadMemory
+    model: OpenAIChatModel
+    engine: ConversationEngine
+
+    async def aclose(self) -> None:
+        await self.memory.aclose()
+        await self.model.aclose()
+
+
+async def connect_memory(settings: Settings, *, attempts: int = 5) -> ThreadMemory:
+    if not settings.redis_url:
+        log.warning("REDIS_URL is not set: thread memory is kept in this process, lost on restart")
+        return InProcessMemory(
+            max_turns=settings.max_turns, retention_seconds=settings.retention_seconds
+        )
+    memory = RedisMemory.from_url(
+        settings.redis_url,
+        max_turns=settings.max_turns,
+        retention_seconds=settings.retention_seconds,
+    )
+    for attempt in range(attempts):
+        try:
+            await memory.ping()
+            return memory
+        except StoreUnavailable as exc:
+            if attempt == attempts - 1:
+                await memory.aclose()
+                raise StoreUnavailable(
+                    f"Redis at {redact_url(settings.redis_url)} is unreachable "
+                    f"({exc.__cause__ or exc}); start it or fix REDIS_URL"
+                ) from exc
+            await asyncio.sleep(0.5 * (attempt + 1))  # a Redis started alongside may need a moment
+    raise AssertionError("unreachable")
+
+
+async def build_core(settings: Settings) -> Core:
+    counter = load_counter(settings.tokenizer)
+    memory = await connect_memory(settings)
+    model = OpenAIChatModel.from_settings(settings, counter)
+    config = EngineConfig(
+        bot_name=settings.bot_name,
+        system_prompt=settings.system_prompt,
+        max_prompt_tokens=settings.max_prompt_tokens,
+        max_answer_tokens=settings.max_answer_tokens,
+    )
+    return Core(settings, memory, model, ConversationEngine(memory, model, counter, config))

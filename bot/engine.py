@@ -1,0 +1,227 @@
+"""The conversation engine: the API every adapter calls.
+
+observe(message)   record a message in its thread without answering
+answer(message)    stream an answer; both turns are saved when it completes
+forget(thread)     clear a thread's memory
+remove(thread, id) drop one message (deleted on the platform)
+read(thread)       the thread as memory holds it, for summaries
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from bot.chat_model import ChatModel
+from bot.conversation import IncomingMessage, ThreadRef, ThreadState, Turn
+from bot.errors import InvalidRequest, ModelError
+from bot.folding import fold_turns
+from bot.memory.base import ThreadMemory
+from bot.prompt import (
+    PromptPlan,
+    plan_prompt,
+    render_turn,
+    system_prompt,
+    turn_tokens,
+    turns_to_fold,
+)
+from bot.summarizer import Summarizer, Summary
+from bot.tokens import MESSAGE_OVERHEAD, TokenCounter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    bot_name: str = "Assistant"
+    system_prompt: str | None = None
+    max_prompt_tokens: int = 8000
+    max_answer_tokens: int = 1024
+    dialect: str = "markdown"
+
+    @property
+    def summary_tokens(self) -> int:
+        """The rolling summary's own ceiling: a sixth of the prompt, at most 1,200 tokens."""
+        return max(100, min(1200, self.max_prompt_tokens // 6))
+
+    @property
+    def keep_tokens(self) -> int:
+        """How much recent history stays verbatim after a fold (the low-water mark)."""
+        return self.max_prompt_tokens // 2
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+class ConversationEngine:
+    def __init__(
+        self,
+        memory: ThreadMemory,
+        model: ChatModel,
+        counter: TokenCounter,
+        config: EngineConfig | None = None,
+        *,
+        today: Callable[[], date] = _today,
+    ) -> None:
+        self.memory = memory
+        self.model = model
+        self.counter = counter
+        self.config = config or EngineConfig()
+        self._today = today
+        self.last_plan: PromptPlan | None = None  # what the latest answer sent, for benchmarks
+        self.summarizer = Summarizer(
+            model,
+            counter,
+            budget=self.config.max_prompt_tokens,
+            answer_tokens=self.config.max_answer_tokens,
+        )
+
+    def _turn(self, message: IncomingMessage) -> Turn:
+        draft = message.as_turn()
+        return message.as_turn(tokens=self.counter.count(render_turn(draft)))
+
+    async def observe(self, message: IncomingMessage) -> None:
+        if message.text.strip():
+            await self.memory.append(message.thread, self._turn(message))
+
+    async def knows(self, thread: ThreadRef) -> bool:
+        """Whether the bot has any memory of this thread (it took part in it)."""
+        return await self.memory.exists(thread)
+
+    async def read(self, thread: ThreadRef) -> ThreadState:
+        return await self.memory.load(thread)
+
+    async def summarize(self, thread: ThreadRef, *, dialect: str | None = None) -> Summary:
+        """A summary of what memory holds for `thread`; no model call for an empty thread."""
+        state = await self.memory.load(thread)
+        return await self.summarizer.summarize(
+            state, bot_name=self.config.bot_name, dialect=dialect or self.config.dialect
+        )
+
+    async def forget(self, thread: ThreadRef) -> None:
+        await self.memory.forget(thread)
+
+    async def remove(self, thread: ThreadRef, message_id: str) -> bool:
+        return await self.memory.remove(thread, message_id)
+
+    async def answer(
+        self, message: IncomingMessage, *, dialect: str | None = None
+    ) -> AsyncGenerator[str, None]:
+        """Stream the answer to `message` as text deltas.
+
+        Answers in one thread run one after another, each seeing the turns before it. When the
+        model fails, the user's turn is still saved and no half answer is; the ModelError is
+        raised to the caller, who tells the user.
+        """
+        if not message.text.strip():
+            raise InvalidRequest("Your message was empty; write your question after mentioning me.")
+        thread = message.thread
+        async with self.memory.lock(thread):
+            state = await self.memory.load(thread)
+            user_turn = self._turn(message)
+            already_saved = state.has_message(message.message_id)
+            history = [
+                t for t in state.turns if not already_saved or t.message_id != message.message_id
+            ]
+            plan = await self._plan(thread, state.summary, history, user_turn, dialect)
+            self.last_plan = plan
+            parts: list[str] = []
+            finished = False
+            try:
+                async for delta in self.model.stream(
+                    plan.messages, max_tokens=self.config.max_answer_tokens
+                ):
+                    parts.append(delta)
+                    yield delta
+                finished = True
+            finally:
+                turns: list[Turn] = [] if already_saved else [user_turn]
+                text = "".join(parts).strip()
+                if finished and text:
+                    turns.append(
+                        Turn(
+                            role="assistant",
+                            text=text,
+                            author_name=self.config.bot_name,
+                            tokens=self.counter.count(text),
+                        )
+                    )
+                if turns:
+                    # Shielded: a cancelled answer must still record what the user said.
+                    await asyncio.shield(self.memory.append(thread, *turns))
+
+    async def _plan(
+        self,
+        thread: ThreadRef,
+        summary: str,
+        history: list[Turn],
+        new: Turn,
+        dialect: str | None,
+    ) -> PromptPlan:
+        system = system_prompt(
+            self.config.system_prompt,
+            bot_name=self.config.bot_name,
+            today=self._today(),
+            dialect=dialect or self.config.dialect,
+        )
+        budget = self.config.max_prompt_tokens
+        plan = plan_prompt(
+            self.counter,
+            system=system,
+            summary=summary,
+            history=history,
+            new=new,
+            budget=budget,
+            summary_limit=self.config.summary_tokens,
+        )
+        if not plan.overflow:
+            return plan
+        folded = turns_to_fold(self.counter, history, keep_tokens=self.config.keep_tokens)
+        try:
+            summary = await self._fold(thread, summary, folded)
+        except ModelError as exc:
+            # Answering matters more than folding: send what fits, fold next time.
+            log.warning("could not fold %d turns of %s: %s", len(folded), thread, exc)
+            return plan
+        rest = history[len(folded) :]
+        return plan_prompt(
+            self.counter,
+            system=system,
+            summary=summary,
+            history=rest,
+            new=new,
+            budget=budget,
+            summary_limit=self.config.summary_tokens,
+        )
+
+    async def _fold(self, thread: ThreadRef, summary: str, turns: Sequence[Turn]) -> str:
+        # Fold in batches that each fit a prompt, carrying the summary from one to the next.
+        limit = self.config.max_prompt_tokens - 2 * self.config.summary_tokens
+        batch: list[Turn] = []
+        weight = 0
+        for turn in turns:
+            cost = turn_tokens(self.counter, turn) + MESSAGE_OVERHEAD
+            if batch and weight + cost > limit:
+                summary = await self._fold_batch(summary, batch)
+                batch, weight = [], 0
+            batch.append(turn)
+            weight += cost
+        if batch:
+            summary = await self._fold_batch(summary, batch)
+        await self.memory.fold(thread, summary, turns[-1])
+        log.info("folded %d turns of %s into its summary", len(turns), thread)
+        return summary
+
+    async def _fold_batch(self, summary: str, batch: Sequence[Turn]) -> str:
+        folded = await fold_turns(
+            self.model,
+            summary,
+            batch,
+            bot_name=self.config.bot_name,
+            max_tokens=self.config.summary_tokens,
+        )
+        return folded or summary

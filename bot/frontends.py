@@ -1,0 +1,43 @@
+"""How the core finds its adapters without importing them.
+
+Adapters register under the entry-point group `assistant_bot.adapters` (see pyproject.toml);
+each entry point names an object of the `Adapter` shape below. The core depends only on that
+shape, so it never imports Slack, Discord or any adapter module by name.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from bot.core import Core
+
+log = logging.getLogger(__name__)
+GROUP = "assistant_bot.adapters"
+
+
+class Adapter(Protocol):
+    name: str
+    interactive: bool  # the console: started on request, never by `run`
+
+    def configured(self) -> bool:
+        """Whether its own settings (tokens) are present in the environment."""
+
+    def requirement(self) -> str:
+        """What to set to turn it on, in one line."""
+
+    async def serve(self, core: Core, options: Mapping[str, str]) -> None:
+        """Run until cancelled or until its platform connection ends for good."""
+
+
+def discover() -> dict[str, Adapter]:
+    found: dict[str, Adapter] = {}
+    for entry in entry_points(group=GROUP):
+        try:
+            found[entry.name] = entry.load()
+        except Exception as exc:  # one broken adapter must not take the others down
+            log.error("adapter %s could not be loaded: %s", entry.name, exc)
+    return found
