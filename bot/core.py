@@ -39,7 +39,7 @@ class Core:
         await self.model.aclose()
 
 
-async def connect_memory(settings: Settings, *, attempts: int = 5) -> ThreadMemory:
+async def connect_memory(settings: Settings, *, attempts: int = 3) -> ThreadMemory:
     if not settings.redis_url:
         log.warning("REDIS_URL is not set: thread memory is kept in this process, lost on restart")
         return InProcessMemory(
@@ -47,6 +47,7 @@ async def connect_memory(settings: Settings, *, attempts: int = 5) -> ThreadMemo
         )
     memory = RedisMemory.from_url(
         settings.redis_url,
+        prefix=settings.redis_prefix,
         max_turns=settings.max_turns,
         retention_seconds=settings.retention_seconds,
     )

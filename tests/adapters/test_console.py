@@ -1,0 +1,129 @@
+"""The console adapter, driven as a subprocess through stdin and stdout."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import sys
+
+import redis.asyncio as aioredis
+
+from tests.bot.test_engine import remembering
+from tests.conftest import REDIS_URL
+from tests.fakes.openai_server import FakeOpenAI
+
+
+async def run_console(tmp_path, lines: list[str], **env: str) -> tuple[int, str, str]:
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_", "REDIS_"))
+    }
+    environment.update(env)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "console",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=tmp_path,
+        env=environment,
+    )
+    stdout, stderr = await asyncio.wait_for(
+        process.communicate("\n".join(lines).encode() + b"\n"), 30
+    )
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+async def test_console_chat_with_memory_threads_and_commands(
+    tmp_path, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.responder = remembering
+    prefix = f"test-console-{secrets.token_hex(4)}"
+    code, out, err = await run_console(
+        tmp_path,
+        [
+            "Hello, my name is Mina.",
+            "What is my name?",
+            "/thread other",
+            "What is my name?",
+            "/help",
+            "/bogus",
+            "/thread main",
+            "/summarize",
+            "/forget",
+            "What is my name?",
+            "/quit",
+            "never read",
+        ],
+        OPENAI_BASE_URL=fake_openai.url,
+        OPENAI_MODEL="fake",
+        REDIS_URL=REDIS_URL,
+        REDIS_PREFIX=prefix,
+    )
+    assert code == 0, err
+    assert "Traceback" not in err
+    lines = out.splitlines()
+    answers = [line for line in lines if line.startswith("Assistant: ")]
+    assert answers == [
+        "Assistant: Noted.",
+        "Assistant: Your name is Mina.",
+        "Assistant: I do not know your name.",  # /thread other has its own memory
+        "Assistant: I do not know your name.",  # after /forget
+    ]
+    assert "Switched to thread 'other'." in lines
+    assert any("/summarize" in line for line in lines)  # the help text
+    assert "Unknown command /bogus; /help lists the commands." in lines
+    assert "Forgot thread 'main'." in lines
+    summary_request = [
+        r for r in fake_openai.requests if "Summarize" in r["messages"][0]["content"]
+    ]
+    assert (
+        len(summary_request) == 1
+        and "my name is Mina" in summary_request[0]["messages"][1]["content"]
+    )
+    assert len(fake_openai.requests) == 5  # "never read" after /quit was not sent
+    client = aioredis.Redis.from_url(REDIS_URL)
+    keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
+    assert keys  # the "other" thread is in Redis
+    await client.delete(*keys)
+    await client.aclose()
+
+
+async def test_console_survives_an_unreachable_model(tmp_path) -> None:
+    code, out, err = await run_console(
+        tmp_path,
+        ["hello?", "/help", "/quit"],
+        OPENAI_BASE_URL="http://127.0.0.1:9/v1",
+        OPENAI_MAX_RETRIES="0",
+    )
+    assert code == 0, err
+    assert "The language model is unavailable right now; please try again in a minute." in out
+    assert "Commands:" in out  # still running after the failure
+
+
+async def test_console_with_unreachable_redis_says_so(tmp_path) -> None:
+    code, _out, err = await run_console(
+        tmp_path,
+        ["hello?"],
+        OPENAI_BASE_URL="http://127.0.0.1:9/v1",
+        REDIS_URL="redis://127.0.0.1:9/0",
+    )
+    assert code == 1
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .startswith("error: Redis at redis://127.0.0.1:9/0 is unreachable")
+    )
+    assert "Traceback" not in err
+
+
+async def test_missing_configuration_stops_with_one_line_and_exit_2(tmp_path) -> None:
+    code, _out, err = await run_console(tmp_path, ["hello?"])
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "error: OPENAI_API_KEY: is not set; set it to your OpenAI API key, or set OPENAI_BASE_URL "
+        "to an OpenAI-compatible server such as Ollama (http://localhost:11434/v1)"
+    ]

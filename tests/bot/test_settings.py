@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import pytest
+
+from bot.conversation import ThreadRef
+from bot.errors import ConfigError
+from bot.keys import KeyBuilder
+from bot.settings import load_settings
+
+
+def test_missing_model_configuration_names_the_variable(monkeypatch) -> None:
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AZURE_OPENAI_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_env_file=None)
+    assert caught.value.variable == "OPENAI_API_KEY"
+    assert "OPENAI_BASE_URL" in caught.value.expectation
+
+
+def test_invalid_number_names_the_variable_and_value(monkeypatch) -> None:
+    monkeypatch.setenv("BOT_MAX_PROMPT_TOKENS", "lots")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_env_file=None, OPENAI_API_KEY="k")
+    assert caught.value.variable == "BOT_MAX_PROMPT_TOKENS"
+    assert "'lots'" in str(caught.value)
+
+
+def test_azure_needs_its_deployment(monkeypatch) -> None:
+    monkeypatch.delenv("AZURE_OPENAI_DEPLOYMENT", raising=False)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            _env_file=None,
+            AZURE_OPENAI_ENDPOINT="https://x.example",
+            AZURE_OPENAI_API_KEY="k",
+            OPENAI_API_VERSION="2024-10-21",
+        )
+    assert caught.value.variable == "AZURE_OPENAI_DEPLOYMENT"
+
+
+def test_local_server_needs_no_key(monkeypatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    settings = load_settings(
+        _env_file=None, OPENAI_BASE_URL="http://127.0.0.1:11434/v1", OPENAI_MODEL="llama3.2"
+    )
+    assert settings.openai_model == "llama3.2" and settings.openai_api_key is None
+
+
+def test_dotenv_file_is_read(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("OPENAI_MODEL", raising=False)
+    env = tmp_path / ".env"
+    env.write_text("OPENAI_API_KEY=sk-test\nOPENAI_MODEL=gpt-4.1-mini\n")
+    settings = load_settings(_env_file=env)
+    assert settings.openai_model == "gpt-4.1-mini"
+
+
+def test_thread_keys_share_one_cluster_slot() -> None:
+    from redis.crc import key_slot
+
+    keys = KeyBuilder("asst").thread(ThreadRef("slack", "T{1}", "C:1", "17.5"))
+    slots = {key_slot(k.encode()) for k in (keys.turns, keys.meta, keys.lock)}
+    assert len(slots) == 1
+    assert keys.turns.startswith("asst:{slack:T%7B1%7D:C%3A1:17.5}")

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from bot.chat_model import ChatModel
+from bot.engine import ConversationEngine, EngineConfig
+from bot.memory import InProcessMemory, RedisMemory
+from bot.memory.base import ThreadMemory
+from bot.openai_model import OpenAIChatModel
+from bot.tokens import EstimatingCounter
+from tests.fakes.openai_server import FakeOpenAI
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        await client.ping()
+    except Exception as exc:  # the suite needs Redis; say so instead of skipping silently
+        pytest.fail(f"Redis is not reachable at {REDIS_URL}: {exc}")
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    return f"test-{secrets.token_hex(6)}"
+
+
+@pytest.fixture
+async def clean_prefix(redis_client: aioredis.Redis, key_prefix: str) -> AsyncIterator[str]:
+    yield key_prefix
+    keys = [k async for k in redis_client.scan_iter(match=f"{key_prefix}:*")]
+    if keys:
+        await redis_client.delete(*keys)
+
+
+def make_memory(kind: str, client: aioredis.Redis, prefix: str, **kwargs) -> ThreadMemory:
+    if kind == "redis":
+        return RedisMemory(client, prefix=prefix, **kwargs)
+    kwargs.pop("lock_ttl", None)
+    return InProcessMemory(**kwargs)
+
+
+@pytest.fixture(params=["inprocess", "redis"])
+def memory_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def memory(memory_kind: str, redis_client: aioredis.Redis, clean_prefix: str) -> ThreadMemory:
+    return make_memory(memory_kind, redis_client, clean_prefix)
+
+
+@pytest.fixture
+async def fake_openai() -> AsyncIterator[FakeOpenAI]:
+    server = FakeOpenAI()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def openai_model(server: FakeOpenAI, **kwargs) -> OpenAIChatModel:
+    import httpx2
+    import openai
+
+    client = openai.AsyncOpenAI(
+        api_key="test-key",
+        base_url=server.url,
+        timeout=httpx2.Timeout(kwargs.pop("timeout", 5.0)),
+        max_retries=kwargs.pop("max_retries", 0),
+    )
+    return OpenAIChatModel(client, "fake-model", EstimatingCounter(), official_api=False, **kwargs)
+
+
+@pytest.fixture
+async def model(fake_openai: FakeOpenAI) -> AsyncIterator[ChatModel]:
+    chat = openai_model(fake_openai)
+    yield chat
+    await chat.aclose()
+
+
+@pytest.fixture
+def engine(memory: ThreadMemory, model: ChatModel) -> ConversationEngine:
+    return ConversationEngine(
+        memory, model, EstimatingCounter(), EngineConfig(max_prompt_tokens=2000)
+    )

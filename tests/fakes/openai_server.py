@@ -1,0 +1,186 @@
+"""A local OpenAI-compatible chat server that streams like the real API.
+
+Tests script it with `Reply`s (errors, delays, broken streams) or give it a responder that reads
+the request; the real `openai` SDK talks to it over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Reply:
+    text: str = "OK"
+    status: int = 200
+    error: dict[str, Any] | None = None  # the body's "error" for a non-200 status
+    headers: dict[str, str] = field(default_factory=dict)
+    first_token_delay: float = 0.0  # seconds before the first chunk
+    token_delay: float = 0.0  # seconds between chunks
+    break_after: int | None = None  # drop the connection after this many content chunks
+    error_event_after: int | None = None  # send an SSE error payload after this many chunks
+    finish_reason: str = "stop"
+    usage: bool = True  # send the final usage chunk when asked for it
+
+
+Responder = Callable[[dict[str, Any]], "Reply | str"]
+
+
+def approx_tokens(text: str) -> int:
+    return max(1, len(text) // 4)
+
+
+def last_user_text(request: dict[str, Any]) -> str:
+    for message in reversed(request.get("messages", [])):
+        if message.get("role") == "user":
+            return str(message.get("content", ""))
+    return ""
+
+
+def echo(request: dict[str, Any]) -> Reply:
+    return Reply(text=f"echo: {last_user_text(request)}")
+
+
+class FakeOpenAI:
+    def __init__(self, responder: Responder = echo, model_latency: float = 0.0) -> None:
+        self.responder = responder
+        self.script: deque[Reply] = deque()
+        self.requests: list[dict[str, Any]] = []
+        self.model_latency = model_latency
+        self.first_token_times: list[float] = []  # seconds from request to first content chunk
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    def push(self, *replies: Reply) -> None:
+        self.script.extend(replies)
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}/v1"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"object": "list", "data": [{"id": "fake-model", "object": "model"}]}
+        )
+
+    def _next(self, body: dict[str, Any]) -> Reply:
+        if self.script:
+            return self.script.popleft()
+        reply = self.responder(body)
+        return Reply(text=reply) if isinstance(reply, str) else reply
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        body = await request.json()
+        self.requests.append(body)
+        reply = self._next(body)
+        if reply.status != 200:
+            error = reply.error or {
+                "message": f"status {reply.status}",
+                "type": "error",
+                "code": None,
+            }
+            return web.json_response({"error": error}, status=reply.status, headers=reply.headers)
+        words = _pieces(reply.text, body.get("max_completion_tokens") or body.get("max_tokens"))
+        prompt_text = "".join(str(m.get("content", "")) for m in body.get("messages", []))
+        usage = {
+            "prompt_tokens": approx_tokens(prompt_text),
+            "completion_tokens": approx_tokens("".join(words)),
+            "total_tokens": 0,
+        }
+        if not body.get("stream"):
+            await asyncio.sleep(self.model_latency + reply.first_token_delay)
+            return web.json_response(_completion(body, "".join(words), reply.finish_reason, usage))
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await asyncio.sleep(self.model_latency + reply.first_token_delay)
+        await _send(response, _chunk(body, {"role": "assistant", "content": ""}, None))
+        for index, word in enumerate(words):
+            if reply.break_after is not None and index >= reply.break_after:
+                request.transport.close()  # type: ignore[union-attr]
+                return response
+            if reply.error_event_after is not None and index >= reply.error_event_after:
+                await _send(
+                    response,
+                    {
+                        "error": {
+                            "message": "The server had an error while processing your request.",
+                            "type": "server_error",
+                        }
+                    },
+                )
+                await response.write_eof()
+                return response
+            if index and reply.token_delay:
+                await asyncio.sleep(reply.token_delay)
+            if index == 0:
+                self.first_token_times.append(time.perf_counter() - started)
+            await _send(response, _chunk(body, {"content": word}, None))
+        await _send(response, _chunk(body, {}, reply.finish_reason))
+        options = body.get("stream_options") or {}
+        if reply.usage and options.get("include_usage"):
+            final = _chunk(body, {}, None)
+            final["choices"] = []
+            final["usage"] = usage
+            await _send(response, final)
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+
+def _pieces(text: str, limit: int | None) -> list[str]:
+    words = text.split(" ")
+    pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
+    if limit:
+        pieces = pieces[: max(1, int(limit))]
+    return [p for p in pieces if p]
+
+
+def _chunk(body: dict[str, Any], delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": body.get("model", "fake-model"),
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+    }
+
+
+def _completion(
+    body: dict[str, Any], text: str, finish: str, usage: dict[str, int]
+) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "fake-model"),
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+        ],
+        "usage": usage,
+    }
+
+
+async def _send(response: web.StreamResponse, payload: dict[str, Any]) -> None:
+    await response.write(f"data: {json.dumps(payload)}\n\n".encode())
