@@ -184,3 +184,24 @@ def _completion(
 
 async def _send(response: web.StreamResponse, payload: dict[str, Any]) -> None:
     await response.write(f"data: {json.dumps(payload)}\n\n".encode())
+
+
+async def _serve_forever(latency: float, token_delay: float) -> None:
+    server = FakeOpenAI(
+        responder=lambda r: Reply(
+            text=f"echo: {last_user_text(r)[-200:]}", token_delay=token_delay
+        ),
+        model_latency=latency,
+    )
+    print(await server.start(), flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":  # a stand-alone server for benchmarks and manual runs
+    import argparse
+
+    parser = argparse.ArgumentParser(description="local OpenAI-compatible chat server")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before the first token")
+    parser.add_argument("--token-delay", type=float, default=0.0, help="seconds between tokens")
+    arguments = parser.parse_args()
+    asyncio.run(_serve_forever(arguments.latency, arguments.token_delay))

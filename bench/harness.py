@@ -1,0 +1,76 @@
+"""Shared pieces of the benchmarks: a model server in its own process, timing, percentiles."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from bot.chat_model import ChatMessage, ChatModel, Purpose
+
+
+@asynccontextmanager
+async def model_server(latency: float = 0.0, token_delay: float = 0.0) -> AsyncIterator[str]:
+    """The local OpenAI-compatible server in a separate process, so it never steals our loop."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.fakes.openai_server",
+        "--latency", str(latency), "--token-delay", str(token_delay),
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    url = (await process.stdout.readline()).decode().strip()
+    try:
+        yield url
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+class TimedModel:
+    """Wraps a ChatModel and adds up the time spent waiting on it."""
+
+    def __init__(self, inner: ChatModel) -> None:
+        self.inner = inner
+        self.usage = inner.usage
+        self.seconds = 0.0
+
+    async def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        purpose: Purpose = "answer",
+    ) -> AsyncIterator[str]:
+        iterator = self.inner.stream(messages, max_tokens=max_tokens, purpose=purpose).__aiter__()
+        while True:
+            started = time.perf_counter()
+            try:
+                delta = await iterator.__anext__()
+            except StopAsyncIteration:
+                self.seconds += time.perf_counter() - started
+                return
+            self.seconds += time.perf_counter() - started
+            yield delta
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def describe(values: Sequence[float], unit: str = "ms", scale: float = 1000.0) -> str:
+    p50 = percentile(values, 0.5) * scale
+    p99 = percentile(values, 0.99) * scale
+    mean = statistics.fmean(values) * scale
+    return f"p50 {p50:.2f} {unit}, p99 {p99:.2f} {unit}, mean {mean:.2f} {unit} (n={len(values)})"
+
+
+def row(label: str, value: Any) -> None:
+    print(f"  {label:<48} {value}")
