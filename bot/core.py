@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+from bot.claims import Claims, InProcessClaims, RedisClaims
 from bot.engine import ConversationEngine, EngineConfig
 from bot.errors import StoreUnavailable
 from bot.memory import InProcessMemory, RedisMemory, ThreadMemory
@@ -33,6 +34,7 @@ class Core:
     memory: ThreadMemory
     model: OpenAIChatModel
     engine: ConversationEngine
+    claims: Claims
 
     async def aclose(self) -> None:
         await self.memory.aclose()
@@ -76,4 +78,10 @@ async def build_core(settings: Settings) -> Core:
         max_prompt_tokens=settings.max_prompt_tokens,
         max_answer_tokens=settings.max_answer_tokens,
     )
-    return Core(settings, memory, model, ConversationEngine(memory, model, counter, config))
+    claims: Claims = (
+        RedisClaims(memory.client, prefix=memory.prefix)
+        if isinstance(memory, RedisMemory)
+        else InProcessClaims()
+    )
+    engine = ConversationEngine(memory, model, counter, config)
+    return Core(settings, memory, model, engine, claims)

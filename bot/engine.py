@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
 from bot.chat_model import ChatModel
@@ -97,10 +97,31 @@ class ConversationEngine:
 
     async def summarize(self, thread: ThreadRef, *, dialect: str | None = None) -> Summary:
         """A summary of what memory holds for `thread`; no model call for an empty thread."""
-        state = await self.memory.load(thread)
+        return await self.summarize_state(await self.memory.load(thread), dialect=dialect)
+
+    async def summarize_state(self, state: ThreadState, *, dialect: str | None = None) -> Summary:
+        """A summary of messages the adapter gathered (a channel window, a thread it read)."""
         return await self.summarizer.summarize(
             state, bot_name=self.config.bot_name, dialect=dialect or self.config.dialect
         )
+
+    async def seed(self, thread: ThreadRef, turns: Sequence[Turn]) -> int:
+        """Remember a thread's earlier messages, read from the platform when the bot joins late.
+
+        Only the newest turns that fit the prompt budget are kept; returns how many.
+        """
+        kept: list[Turn] = []
+        weight = 0
+        for turn in reversed(turns):
+            counted = replace(turn, tokens=self.counter.count(render_turn(turn)))
+            weight += counted.tokens + MESSAGE_OVERHEAD
+            if weight > self.config.keep_tokens:
+                break
+            kept.append(counted)
+        kept.reverse()
+        if kept:
+            await self.memory.append(thread, *kept)
+        return len(kept)
 
     async def forget(self, thread: ThreadRef) -> None:
         await self.memory.forget(thread)

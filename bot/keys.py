@@ -7,6 +7,8 @@ multi-key scripts and transactions below stay legal.
     <prefix>:{<thread>}:turns   list of JSON turns, oldest first, capped, expiring
     <prefix>:{<thread>}:meta    hash: summary (the rolling summary of folded turns)
     <prefix>:{<thread>}:lock    the per-thread answer lock (token, expiring)
+    <prefix>:claim:{<platform:workspace>}:<name>
+                                a message claimed for handling (bot.claims), expiring
 """
 
 from __future__ import annotations

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
+
+S = TypeVar("S", bound=BaseSettings)
 
 
 class Settings(BaseSettings):
@@ -48,14 +50,14 @@ class Settings(BaseSettings):
         return max(60, int(self.history_retention_days * 86_400))
 
 
-def _alias_of(field_name: str) -> str:
-    info = Settings.model_fields.get(field_name)
+def _alias_of(field_name: str, model: type[BaseSettings] = Settings) -> str:
+    info = model.model_fields.get(field_name)
     return (info.alias if info and info.alias else field_name).upper()
 
 
-def _describe(error: Any) -> ConfigError:
+def _describe(error: Any, model: type[BaseSettings]) -> ConfigError:
     loc = error.get("loc") or ("settings",)
-    variable = _alias_of(str(loc[0]))
+    variable = _alias_of(str(loc[0]), model)
     given = error.get("input")
     shown = f", got {given!r}" if isinstance(given, str | int | float) else ""
     return ConfigError(variable, f"{error.get('msg', 'invalid value').lower()}{shown}")
@@ -77,11 +79,16 @@ def _check_model_provider(settings: Settings) -> None:
         )
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Read and check the settings; any problem becomes one ConfigError naming the variable."""
+def read_settings(model: type[S], **overrides: Any) -> S:
+    """Read any settings class; a validation error becomes one ConfigError naming the variable."""
     try:
-        settings = Settings(**overrides)
+        return model(**overrides)
     except ValidationError as exc:
-        raise _describe(exc.errors()[0]) from None
+        raise _describe(exc.errors()[0], model) from None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and check the core's settings."""
+    settings = read_settings(Settings, **overrides)
     _check_model_provider(settings)
     return settings

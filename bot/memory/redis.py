@@ -179,6 +179,14 @@ class RedisMemory:
             except StoreUnavailable:
                 log.warning("could not renew %s", key)
 
+    @property
+    def client(self) -> aioredis.Redis:
+        return self._redis
+
+    @property
+    def prefix(self) -> str:
+        return self._keys.prefix
+
     async def ping(self) -> None:
         await self._call(self._redis.ping())
 

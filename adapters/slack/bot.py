@@ -1,0 +1,281 @@
+"""Slack messages to core calls: a mention becomes `engine.answer`, streamed into the thread.
+
+Listeners (adapters/slack/listeners.py) only hand payloads to `SlackBot.on_event`, which returns
+at once; the work runs in the background after Slack has its ack.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import aclosing
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+from adapters.slack.events import (
+    PERSON_SUBTYPES,
+    Deletion,
+    Ignored,
+    Route,
+    SlackMessage,
+    plain_text,
+    read_event,
+    route,
+    ts_time,
+)
+from adapters.slack.mrkdwn import to_mrkdwn
+from adapters.slack.settings import SlackSettings
+from adapters.slack.web import Identity, SlackSink, SlackWeb, api_error_sentence
+from adapters.streaming import StreamingReply
+from adapters.tasks import BackgroundTasks
+from bot.claims import Claims
+from bot.conversation import IncomingMessage, ThreadRef, ThreadState, Turn
+from bot.engine import ConversationEngine
+from bot.errors import BotError, StoreUnavailable, explain
+from bot.windows import Window
+
+log = logging.getLogger(__name__)
+
+MESSAGE_LIMIT = 3900  # Slack truncates at 40,000 but reads best under 4,000
+PLACEHOLDER = "_Thinking…_"
+SUMMARY_PLACEHOLDER = "_Summarizing…_"
+HISTORY_MOST = 2000  # messages read for one channel summary at the most
+FORGOTTEN = "I have forgotten this conversation. Mention me to start again."
+
+
+def failure_sentence(error: BaseException) -> str:
+    if isinstance(error, SlackApiError):
+        return api_error_sentence(error)
+    return explain(error)
+
+
+class SlackBot:
+    def __init__(
+        self,
+        engine: ConversationEngine,
+        claims: Claims,
+        web: SlackWeb,
+        identity: Identity,
+        settings: SlackSettings,
+    ) -> None:
+        self.engine = engine
+        self.claims = claims
+        self.web = web
+        self.me = identity
+        self.settings = settings
+        self.tasks = BackgroundTasks()
+
+    # --- entry points (return at once) ------------------------------------------------------
+
+    def on_event(self, body: dict[str, Any]) -> None:
+        self.tasks.spawn(self.handle_event(body), name=f"slack-event-{body.get('event_id')}")
+
+    # --- events -----------------------------------------------------------------------------
+
+    async def claim(self, team: str, *names: str) -> bool:
+        try:
+            return await self.claims.claim(f"slack:{team}", *names)
+        except StoreUnavailable as exc:
+            # Without Redis there is no memory either; the answer path will say so once.
+            log.warning("could not claim %s: %s", names, exc)
+            return True
+
+    async def handle_event(self, body: dict[str, Any]) -> None:
+        read = read_event(body, bot_user_id=self.me.user_id, bot_id=self.me.bot_id)
+        if isinstance(read, Ignored):
+            log.debug("ignored event %s: %s", body.get("event_id"), read.reason)
+            return
+        if not self.settings.allows(read.team, read.channel):
+            log.info("event from %s/%s outside the allowlists: ignored", read.team, read.channel)
+            return
+        event_id = str(body.get("event_id") or "")
+        if isinstance(read, Deletion):
+            if await self.claim(
+                read.team, f"event:{event_id}", f"deleted:{read.channel}:{read.deleted_ts}"
+            ):
+                await self.forget_message(read)
+            return
+        names = [f"msg:{read.channel}:{read.ts}"] + ([f"event:{event_id}"] if event_id else [])
+        if not await self.claim(read.team, *names):
+            log.info("duplicate delivery of %s/%s dropped", read.channel, read.ts)
+            return
+        thread = self.thread_of(read)
+        try:
+            known = bool(read.thread_ts) and await self.engine.knows(thread)
+        except StoreUnavailable:
+            known = False
+        action = route(read, bot_user_id=self.me.user_id, thread_known=known)
+        if action is Route.ANSWER:
+            await self.answer(read, thread, known=known)
+        elif action is Route.OBSERVE:
+            await self.observe(read, thread)
+        elif action is Route.FORGET:
+            await self.forget(read, thread)
+        elif action is Route.SUMMARIZE:
+            await self.summarize_here(read, thread, known=known)
+
+    def thread_of(self, message: SlackMessage) -> ThreadRef:
+        return ThreadRef("slack", message.team, message.channel, message.conversation)
+
+    async def incoming(self, message: SlackMessage, thread: ThreadRef) -> IncomingMessage:
+        names = await self.web.names_of({message.user, *message.mentioned_users})
+        return IncomingMessage(
+            thread=thread,
+            text=plain_text(message.text, bot_user_id=self.me.user_id, names=names),
+            author_id=message.user,
+            author_name=names[message.user],
+            message_id=message.ts,
+            at=ts_time(message.ts),
+        )
+
+    def reply_for(self, message: SlackMessage, placeholder: str = PLACEHOLDER) -> StreamingReply:
+        sink = SlackSink(self.web, message.channel, message.reply_thread_ts)
+        return StreamingReply(
+            sink,
+            limit=MESSAGE_LIMIT,
+            interval=self.settings.edit_interval,
+            render=to_mrkdwn,
+            placeholder=placeholder,
+        )
+
+    async def answer(self, message: SlackMessage, thread: ThreadRef, *, known: bool) -> None:
+        reply = self.reply_for(message)
+        try:
+            await reply.start()
+        except SlackApiError as exc:
+            log.error("cannot post in %s: %s", message.channel, exc.response.get("error"))
+            return
+        try:
+            if message.thread_ts and not message.is_dm and not known:
+                await self.backfill(message, thread)
+            incoming = await self.incoming(message, thread)
+            async with aclosing(self.engine.answer(incoming, dialect="markdown")) as deltas:
+                async for delta in deltas:
+                    await reply.feed(delta)
+            await reply.finish()
+        except Exception as exc:
+            await self.fail(reply, exc)
+
+    async def fail(self, reply: StreamingReply, error: BaseException) -> None:
+        if isinstance(error, BotError):
+            log.warning("answer failed: %s", error)
+        else:
+            log.exception("answer failed", exc_info=error)
+        try:
+            await reply.fail(failure_sentence(error))
+        except Exception:
+            log.exception("could not tell the user about the failure")
+
+    async def observe(self, message: SlackMessage, thread: ThreadRef) -> None:
+        try:
+            await self.engine.observe(await self.incoming(message, thread))
+        except BotError as exc:
+            log.warning("could not observe %s/%s: %s", message.channel, message.ts, exc)
+
+    async def forget(self, message: SlackMessage, thread: ThreadRef) -> None:
+        try:
+            await self.engine.forget(thread)
+            text = FORGOTTEN
+        except BotError as exc:
+            text = explain(exc)
+        await self.post_quietly(message, text)
+
+    async def forget_message(self, deletion: Deletion) -> None:
+        candidates = {deletion.thread_ts or deletion.deleted_ts, "dm"}
+        for conversation in candidates:
+            thread = ThreadRef("slack", deletion.team, deletion.channel, conversation)
+            try:
+                if await self.engine.remove(thread, deletion.deleted_ts):
+                    log.info("removed deleted message %s from %s", deletion.deleted_ts, thread)
+            except BotError as exc:
+                log.warning("could not remove deleted message: %s", exc)
+
+    async def post_quietly(self, message: SlackMessage, text: str) -> None:
+        try:
+            await self.web.post(message.channel, text, message.reply_thread_ts)
+        except SlackApiError as exc:
+            log.error("cannot post in %s: %s", message.channel, exc.response.get("error"))
+
+    # --- reading threads from Slack ----------------------------------------------------------
+
+    async def thread_turns(
+        self, channel: str, thread_ts: str, *, before: str | None = None
+    ) -> list[Turn]:
+        """A thread as turns, read once from conversations.replies (for late joins, summaries)."""
+        messages = await self.web.thread(channel, thread_ts)
+        if before is not None:
+            messages = [m for m in messages if float(m.get("ts", 0)) < float(before)]
+        return await self.turns_from(messages)
+
+    async def turns_from(self, messages: list[dict[str, Any]]) -> list[Turn]:
+        people: set[str] = set()
+        usable = []
+        for m in messages:
+            if m.get("subtype") not in PERSON_SUBTYPES and m.get("subtype") != "bot_message":
+                continue
+            if not isinstance(m.get("text"), str) or not m["text"].strip():
+                continue
+            usable.append(m)
+            if m.get("user"):
+                people.add(str(m["user"]))
+        names = await self.web.names_of(people)
+        turns = []
+        for m in usable:
+            mine = m.get("user") == self.me.user_id or (
+                self.me.bot_id and m.get("bot_id") == self.me.bot_id
+            )
+            if m.get("bot_id") and not mine:
+                continue  # other bots' chatter is not part of the conversation
+            user = str(m.get("user") or "")
+            turns.append(
+                Turn(
+                    role="assistant" if mine else "user",
+                    text=plain_text(m["text"], bot_user_id=self.me.user_id, names=names),
+                    author_id=user,
+                    author_name=self.engine.config.bot_name if mine else names.get(user, user),
+                    message_id=str(m.get("ts", "")),
+                    at=ts_time(str(m.get("ts", ""))),
+                )
+            )
+        return turns
+
+    async def backfill(self, message: SlackMessage, thread: ThreadRef) -> None:
+        assert message.thread_ts is not None
+        turns = await self.thread_turns(message.channel, message.thread_ts, before=message.ts)
+        kept = await self.engine.seed(thread, turns)
+        log.info("read %d earlier messages of %s, kept %d", len(turns), thread, kept)
+
+    async def channel_state(self, channel: str, window: Window) -> ThreadState:
+        """A channel's recent top-level conversation, read with conversations.history."""
+        oldest = time.time() - window.seconds if window.seconds else None
+        messages = await self.web.history(channel, oldest=oldest, most=window.count or HISTORY_MOST)
+        return ThreadState(turns=tuple(await self.turns_from(messages)))
+
+    # --- summaries in place -------------------------------------------------------------------
+
+    async def summarize_here(
+        self, message: SlackMessage, thread: ThreadRef, *, known: bool
+    ) -> None:
+        """`@bot summarize`: the thread it is said in, or in a DM the DM conversation."""
+        reply = self.reply_for(message, SUMMARY_PLACEHOLDER)
+        try:
+            await reply.start()
+            if message.thread_ts and not message.is_dm and not known:
+                state = ThreadState(
+                    turns=tuple(
+                        await self.thread_turns(
+                            message.channel, message.thread_ts, before=message.ts
+                        )
+                    )
+                )
+                summary = await self.engine.summarize_state(state)
+            elif message.thread_ts or message.is_dm:
+                summary = await self.engine.summarize(thread)
+            else:
+                state = await self.channel_state(message.channel, Window())
+                summary = await self.engine.summarize_state(state)
+            await reply.feed(summary.text)
+            await reply.finish()
+        except Exception as exc:
+            await self.fail(reply, exc)

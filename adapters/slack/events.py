@@ -1,0 +1,159 @@
+"""Slack event payloads to what the bot should do with them. Pure: no I/O.
+
+Both `app_mention` and `message` events come through `read_event`, so one message delivered as
+both is read the same way, and the (channel, ts) claim makes sure it is handled once.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+# Subtypes that are real messages from people; every other subtype is hidden or a system notice.
+PERSON_SUBTYPES = frozenset({None, "file_share", "thread_broadcast", "me_message"})
+COMMAND_WORDS = {"summarize": "summarize", "summarise": "summarize", "summary": "summarize",
+                 "tldr": "summarize", "forget": "forget", "reset": "forget"}  # fmt: skip
+
+_USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+_CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)(?:\|([^>]*))?>")
+_SPECIAL = re.compile(r"<!(channel|here|everyone)(?:\|[^>]*)?>")
+_SUBTEAM = re.compile(r"<!subteam\^[A-Z0-9]+(?:\|([^>]*))?>")
+_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]*))?>")
+
+
+@dataclass(frozen=True, slots=True)
+class SlackMessage:
+    team: str
+    channel: str
+    channel_type: str
+    user: str
+    text: str  # raw Slack text, mentions still as <@U…>
+    ts: str
+    thread_ts: str | None
+    mentions_bot: bool
+    mentioned_users: tuple[str, ...]  # other people it mentions
+
+    @property
+    def is_dm(self) -> bool:
+        return self.channel_type == "im"
+
+    @property
+    def reply_thread_ts(self) -> str | None:
+        """Where the answer goes: the thread, or under the message; in a DM, where it was said."""
+        if self.is_dm:
+            return self.thread_ts
+        return self.thread_ts or self.ts
+
+    @property
+    def conversation(self) -> str:
+        """The thread id the core uses: a DM is one running conversation unless threaded."""
+        return self.reply_thread_ts or "dm"
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    team: str
+    channel: str
+    deleted_ts: str
+    thread_ts: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    reason: str
+
+
+class Route(Enum):
+    ANSWER = "answer"
+    OBSERVE = "observe"
+    SUMMARIZE = "summarize"
+    FORGET = "forget"
+    IGNORE = "ignore"
+
+
+def read_event(
+    body: dict[str, Any], *, bot_user_id: str, bot_id: str | None
+) -> SlackMessage | Deletion | Ignored:
+    event = body.get("event")
+    if not isinstance(event, dict) or event.get("type") not in ("message", "app_mention"):
+        return Ignored("not a message event")
+    team = str(body.get("team_id") or event.get("team") or "")
+    channel = event.get("channel")
+    subtype = event.get("subtype")
+    if subtype == "message_deleted":
+        previous = event.get("previous_message") or {}
+        deleted = event.get("deleted_ts") or previous.get("ts")
+        if not channel or not deleted:
+            return Ignored("deletion without a message")
+        return Deletion(team, str(channel), str(deleted), previous.get("thread_ts"))
+    if subtype not in PERSON_SUBTYPES:
+        return Ignored(f"subtype {subtype}")
+    if event.get("bot_id") or event.get("bot_profile"):
+        return Ignored("from a bot")
+    user = event.get("user")
+    if not user or user == bot_user_id or (bot_id and event.get("bot_id") == bot_id):
+        return Ignored("from the bot itself" if user == bot_user_id else "no author")
+    text = event.get("text")
+    ts = event.get("ts")
+    if not channel or not ts or not isinstance(text, str):
+        return Ignored("malformed message")
+    mentioned = _USER_MENTION.findall(text)
+    return SlackMessage(
+        team=team,
+        channel=str(channel),
+        channel_type=str(
+            event.get("channel_type") or ("im" if str(channel).startswith("D") else "channel")
+        ),
+        user=str(user),
+        text=text,
+        ts=str(ts),
+        thread_ts=event.get("thread_ts") if event.get("thread_ts") != ts else None,
+        mentions_bot=bot_user_id in mentioned,
+        mentioned_users=tuple(dict.fromkeys(u for u in mentioned if u != bot_user_id)),
+    )
+
+
+def command_word(message: SlackMessage, bot_user_id: str) -> str | None:
+    """`@bot summarize` / `@bot forget` (bare words in a DM), else None."""
+    stripped = _USER_MENTION.sub(
+        lambda m: "" if m.group(1) == bot_user_id else m.group(0), message.text
+    )
+    word = stripped.strip().strip(".!?").lower()
+    return COMMAND_WORDS.get(word)
+
+
+def route(message: SlackMessage, *, bot_user_id: str, thread_known: bool) -> Route:
+    if message.is_dm or message.mentions_bot:
+        command = command_word(message, bot_user_id)
+        if command == "summarize":
+            return Route.SUMMARIZE
+        if command == "forget":
+            return Route.FORGET
+        return Route.ANSWER
+    if message.thread_ts and thread_known:
+        # In a thread the bot is part of, a message that names someone else is for them.
+        return Route.OBSERVE if message.mentioned_users else Route.ANSWER
+    return Route.IGNORE
+
+
+def plain_text(text: str, *, bot_user_id: str, names: dict[str, str]) -> str:
+    """Slack text as a person reads it: names for mentions, labels for links, no entities."""
+    text = _USER_MENTION.sub(
+        lambda m: "" if m.group(1) == bot_user_id else "@" + names.get(m.group(1), m.group(1)), text
+    )
+    text = _CHANNEL.sub(lambda m: "#" + (m.group(2) or m.group(1)), text)
+    text = _SPECIAL.sub(lambda m: "@" + m.group(1), text)
+    text = _SUBTEAM.sub(lambda m: m.group(1) or "@group", text)
+    text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})" if m.group(2) else m.group(1), text)
+    return html.unescape(text).strip()
+
+
+def ts_time(ts: str) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(ts), UTC)
+    except (TypeError, ValueError):
+        return datetime.now(UTC)

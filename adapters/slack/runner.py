@@ -1,0 +1,108 @@
+"""Running the Slack adapter: HTTP mode (POST /slack/events) or Socket Mode, plus /healthz."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+
+from adapters.slack.bot import SlackBot
+from adapters.slack.listeners import build_app
+from adapters.slack.settings import SlackSettings, load_slack_settings
+from adapters.slack.web import SlackWeb, make_client
+from bot.core import Core
+from bot.errors import ConfigError
+from bot.settings import read_settings
+
+log = logging.getLogger(__name__)
+EVENTS_PATH = "/slack/events"
+
+
+def http_app(app: AsyncApp | None, ready: asyncio.Event) -> web.Application:
+    """The aiohttp application: Slack's endpoint (HTTP mode only) and a health check."""
+
+    async def events(request: web.Request) -> web.Response:
+        assert app is not None
+        return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
+
+    async def health(_: web.Request) -> web.Response:
+        if ready.is_set():
+            return web.json_response({"ok": True})
+        return web.json_response({"ok": False}, status=503)
+
+    server = web.Application(client_max_size=2 * 1024 * 1024)
+    if app is not None:
+        server.router.add_post(EVENTS_PATH, events)
+    server.router.add_get("/healthz", health)
+    return server
+
+
+async def start_bot(core: Core, settings: SlackSettings) -> tuple[SlackBot, AsyncApp]:
+    assert settings.bot_token is not None
+    client = make_client(settings.bot_token.get_secret_value(), settings.api_url)
+    web_api = SlackWeb(client)
+    try:
+        identity = await web_api.identity()
+    except SlackApiError as exc:
+        raise ConfigError(
+            "SLACK_BOT_TOKEN", f"was rejected by Slack ({exc.response.get('error')})"
+        ) from None
+    bot = SlackBot(core.engine, core.claims, web_api, identity, settings)
+    secret = settings.signing_secret.get_secret_value() if settings.signing_secret else None
+    app = build_app(bot, client, None if settings.socket_mode else secret)
+    log.info("Slack: signed in as %s in team %s", identity.user_id, identity.team_id)
+    return bot, app
+
+
+class SlackAdapter:
+    name = "slack"
+    interactive = False
+
+    def configured(self) -> bool:
+        try:
+            return read_settings(SlackSettings).bot_token is not None
+        except Exception:
+            return True  # let serve() report the invalid setting
+
+    def requirement(self) -> str:
+        return (
+            "set SLACK_BOT_TOKEN plus SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN "
+            "(Socket Mode) for Slack"
+        )
+
+    async def serve(self, core: Core, options: Mapping[str, str]) -> None:
+        settings = load_slack_settings()
+        bot, app = await start_bot(core, settings)
+        ready = asyncio.Event()
+        runner = web.AppRunner(
+            http_app(None if settings.socket_mode else app, ready), access_log=None
+        )
+        await runner.setup()
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        socket = None
+        try:
+            if settings.socket_mode:
+                from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+                assert settings.app_token is not None
+                socket = AsyncSocketModeHandler(app, settings.app_token.get_secret_value())
+                await socket.connect_async()  # type: ignore[no-untyped-call]
+                log.info("Slack: connected in Socket Mode")
+            else:
+                log.info("Slack: listening on %s:%d%s", settings.host, settings.port, EVENTS_PATH)
+            ready.set()
+            await asyncio.Event().wait()  # until cancelled
+        finally:
+            ready.clear()
+            if socket is not None:
+                await socket.close_async()  # type: ignore[no-untyped-call]
+            await bot.tasks.idle()
+            await runner.cleanup()
+
+
+ADAPTER = SlackAdapter()

@@ -1,0 +1,95 @@
+"""`/summarize` and the "Summarize thread" message shortcut: ack at once, answer by response_url."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from adapters.rendering import split_message
+from adapters.slack.bot import MESSAGE_LIMIT, SlackBot, failure_sentence
+from adapters.slack.mrkdwn import to_mrkdwn
+from bot.conversation import ThreadRef, ThreadState
+from bot.errors import InvalidRequest
+from bot.windows import SummaryRequest, parse_summary_args
+
+log = logging.getLogger(__name__)
+
+Ack = Callable[..., Awaitable[Any]]
+Respond = Callable[..., Awaitable[Any]]
+NOT_ENABLED = "I am not enabled in this channel."
+
+
+async def send(respond: Respond, text: str, *, public: bool) -> None:
+    kind = "in_channel" if public else "ephemeral"
+    for chunk in split_message(text, MESSAGE_LIMIT):
+        await respond(text=chunk, response_type=kind, replace_original=False)
+
+
+async def on_summarize_command(
+    bot: SlackBot, ack: Ack, command: dict[str, Any], respond: Respond
+) -> None:
+    try:
+        request = parse_summary_args(str(command.get("text") or ""))
+    except InvalidRequest as exc:
+        await ack(response_type="ephemeral", text=exc.user_message())
+        return
+    team, channel = str(command.get("team_id", "")), str(command.get("channel_id", ""))
+    if not bot.settings.allows(team, channel):
+        await ack(response_type="ephemeral", text=NOT_ENABLED)
+        return
+    await ack(response_type="ephemeral", text=f"Summarizing {request.window.describe()}…")
+    bot.tasks.spawn(summarize_channel(bot, command, request, respond), name="slack-summarize")
+
+
+async def summarize_channel(
+    bot: SlackBot, command: dict[str, Any], request: SummaryRequest, respond: Respond
+) -> None:
+    channel = str(command.get("channel_id", ""))
+    try:
+        state = await bot.channel_state(channel, request.window)
+        if not state.turns:
+            await send(
+                respond, f"Nobody wrote anything here in {request.window.describe()}.", public=False
+            )
+            return
+        summary = await bot.engine.summarize_state(state)
+        text = to_mrkdwn(summary.text)
+        if request.public:
+            asker = await bot.web.name_of(str(command.get("user_id", "")))
+            text = f"*Summary of {request.window.describe()}* (asked by {asker})\n\n{text}"
+        await send(respond, text, public=request.public)
+    except Exception as exc:
+        log.warning("channel summary failed: %s", exc)
+        await send(respond, failure_sentence(exc), public=False)
+
+
+async def on_summarize_shortcut(
+    bot: SlackBot, ack: Ack, shortcut: dict[str, Any], respond: Respond
+) -> None:
+    await ack()
+    bot.tasks.spawn(summarize_thread(bot, shortcut, respond), name="slack-summarize-thread")
+
+
+async def summarize_thread(bot: SlackBot, shortcut: dict[str, Any], respond: Respond) -> None:
+    message = shortcut.get("message") or {}
+    channel = str((shortcut.get("channel") or {}).get("id", ""))
+    team = str((shortcut.get("team") or {}).get("id", "") or bot.me.team_id)
+    root = str(message.get("thread_ts") or message.get("ts") or "")
+    if not channel or not root:
+        await send(respond, "I could not tell which thread that message belongs to.", public=False)
+        return
+    if not bot.settings.allows(team, channel):
+        await send(respond, NOT_ENABLED, public=False)
+        return
+    thread = ThreadRef("slack", team, channel, root)
+    try:
+        if await bot.engine.knows(thread):
+            summary = await bot.engine.summarize(thread)
+        else:
+            turns = await bot.thread_turns(channel, root)
+            summary = await bot.engine.summarize_state(ThreadState(turns=tuple(turns)))
+        await send(respond, to_mrkdwn(summary.text), public=False)
+    except Exception as exc:
+        log.warning("thread summary failed: %s", exc)
+        await send(respond, failure_sentence(exc), public=False)

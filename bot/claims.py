@@ -1,0 +1,67 @@
+"""Claims: "this message is mine to handle", taken atomically so each message is answered once.
+
+Platforms deliver the same message more than once (retries, one message as two event types,
+gateway replays), and several bot processes may share one Redis. Whoever claims first handles
+it; everyone else drops it. Claims expire after `ttl` seconds (an hour by default: longer than
+Slack's last retry).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from bot.errors import StoreUnavailable
+
+DEFAULT_TTL = 3600
+
+# All-or-nothing: if any key is taken, take none.
+_CLAIM = """
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
+end
+for i = 1, #KEYS do
+  redis.call('SET', KEYS[i], '1', 'EX', ARGV[1])
+end
+return 1
+"""
+
+
+class Claims(Protocol):
+    async def claim(self, scope: str, *names: str, ttl: int = DEFAULT_TTL) -> bool:
+        """Claim every name within `scope` (e.g. "slack:T123"); False if any was claimed before."""
+
+
+class InProcessClaims:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._until: dict[str, float] = {}
+        self._clock = clock
+
+    async def claim(self, scope: str, *names: str, ttl: int = DEFAULT_TTL) -> bool:
+        now = self._clock()
+        if len(self._until) > 100_000:
+            self._until = {k: v for k, v in self._until.items() if v > now}
+        keys = [f"{scope}:{n}" for n in names]
+        if any(self._until.get(k, 0) > now for k in keys):
+            return False
+        for key in keys:
+            self._until[key] = now + ttl
+        return True
+
+
+class RedisClaims:
+    def __init__(self, client: aioredis.Redis, *, prefix: str) -> None:
+        self._prefix = prefix
+        self._script = client.register_script(_CLAIM)
+
+    async def claim(self, scope: str, *names: str, ttl: int = DEFAULT_TTL) -> bool:
+        # One hash tag per scope keeps a claim's keys in one Cluster slot.
+        keys = [f"{self._prefix}:claim:{{{scope}}}:{n}" for n in names]
+        try:
+            return bool(await self._script(keys=keys, args=[ttl]))
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc

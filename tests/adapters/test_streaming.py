@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from adapters.streaming import TYPING_MARK, StreamingReply
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.messages: dict[str, str] = {}
+        self.calls: list[tuple[str, str, str]] = []
+
+    async def post(self, text: str) -> str:
+        message_id = f"m{len(self.messages)}"
+        self.messages[message_id] = text
+        self.calls.append(("post", message_id, text))
+        return message_id
+
+    async def edit(self, message_id: str, text: str) -> None:
+        self.messages[message_id] = text
+        self.calls.append(("edit", message_id, text))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_first_text_at_once_then_at_most_one_edit_per_interval() -> None:
+    sink, clock = RecordingSink(), Clock()
+    reply = StreamingReply(sink, limit=1000, interval=1.0, clock=clock)
+    await reply.start()
+    for n in range(50):  # 50 deltas over 5 seconds
+        clock.now = n * 0.1
+        await reply.feed(f"w{n} ")
+    await reply.finish()
+    edits = [c for c in sink.calls if c[0] == "edit"]
+    assert sink.calls[0] == ("post", "m0", "Thinking…")
+    assert edits[0][2] == "w0 " + TYPING_MARK  # the first text shows immediately
+    assert 5 <= len(edits) <= 7  # about one per second, plus the final one
+    assert sink.messages["m0"] == " ".join(f"w{n}" for n in range(50)) + " "
+
+
+async def test_long_answer_continues_in_new_messages() -> None:
+    sink, clock = RecordingSink(), Clock()
+    reply = StreamingReply(sink, limit=200, interval=0.0, clock=clock)
+    await reply.start()
+    for n in range(100):
+        await reply.feed(f"line {n}\n")
+    await reply.finish()
+    assert len(sink.messages) > 3
+    assert all(len(t) <= 200 for t in sink.messages.values())
+    text = "\n".join(sink.messages[f"m{i}"] for i in range(len(sink.messages)))
+    assert all(f"line {n}" in text for n in range(100)) and TYPING_MARK not in text
+
+
+async def test_failure_replaces_the_placeholder_with_a_sentence() -> None:
+    sink = RecordingSink()
+    reply = StreamingReply(sink, limit=200, interval=1.0, clock=Clock())
+    await reply.start()
+    await reply.feed("partial answer")
+    await reply.fail("The model timed out.")
+    assert sink.messages == {"m0": "The model timed out."}
+
+
+async def test_empty_answer_is_explained() -> None:
+    sink = RecordingSink()
+    reply = StreamingReply(sink, limit=200, interval=1.0, clock=Clock())
+    await reply.start()
+    await reply.finish()
+    assert "empty answer" in sink.messages["m0"]
