@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 
@@ -51,11 +52,22 @@ def _configure_logging(settings: Settings, *, quiet: bool) -> None:
 async def _serve(
     adapters: Sequence[Adapter], settings: Settings, options: Mapping[str, str]
 ) -> None:
+    current = asyncio.current_task()
+    assert current is not None
+    loop = asyncio.get_running_loop()
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(stop, current.cancel)  # docker stop: finish in-flight work, exit 0
     core = await build_core(settings)
     try:
         async with asyncio.TaskGroup() as group:
             for adapter in adapters:
                 group.create_task(adapter.serve(core, options), name=adapter.name)
+    except BaseExceptionGroup as group_error:
+        # One adapter failing to start stops all; report its own error, not the group.
+        first = group_error.exceptions[0]
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
     finally:
         await core.aclose()
 
@@ -80,7 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _configure_logging(settings, quiet=args.command == "console")
         adapters = _choose(args.command, discover())
         options = {"thread": args.thread} if args.command == "console" else {}
-        asyncio.run(_serve(adapters, settings, options))
+        with contextlib.suppress(asyncio.CancelledError):
+            asyncio.run(_serve(adapters, settings, options))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

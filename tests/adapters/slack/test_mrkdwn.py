@@ -26,7 +26,9 @@ def test_markdown_becomes_mrkdwn(markdown: str, mrkdwn: str) -> None:
 
 
 def test_code_is_left_as_written_but_escaped() -> None:
-    text = "Run `a **b** <c>` then:\n```python\nif x < 2 and **kw:\n    print('# not a heading')\n```"
+    text = (
+        "Run `a **b** <c>` then:\n```python\nif x < 2 and **kw:\n    print('# not a heading')\n```"
+    )
     assert to_mrkdwn(text) == (
         "Run `a **b** &lt;c&gt;` then:\n```if x &lt; 2 and **kw:\n    print('# not a heading')```"
     )

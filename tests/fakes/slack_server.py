@@ -1,0 +1,199 @@
+"""A local fake of the Slack Web API that records every call; slack_sdk talks to it over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections import defaultdict, deque
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+BOT_USER = "UBOT"
+BOT_ID = "BBOT"
+TEAM = "T1"
+
+
+class FakeSlack:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.responses: list[dict[str, Any]] = []  # bodies posted to response_url
+        self.messages: dict[str, list[dict[str, Any]]] = defaultdict(list)  # channel -> messages
+        self.users: dict[str, dict[str, Any]] = {}
+        self.failures: dict[str, deque[tuple[int, dict[str, Any], dict[str, str]]]] = defaultdict(
+            deque
+        )
+        self.token_ok = True
+        self._clock = itertools.count(1)
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    # --- set-up helpers ---------------------------------------------------------------------
+
+    def add_user(self, user_id: str, display_name: str) -> None:
+        self.users[user_id] = {
+            "id": user_id,
+            "name": display_name.lower(),
+            "real_name": display_name,
+            "profile": {"display_name": display_name, "real_name": display_name},
+        }
+
+    def add_message(
+        self,
+        channel: str,
+        ts: str,
+        text: str,
+        user: str,
+        thread_ts: str | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        message = {"type": "message", "ts": ts, "text": text, "user": user, **extra}
+        if thread_ts:
+            message["thread_ts"] = thread_ts
+        self.messages[channel].append(message)
+        return message
+
+    def fail(
+        self,
+        method: str,
+        status: int = 200,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """The next call of `method` gets this answer instead (e.g. 429, or ok: false)."""
+        self.failures[method].append(
+            (status, body or {"ok": False, "error": "ratelimited"}, headers or {})
+        )
+
+    # --- what tests look at --------------------------------------------------------------------
+
+    def called(self, method: str) -> list[dict[str, Any]]:
+        return [params for name, params in self.calls if name == method]
+
+    def bot_messages(self, channel: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages[channel] if m.get("user") == BOT_USER]
+
+    async def wait_for(self, predicate: Callable[[], bool], seconds: float = 10) -> None:
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(predicate), seconds)
+
+    # --- server ------------------------------------------------------------------------------
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_post("/respond/{id}", self._respond)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}/api/"
+        return self.url
+
+    @property
+    def response_url(self) -> str:
+        return self.url.replace("/api/", "/respond/hook")
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _record(self, method: str, params: dict[str, Any]) -> None:
+        async with self._changed:
+            self.calls.append((method, params))
+            self._changed.notify_all()
+
+    async def _respond(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        async with self._changed:
+            self.responses.append(body)
+            self._changed.notify_all()
+        return web.Response(text="ok")
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params: dict[str, Any] = dict(request.query)
+        raw = await request.read()
+        if raw:
+            if request.content_type == "application/json":
+                params.update(json.loads(raw))
+            else:
+                params.update(dict(parse_qsl(raw.decode())))
+        await self._record(method, params)
+        if self.failures[method]:
+            status, body, headers = self.failures[method].popleft()
+            return web.json_response(body, status=status, headers=headers)
+        if not self.token_ok:
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        handler = getattr(self, "_" + method.replace(".", "_"), None)
+        if handler is None:
+            return web.json_response({"ok": False, "error": "unknown_method"})
+        return web.json_response(handler(params))
+
+    def _auth_test(self, _: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "user_id": BOT_USER,
+            "bot_id": BOT_ID,
+            "team_id": TEAM,
+            "user": "assistant",
+            "team": "Team",
+        }
+
+    def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        user = self.users.get(params.get("user", ""))
+        return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}
+
+    def _chat_postMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        ts = f"1800000000.{next(self._clock):06d}"
+        message = self.add_message(
+            params["channel"],
+            ts,
+            params.get("text", ""),
+            BOT_USER,
+            params.get("thread_ts"),
+            bot_id=BOT_ID,
+        )
+        return {"ok": True, "channel": params["channel"], "ts": ts, "message": message}
+
+    def _chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        for message in self.messages[params["channel"]]:
+            if message["ts"] == params["ts"]:
+                message["text"] = params.get("text", "")
+                return {"ok": True, "channel": params["channel"], "ts": params["ts"]}
+        return {"ok": False, "error": "message_not_found"}
+
+    def _page(self, items: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+        start = int(params.get("cursor") or 0)
+        limit = int(params.get("limit") or 100)
+        page = items[start : start + limit]
+        more = start + limit < len(items)
+        cursor = str(start + limit) if more else ""
+        return {
+            "ok": True,
+            "messages": page,
+            "has_more": more,
+            "response_metadata": {"next_cursor": cursor},
+        }
+
+    def _conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        root = params["ts"]
+        items = [
+            m
+            for m in self.messages[params["channel"]]
+            if m["ts"] == root or m.get("thread_ts") == root
+        ]
+        return self._page(sorted(items, key=lambda m: float(m["ts"])), params)
+
+    def _conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
+        oldest = float(params.get("oldest") or 0)
+        items = [
+            m for m in self.messages[params["channel"]]
+            if m.get("thread_ts") in (None, m["ts"]) and float(m["ts"]) > oldest
+        ]  # fmt: skip
+        return self._page(sorted(items, key=lambda m: -float(m["ts"])), params)
