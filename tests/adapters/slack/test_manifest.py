@@ -1,0 +1,36 @@
+"""The app manifests ask for exactly what the adapter handles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from adapters.slack.listeners import SUMMARIZE_COMMAND, SUMMARIZE_SHORTCUT
+from adapters.slack.runner import EVENTS_PATH
+
+FOLDER = Path(__file__).parents[3] / "adapters" / "slack"
+SCOPES = {"app_mentions:read", "channels:history", "chat:write", "commands", "groups:history",
+          "im:history", "mpim:history", "users:read"}  # fmt: skip
+EVENTS = {"app_mention", "message.channels", "message.groups", "message.im", "message.mpim"}
+
+
+@pytest.mark.parametrize("mode", ["socket-mode", "http"])
+def test_manifest_matches_the_code(mode: str) -> None:
+    manifest = yaml.safe_load((FOLDER / f"manifest.{mode}.yml").read_text())
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == SCOPES
+    settings = manifest["settings"]
+    assert set(settings["event_subscriptions"]["bot_events"]) == EVENTS
+    assert settings["socket_mode_enabled"] is (mode == "socket-mode")
+    assert settings["interactivity"]["is_enabled"] is True
+    [command] = manifest["features"]["slash_commands"]
+    [shortcut] = manifest["features"]["shortcuts"]
+    assert command["command"] == SUMMARIZE_COMMAND
+    assert shortcut["callback_id"] == SUMMARIZE_SHORTCUT and shortcut["type"] == "message"
+    urls = [settings["event_subscriptions"].get("request_url"), settings["interactivity"].get("request_url"),
+            command.get("url")]  # fmt: skip
+    if mode == "http":
+        assert all(url and url.endswith(EVENTS_PATH) for url in urls)
+    else:
+        assert urls == [None, None, None]
