@@ -28,8 +28,11 @@ def test_manifest_matches_the_code(mode: str) -> None:
     [shortcut] = manifest["features"]["shortcuts"]
     assert command["command"] == SUMMARIZE_COMMAND
     assert shortcut["callback_id"] == SUMMARIZE_SHORTCUT and shortcut["type"] == "message"
-    urls = [settings["event_subscriptions"].get("request_url"), settings["interactivity"].get("request_url"),
-            command.get("url")]  # fmt: skip
+    urls = [
+        settings["event_subscriptions"].get("request_url"),
+        settings["interactivity"].get("request_url"),
+        command.get("url"),
+    ]
     if mode == "http":
         assert all(url and url.endswith(EVENTS_PATH) for url in urls)
     else:
