@@ -14,13 +14,11 @@ from bot.chat_model import ChatMessage, ChatModel, Purpose
 
 
 @asynccontextmanager
-async def model_server(latency: float = 0.0, token_delay: float = 0.0) -> AsyncIterator[str]:
-    """The local OpenAI-compatible server in a separate process, so it never steals our loop."""
+async def fake_server(module: str, *args: str) -> AsyncIterator[str]:
+    """A local fake (model, Slack) in its own process, so it never steals the measured loop."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.fakes.openai_server",
-        "--latency", str(latency), "--token-delay", str(token_delay),
-        stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable, "-m", module, *args, stdout=asyncio.subprocess.PIPE
+    )
     assert process.stdout is not None
     url = (await process.stdout.readline()).decode().strip()
     try:
@@ -28,6 +26,12 @@ async def model_server(latency: float = 0.0, token_delay: float = 0.0) -> AsyncI
     finally:
         process.terminate()
         await process.wait()
+
+
+def model_server(latency: float = 0.0, token_delay: float = 0.0) -> Any:
+    return fake_server(
+        "tests.fakes.openai_server", "--latency", str(latency), "--token-delay", str(token_delay)
+    )
 
 
 class TimedModel:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ TEAM = "T1"
 class FakeSlack:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.call_times: list[float] = []  # wall-clock time of each call, for benchmarks
         self.responses: list[dict[str, Any]] = []  # bodies posted to response_url
         self.messages: dict[str, list[dict[str, Any]]] = defaultdict(list)  # channel -> messages
         self.users: dict[str, dict[str, Any]] = {}
@@ -87,6 +89,7 @@ class FakeSlack:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/respond/{id}", self._respond)
+        app.router.add_get("/_calls", self._calls)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -106,7 +109,15 @@ class FakeSlack:
     async def _record(self, method: str, params: dict[str, Any]) -> None:
         async with self._changed:
             self.calls.append((method, params))
+            self.call_times.append(time.time())
             self._changed.notify_all()
+
+    async def _calls(self, _: web.Request) -> web.Response:
+        calls = [
+            {"method": m, "params": p, "at": t}
+            for (m, p), t in zip(self.calls, self.call_times, strict=True)
+        ]
+        return web.json_response(calls)
 
     async def _respond(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -197,3 +208,15 @@ class FakeSlack:
             if m.get("thread_ts") in (None, m["ts"]) and float(m["ts"]) > oldest
         ]  # fmt: skip
         return self._page(sorted(items, key=lambda m: -float(m["ts"])), params)
+
+
+async def _serve_forever() -> None:
+    slack = FakeSlack()
+    for user, name in (("UALICE", "Alice"), ("UBOB", "Bob")):
+        slack.add_user(user, name)
+    print(await slack.start(), flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":  # a stand-alone fake for benchmarks and manual runs
+    asyncio.run(_serve_forever())

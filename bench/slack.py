@@ -1,0 +1,141 @@
+"""Slack benchmark through the real HTTP endpoint of `python -m bot run`.
+
+    python -m bench.slack        (needs Redis on 127.0.0.1:6379, or REDIS_URL)
+
+1. Ack latency at 200 events/s: 2,000 events over 10 s, 1 in 20 a mention that gets answered.
+2. Event to first visible answer text, minus the model's own first-token time, for 50 mentions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import socket
+import sys
+import time
+
+import aiohttp
+import redis.asyncio as aioredis
+
+from bench.harness import describe, fake_server, model_server, row
+from tests.adapters.slack.conftest import SECRET, envelope, message_event, signed_headers
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+MODEL_LATENCY = 0.2  # seconds to the first token
+RATE = 200
+EVENTS = 2000
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def post(session: aiohttp.ClientSession, url: str, event: dict, event_id: str) -> float:
+    body = json.dumps(envelope(event, event_id))
+    headers = {k: v[0] for k, v in signed_headers(body).items()}
+    started = time.perf_counter()
+    async with session.post(url, data=body.encode(), headers=headers) as response:
+        await response.read()
+        assert response.status == 200, response.status
+    return time.perf_counter() - started
+
+
+async def wait_healthy(session: aiohttp.ClientSession, url: str) -> None:
+    for _ in range(200):
+        try:
+            async with session.get(url) as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientConnectionError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError("bot did not start")
+
+
+async def main() -> None:
+    prefix = f"bench-{secrets.token_hex(4)}"
+    port = free_port()
+    async with (
+        model_server(latency=MODEL_LATENCY, token_delay=0.01) as model_url,
+        fake_server("tests.fakes.slack_server") as slack_url,
+    ):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SLACK_"))}
+        env.update(OPENAI_BASE_URL=model_url, REDIS_URL=REDIS_URL, REDIS_PREFIX=prefix, LOG_LEVEL="WARNING",
+                   SLACK_BOT_TOKEN="xoxb-bench", SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=slack_url,
+                   PORT=str(port), HOST="127.0.0.1")  # fmt: skip
+        bot = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "run", env=env)
+        events_url = f"http://127.0.0.1:{port}/slack/events"
+        connector = aiohttp.TCPConnector(limit=200)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            await wait_healthy(session, f"http://127.0.0.1:{port}/healthz")
+
+            # 1. ack latency under 200 events/s
+            started = time.perf_counter()
+            tasks = []
+            for n in range(EVENTS):
+                await asyncio.sleep(max(0.0, started + n / RATE - time.perf_counter()))
+                ts = f"1700000{n:03d}.{n:06d}"
+                if n % 20 == 0:
+                    event = message_event(
+                        "<@UBOT> quick question", ts, kind="app_mention", channel=f"C{n % 7}"
+                    )
+                else:
+                    event = message_event(f"chatter {n}", ts, channel=f"C{n % 7}")
+                tasks.append(asyncio.create_task(post(session, events_url, event, f"EvL{n}")))
+            acks = await asyncio.gather(*tasks)
+            sent_for = time.perf_counter() - started
+
+            # 2. time to first visible text, one mention at a time
+            await asyncio.sleep(3)  # let the answers of part 1 finish
+            async with session.get(slack_url.replace("/api/", "/_calls")) as response:
+                calls_before = len(await response.json())
+            async with session.get(model_url.replace("/v1", "/_stats")) as response:
+                firsts_before = len((await response.json())["first_token_times"])
+            sent_at: list[float] = []
+            for n in range(50):
+                ts = f"1710000{n:03d}.000001"
+                sent_at.append(time.time())
+                await post(session, events_url, message_event("<@UBOT> hello", ts, kind="app_mention",
+                                                              channel="CFIRST"), f"EvF{n}")  # fmt: skip
+                await asyncio.sleep(MODEL_LATENCY + 0.6)  # one answer at a time
+            await asyncio.sleep(1)
+            async with session.get(slack_url.replace("/api/", "/_calls")) as response:
+                calls = (await response.json())[calls_before:]
+            async with session.get(model_url.replace("/v1", "/_stats")) as response:
+                firsts = (await response.json())["first_token_times"][firsts_before:]
+
+        bot.send_signal(signal.SIGTERM)
+        await bot.wait()
+
+    # the first chat.update of each answer carries its first text
+    first_text: dict[str, float] = {}
+    posts: dict[str, str] = {}
+    for call in calls:
+        if call["method"] == "chat.postMessage" and call["params"].get("channel") == "CFIRST":
+            posts.setdefault(call["params"]["thread_ts"], "")
+        elif call["method"] == "chat.update" and call["params"].get("channel") == "CFIRST":
+            first_text.setdefault(call["params"]["ts"], call["at"])
+    visible = sorted(first_text.values())
+    overhead = [v - s - f for v, s, f in zip(visible, sent_at, firsts, strict=False)]
+
+    print("Slack benchmark (HTTP endpoint of `python -m bot run`, fake Web API, real Redis)")
+    row(f"ack latency, {EVENTS} events at {RATE}/s (sent in {sent_for:.1f} s)", describe(acks))
+    row("  goal", "p99 <= 50 ms")
+    row(f"event -> first visible text - model first token ({MODEL_LATENCY * 1000:.0f} ms)",
+        describe(overhead))  # fmt: skip
+    row("  goal", "p50 <= 50 ms")
+
+    client = aioredis.Redis.from_url(REDIS_URL)
+    keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
