@@ -23,6 +23,7 @@ test: lint
 
 bench: install
 	$(BIN)/python -m bench.core
+	$(BIN)/python -m bench.slack
 
 console: install
 	$(BIN)/python -m bot console
