@@ -96,6 +96,8 @@ class SlackBot:
             ):
                 await self.forget_message(read)
             return
+        if not (read.is_dm or read.mentions_bot or read.thread_ts):
+            return  # channel chatter: nothing to claim or remember
         names = [f"msg:{read.channel}:{read.ts}"] + ([f"event:{event_id}"] if event_id else [])
         if not await self.claim(read.team, *names):
             log.info("duplicate delivery of %s/%s dropped", read.channel, read.ts)
