@@ -35,6 +35,9 @@ class Claims(Protocol):
     async def claim(self, scope: str, *names: str, ttl: int = DEFAULT_TTL) -> bool:
         """Claim every name within `scope` (e.g. "slack:T123"); False if any was claimed before."""
 
+    async def release(self, scope: str, *names: str) -> None:
+        """Give claims back, when the work they guarded failed and should be tried again."""
+
 
 class InProcessClaims:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -52,16 +55,29 @@ class InProcessClaims:
             self._until[key] = now + ttl
         return True
 
+    async def release(self, scope: str, *names: str) -> None:
+        for name in names:
+            self._until.pop(f"{scope}:{name}", None)
+
 
 class RedisClaims:
     def __init__(self, client: aioredis.Redis, *, prefix: str) -> None:
+        self._redis = client
         self._prefix = prefix
         self._script = client.register_script(_CLAIM)
 
-    async def claim(self, scope: str, *names: str, ttl: int = DEFAULT_TTL) -> bool:
+    def _keys(self, scope: str, names: tuple[str, ...]) -> list[str]:
         # One hash tag per scope keeps a claim's keys in one Cluster slot.
-        keys = [f"{self._prefix}:claim:{{{scope}}}:{n}" for n in names]
+        return [f"{self._prefix}:claim:{{{scope}}}:{n}" for n in names]
+
+    async def claim(self, scope: str, *names: str, ttl: int = DEFAULT_TTL) -> bool:
         try:
-            return bool(await self._script(keys=keys, args=[ttl]))
+            return bool(await self._script(keys=self._keys(scope, names), args=[ttl]))
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+
+    async def release(self, scope: str, *names: str) -> None:
+        try:
+            await self._redis.delete(*self._keys(scope, names))
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 from bot.claims import Claims, InProcessClaims, RedisClaims
 from bot.engine import ConversationEngine, EngineConfig
 from bot.errors import StoreUnavailable
+from bot.kv import InProcessNotes, Notes, RedisNotes
 from bot.memory import InProcessMemory, RedisMemory, ThreadMemory
 from bot.openai_model import OpenAIChatModel
 from bot.settings import Settings
@@ -35,6 +36,7 @@ class Core:
     model: OpenAIChatModel
     engine: ConversationEngine
     claims: Claims
+    notes: Notes
 
     async def aclose(self) -> None:
         await self.memory.aclose()
@@ -78,10 +80,12 @@ async def build_core(settings: Settings) -> Core:
         max_prompt_tokens=settings.max_prompt_tokens,
         max_answer_tokens=settings.max_answer_tokens,
     )
-    claims: Claims = (
-        RedisClaims(memory.client, prefix=memory.prefix)
-        if isinstance(memory, RedisMemory)
-        else InProcessClaims()
-    )
+    claims: Claims
+    notes: Notes
+    if isinstance(memory, RedisMemory):
+        claims = RedisClaims(memory.client, prefix=memory.prefix)
+        notes = RedisNotes(memory.client, prefix=memory.prefix)
+    else:
+        claims, notes = InProcessClaims(), InProcessNotes()
     engine = ConversationEngine(memory, model, counter, config)
-    return Core(settings, memory, model, engine, claims)
+    return Core(settings, memory, model, engine, claims, notes)

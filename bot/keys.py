@@ -9,6 +9,7 @@ multi-key scripts and transactions below stay legal.
     <prefix>:{<thread>}:lock    the per-thread answer lock (token, expiring)
     <prefix>:claim:{<platform:workspace>}:<name>
                                 a message claimed for handling (bot.claims), expiring
+    <prefix>:note:<key>         small expiring notes of the adapters (bot.kv)
 """
 
 from __future__ import annotations

@@ -70,3 +70,39 @@ async def test_empty_answer_is_explained() -> None:
     await reply.start()
     await reply.finish()
     assert "empty answer" in sink.messages["m0"]
+
+
+async def test_replies_sharing_a_channel_stay_within_its_budget() -> None:
+    from adapters.streaming import ChannelPace
+
+    clock = Clock()
+    pace = ChannelPace(burst=5, period=5.0, clock=clock)
+    sinks = [RecordingSink() for _ in range(4)]
+    replies = [
+        StreamingReply(s, limit=1000, interval=0.5, clock=clock, gate=pace.gate("C1"))
+        for s in sinks
+    ]
+    for reply in replies[:2]:
+        await reply.start()
+    for step in range(40):  # 4 s of streaming, a delta every 0.1 s for each reply
+        clock.now = 1 + step * 0.1
+        for reply in replies[:2]:
+            await reply.feed(f"w{step} ")
+    calls = sum(len(s.calls) for s in sinks)
+    assert calls <= 5 + 4  # the burst plus one a second: progress edits were skipped, not queued
+    clock.now = 10
+    for reply in replies[:2]:
+        await reply.finish()  # the final edit always goes out
+    for sink in sinks[:2]:
+        assert sink.messages["m0"].endswith("w39 ")
+
+
+def test_pace_refills_over_time() -> None:
+    from adapters.streaming import ChannelPace
+
+    clock = Clock()
+    pace = ChannelPace(burst=2, period=2.0, clock=clock)
+    assert pace.try_take("C") and pace.try_take("C") and not pace.try_take("C")
+    assert pace.try_take("D")  # other channels have their own bucket
+    clock.now = 1.0
+    assert pace.try_take("C") and not pace.try_take("C")

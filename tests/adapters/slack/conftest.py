@@ -19,6 +19,7 @@ from adapters.slack.settings import load_slack_settings
 from bot.claims import RedisClaims
 from bot.core import Core
 from bot.engine import ConversationEngine, EngineConfig
+from bot.kv import RedisNotes
 from bot.memory import RedisMemory
 from bot.settings import load_settings
 from bot.tokens import EstimatingCounter
@@ -153,7 +154,14 @@ async def make_harness(
     engine = ConversationEngine(
         memory, model, EstimatingCounter(), EngineConfig(max_prompt_tokens=4000)
     )
-    core = Core(settings, memory, model, engine, RedisClaims(client, prefix=prefix))
+    core = Core(
+        settings,
+        memory,
+        model,
+        engine,
+        RedisClaims(client, prefix=prefix),
+        RedisNotes(client, prefix=prefix),
+    )
     env = {
         "SLACK_BOT_TOKEN": "xoxb-test",
         "SLACK_SIGNING_SECRET": SECRET,
