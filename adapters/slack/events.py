@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
+from adapters.intents import command_in
+
 # Subtypes that are real messages from people; every other subtype is hidden or a system notice.
 PERSON_SUBTYPES = frozenset({None, "file_share", "thread_broadcast", "me_message"})
-COMMAND_WORDS = {"summarize": "summarize", "summarise": "summarize", "summary": "summarize",
-                 "tldr": "summarize", "forget": "forget", "reset": "forget"}  # fmt: skip
 
 _USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 _CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)(?:\|([^>]*))?>")
@@ -122,8 +122,7 @@ def command_word(message: SlackMessage, bot_user_id: str) -> str | None:
     stripped = _USER_MENTION.sub(
         lambda m: "" if m.group(1) == bot_user_id else m.group(0), message.text
     )
-    word = stripped.strip().strip(".!?").lower()
-    return COMMAND_WORDS.get(word)
+    return command_in(stripped)
 
 
 def route(message: SlackMessage, *, bot_user_id: str, thread_known: bool) -> Route:

@@ -1,0 +1,1 @@
+"""The Discord adapter: mentions open threads, replies continue chains, /summarize and /forget."""

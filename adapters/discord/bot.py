@@ -1,0 +1,372 @@
+"""Discord messages to core calls: a mention opens a thread and becomes `engine.answer`.
+
+`DiscordClient` (client.py) hands each gateway message to `DiscordBot.on_message`, which
+returns at once; the work runs in the background so the gateway keeps flowing.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import aclosing
+from datetime import UTC, datetime, timedelta
+
+import discord
+
+from adapters.discord.routing import (
+    MessageFacts,
+    Route,
+    mentions,
+    other_mentions,
+    plain_text,
+    route,
+    thread_name,
+)
+from adapters.discord.settings import DiscordSettings
+from adapters.discord.sink import MESSAGE_LIMIT, NO_PINGS, DiscordSink
+from adapters.rendering import split_message
+from adapters.streaming import ChannelPace, StreamingReply
+from adapters.tasks import BackgroundTasks
+from bot.claims import Claims
+from bot.conversation import IncomingMessage, ThreadRef, ThreadState, Turn
+from bot.engine import ConversationEngine
+from bot.errors import BotError, StoreUnavailable, explain
+from bot.kv import Notes
+from bot.windows import Window
+
+log = logging.getLogger(__name__)
+
+PLACEHOLDER = "*Thinking…*"
+FORGOTTEN = "I have forgotten this conversation. Mention me to start again."
+HISTORY_MOST = 2000
+CHAIN_TTL = 30 * 86_400
+
+
+def failure_sentence(error: BaseException) -> str:
+    if isinstance(error, discord.Forbidden):
+        return "I lack a Discord permission for this here; an admin needs to check my role."
+    if isinstance(error, discord.HTTPException):
+        return f"Discord refused my request ({error.status}); please try again."
+    return explain(error)
+
+
+def is_thread(channel: object) -> bool:
+    return isinstance(channel, discord.Thread)
+
+
+class DiscordBot:
+    def __init__(
+        self,
+        engine: ConversationEngine,
+        claims: Claims,
+        notes: Notes,
+        settings: DiscordSettings,
+        retention_seconds: int = CHAIN_TTL,
+    ) -> None:
+        self.engine = engine
+        self.claims = claims
+        self.notes = notes
+        self.settings = settings
+        self.retention = retention_seconds
+        self.tasks = BackgroundTasks()
+        self.pace = ChannelPace(burst=5, period=5.0)
+        self.me: discord.ClientUser | None = None
+
+    # --- identity of conversations -----------------------------------------------------------
+
+    def thread_ref(self, message: discord.Message) -> ThreadRef:
+        channel = message.channel
+        if message.guild is None:
+            return ThreadRef("discord", "@me", str(channel.id), "dm")
+        if isinstance(channel, discord.Thread):
+            return ThreadRef(
+                "discord", str(message.guild.id), str(channel.parent_id), str(channel.id)
+            )
+        return ThreadRef("discord", str(message.guild.id), str(channel.id), f"reply-{message.id}")
+
+    async def chain_ref(self, message: discord.Message) -> ThreadRef:
+        """A reply to a bot message in a channel continues that message's conversation."""
+        base = self.thread_ref(message)
+        if message.guild is None or is_thread(message.channel) or message.reference is None:
+            return base
+        parent = message.reference.message_id
+        try:
+            known = await self.notes.get(f"discord:chain:{parent}")
+        except StoreUnavailable:
+            known = None
+        return ThreadRef(base.platform, base.workspace, base.channel, known or f"reply-{parent}")
+
+    async def remember_chain(self, ref: ThreadRef, message: discord.Message) -> None:
+        try:
+            await self.notes.put(f"discord:chain:{message.id}", ref.thread, ttl=self.retention)
+        except StoreUnavailable as exc:
+            log.warning("could not remember the reply chain of %s: %s", message.id, exc)
+
+    # --- entry points ---------------------------------------------------------------------------
+
+    def on_message(self, message: discord.Message) -> None:
+        if message.author.bot:
+            return  # other bots and our own echoes: never a loop
+        self.tasks.spawn(self.handle(message), name=f"discord-message-{message.id}")
+
+    def on_delete(self, event: discord.RawMessageDeleteEvent) -> None:
+        self.tasks.spawn(self.forget_message(event), name=f"discord-delete-{event.message_id}")
+
+    def facts(self, message: discord.Message, *, known: bool) -> MessageFacts:
+        me = self.me.id if self.me else 0
+        resolved = message.reference.resolved if message.reference else None
+        replied_author = resolved.author if isinstance(resolved, discord.Message) else None
+        return MessageFacts(
+            content=message.content,
+            author_is_bot=message.author.bot,
+            is_dm=message.guild is None,
+            in_thread=is_thread(message.channel),
+            mentions_me=mentions(message.content, me),
+            replies_to_me=replied_author is not None and replied_author.id == me,
+            addressed_to_others=other_mentions(message.content, me)
+            or (replied_author is not None and replied_author.id != me),
+            thread_known=known,
+        )
+
+    def allowed(self, message: discord.Message) -> bool:
+        channel = message.channel
+        ids = (channel.id,) + (
+            (channel.parent_id,)
+            if isinstance(channel, discord.Thread) and channel.parent_id
+            else ()
+        )
+        return self.settings.allows(message.guild.id if message.guild else None, ids)
+
+    async def handle(self, message: discord.Message) -> None:
+        if not self.allowed(message):
+            log.info("message in %s outside the allowlists: ignored", message.channel.id)
+            return
+        quick = self.facts(message, known=False)
+        if not (quick.is_dm or quick.mentions_me or quick.replies_to_me or quick.in_thread):
+            return  # channel chatter
+        scope = f"discord:{message.guild.id if message.guild else 'dm'}"
+        try:
+            if not await self.claims.claim(scope, f"msg:{message.id}"):
+                log.info("duplicate delivery of message %s dropped", message.id)
+                return
+        except StoreUnavailable as exc:
+            log.warning("could not claim %s: %s", message.id, exc)
+        ref = self.thread_ref(message)
+        known = False
+        if quick.in_thread:
+            try:
+                known = await self.engine.knows(ref)
+            except StoreUnavailable:
+                known = False
+        action = route(self.facts(message, known=known), self.me.id if self.me else 0)
+        if action is Route.ANSWER:
+            await self.answer(message, known=known)
+        elif action is Route.OBSERVE:
+            await self.observe(message, ref)
+        elif action is Route.FORGET:
+            await self.forget(message, ref)
+        elif action is Route.SUMMARIZE:
+            await self.summarize_here(message, ref, known=known)
+
+    # --- answering ------------------------------------------------------------------------------
+
+    def incoming(self, message: discord.Message, ref: ThreadRef) -> IncomingMessage:
+        return IncomingMessage(
+            thread=ref,
+            text=self.text_of(message),
+            author_id=str(message.author.id),
+            author_name=message.author.display_name,
+            message_id=str(message.id),
+            at=message.created_at,
+        )
+
+    def text_of(self, message: discord.Message) -> str:
+        users = {u.id: u.display_name for u in message.mentions}
+        roles = {r.id: r.name for r in message.role_mentions}
+        channels = {c.id: c.name for c in message.channel_mentions}
+        me = self.me.id if self.me else 0
+        return plain_text(message.content, me=me, users=users, roles=roles, channels=channels)
+
+    def reply(
+        self, sink: DiscordSink, channel_id: int, placeholder: str = PLACEHOLDER
+    ) -> StreamingReply:
+        return StreamingReply(
+            sink,
+            limit=MESSAGE_LIMIT,
+            interval=self.settings.edit_interval,
+            placeholder=placeholder,
+            gate=self.pace.gate(str(channel_id)),
+        )
+
+    async def destination(
+        self, message: discord.Message, *, known: bool
+    ) -> tuple[ThreadRef, DiscordSink, int]:
+        """Where the answer goes: a new thread on a channel mention, else in place."""
+        facts = self.facts(message, known=known)
+        if message.guild is not None and not is_thread(message.channel) and facts.mentions_me:
+            try:
+                thread = await message.create_thread(
+                    name=thread_name(self.text_of(message)), auto_archive_duration=1440
+                )
+                ref = ThreadRef(
+                    "discord", str(message.guild.id), str(message.channel.id), str(thread.id)
+                )
+                return ref, DiscordSink(thread), thread.id
+            except discord.HTTPException as exc:  # no permission, or a channel without threads
+                log.info(
+                    "could not open a thread in %s (%s); replying in place", message.channel.id, exc
+                )
+        if message.guild is not None and not is_thread(message.channel):
+            ref = await self.chain_ref(message)
+            sink = DiscordSink(
+                message.channel,
+                reply_to=message,
+                on_post=lambda sent: self.remember_chain(ref, sent),
+            )
+            await self.remember_chain(ref, message)
+            return ref, sink, message.channel.id
+        return (
+            self.thread_ref(message),
+            DiscordSink(message.channel, reply_to=message),
+            message.channel.id,
+        )
+
+    async def answer(self, message: discord.Message, *, known: bool) -> None:
+        try:
+            ref, sink, channel_id = await self.destination(message, known=known)
+        except BotError as exc:
+            log.warning("no destination for %s: %s", message.id, exc)
+            return
+        reply = self.reply(sink, channel_id)
+        try:
+            await reply.start()
+        except discord.HTTPException as exc:
+            log.error("cannot post in %s: %s", channel_id, exc)
+            return
+        try:
+            if ref.thread.startswith("reply-") and not await self.engine.knows(ref):
+                await self.seed_chain(message, ref)
+            async with aclosing(
+                self.engine.answer(self.incoming(message, ref), dialect="markdown")
+            ) as deltas:
+                async for delta in deltas:
+                    await reply.feed(delta)
+            await reply.finish()
+        except Exception as exc:
+            await self.fail(reply, exc)
+
+    async def seed_chain(self, message: discord.Message, ref: ThreadRef) -> None:
+        """A reply to a bot message the bot no longer remembers: start from that message."""
+        resolved = message.reference.resolved if message.reference else None
+        if isinstance(resolved, discord.Message) and resolved.content:
+            turn = Turn(role="assistant", text=resolved.content, author_id=str(resolved.author.id),
+                        author_name=self.engine.config.bot_name, message_id=str(resolved.id),
+                        at=resolved.created_at)  # fmt: skip
+            await self.engine.seed(ref, [turn])
+
+    async def fail(self, reply: StreamingReply, error: BaseException) -> None:
+        if isinstance(error, BotError | discord.HTTPException):
+            log.warning("answer failed: %s", error)
+        else:
+            log.exception("answer failed", exc_info=error)
+        try:
+            await reply.fail(failure_sentence(error))
+        except Exception:
+            log.exception("could not tell the user about the failure")
+
+    async def observe(self, message: discord.Message, ref: ThreadRef) -> None:
+        try:
+            await self.engine.observe(self.incoming(message, ref))
+        except BotError as exc:
+            log.warning("could not observe %s: %s", message.id, exc)
+
+    async def say(self, message: discord.Message, text: str) -> None:
+        try:
+            for chunk in split_message(text, MESSAGE_LIMIT):
+                await message.channel.send(chunk, allowed_mentions=NO_PINGS)
+        except discord.HTTPException as exc:
+            log.error("cannot post in %s: %s", message.channel.id, exc)
+
+    async def forget(self, message: discord.Message, ref: ThreadRef) -> None:
+        try:
+            await self.engine.forget(
+                await self.chain_ref(message) if ref.thread.startswith("reply-") else ref
+            )
+            await self.say(message, FORGOTTEN)
+        except BotError as exc:
+            await self.say(message, explain(exc))
+
+    async def forget_message(self, event: discord.RawMessageDeleteEvent) -> None:
+        guild = str(event.guild_id) if event.guild_id else "@me"
+        candidates = []
+        cached = event.cached_message
+        if cached is not None and isinstance(cached.channel, discord.Thread):
+            candidates.append(
+                ThreadRef("discord", guild, str(cached.channel.parent_id), str(event.channel_id))
+            )
+        if event.guild_id is None:
+            candidates.append(ThreadRef("discord", guild, str(event.channel_id), "dm"))
+        try:
+            chain = await self.notes.get(f"discord:chain:{event.message_id}")
+            if chain:
+                candidates.append(ThreadRef("discord", guild, str(event.channel_id), chain))
+            for ref in candidates:
+                if await self.engine.remove(ref, str(event.message_id)):
+                    log.info("removed deleted message %s from %s", event.message_id, ref)
+        except BotError as exc:
+            log.warning("could not remove deleted message %s: %s", event.message_id, exc)
+
+    # --- summaries ------------------------------------------------------------------------------
+
+    async def channel_state(self, channel: discord.abc.Messageable, window: Window) -> ThreadState:
+        """Recent messages of a channel or thread, read from Discord's history."""
+        after = datetime.now(UTC) - timedelta(seconds=window.seconds) if window.seconds else None
+        most = window.count or HISTORY_MOST
+        messages = [m async for m in channel.history(limit=most, after=after, oldest_first=False)]
+        messages.reverse()
+        me = self.me.id if self.me else 0
+        turns = []
+        for m in messages:
+            if not m.content.strip() or (m.author.bot and m.author.id != me):
+                continue
+            mine = m.author.id == me
+            name = self.engine.config.bot_name if mine else m.author.display_name
+            turns.append(
+                Turn(
+                    role="assistant" if mine else "user",
+                    text=self.text_of(m),
+                    author_id=str(m.author.id),
+                    author_name=name,
+                    message_id=str(m.id),
+                    at=m.created_at,
+                )
+            )
+        return ThreadState(turns=tuple(turns))
+
+    async def summary_of(
+        self, channel: discord.abc.Messageable, ref: ThreadRef | None, window: Window
+    ) -> str:
+        if ref is not None and await self.engine.knows(ref):
+            return (await self.engine.summarize(ref)).text
+        state = await self.channel_state(channel, window)
+        if not state.turns:
+            return f"Nobody wrote anything here in {window.describe()}."
+        return (await self.engine.summarize_state(state)).text
+
+    async def summarize_here(
+        self, message: discord.Message, ref: ThreadRef, *, known: bool
+    ) -> None:
+        """`@bot summarize`: the thread it is said in, or the channel's last day."""
+        reply = self.reply(
+            DiscordSink(message.channel, reply_to=message), message.channel.id, "*Summarizing…*"
+        )
+        try:
+            await reply.start()
+            if is_thread(message.channel) or message.guild is None:
+                whole = Window(seconds=None, count=HISTORY_MOST)
+                text = await self.summary_of(message.channel, ref, whole)
+            else:
+                text = await self.summary_of(message.channel, None, Window())
+            await reply.feed(text)
+            await reply.finish()
+        except Exception as exc:
+            await self.fail(reply, exc)

@@ -1,0 +1,132 @@
+"""Application commands: /summarize and /forget, and syncing them only when they change."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+
+from adapters.discord.bot import FORGOTTEN, failure_sentence, is_thread
+from adapters.discord.sink import MESSAGE_LIMIT, NO_PINGS
+from adapters.rendering import split_message
+from bot.conversation import ThreadRef
+from bot.errors import BotError, InvalidRequest, StoreUnavailable
+from bot.windows import parse_summary_args
+
+if TYPE_CHECKING:
+    from adapters.discord.client import DiscordClient
+
+log = logging.getLogger(__name__)
+
+USAGE = (
+    "Usage: /summarize window:<30m | 2h | 3d | 200> public:<True | False> — the window is a time "
+    "or a number of messages (default: 24h); public posts the summary for everyone (default: "
+    "only you see it)."
+)
+SYNC_TTL = 365 * 86_400
+
+
+def conversation_of(interaction: discord.Interaction) -> ThreadRef | None:
+    channel = interaction.channel
+    if interaction.guild_id is None and interaction.channel_id is not None:
+        return ThreadRef("discord", "@me", str(interaction.channel_id), "dm")
+    if isinstance(channel, discord.Thread):
+        return ThreadRef(
+            "discord", str(interaction.guild_id), str(channel.parent_id), str(channel.id)
+        )
+    return None
+
+
+async def readable_channel(
+    client: DiscordClient, interaction: discord.Interaction
+) -> discord.abc.Messageable:
+    """The interaction's channel, fetched when the payload only carried a partial one."""
+    channel = interaction.channel
+    if isinstance(channel, discord.abc.Messageable) and not isinstance(
+        channel, discord.PartialMessageable
+    ):
+        return channel
+    assert interaction.channel_id is not None
+    fetched = await client.fetch_channel(interaction.channel_id)
+    if not isinstance(fetched, discord.abc.Messageable):
+        raise InvalidRequest("I cannot read messages in this kind of channel.")
+    return fetched
+
+
+def build_tree(client: DiscordClient) -> app_commands.CommandTree[DiscordClient]:
+    tree: app_commands.CommandTree[DiscordClient] = app_commands.CommandTree(client)
+
+    @tree.command(name="summarize", description="Summarize the recent conversation here")
+    @app_commands.describe(
+        window="How far back: 30m, 2h, 3d, or a number of messages such as 200 (default 24h)",
+        public="Post the summary for everyone (default: only you see it)",
+    )
+    async def summarize(
+        interaction: discord.Interaction, window: str | None = None, public: bool = False
+    ) -> None:
+        try:
+            request = parse_summary_args(window or "", usage=USAGE)
+        except InvalidRequest as exc:
+            await interaction.response.send_message(exc.user_message(), ephemeral=True)
+            return
+        public = public or request.public
+        await interaction.response.defer(thinking=True, ephemeral=not public)
+        try:
+            channel = await readable_channel(client, interaction)
+            text = await client.bot.summary_of(
+                channel, conversation_of(interaction), request.window
+            )
+        except Exception as exc:
+            log.warning("summary failed: %s", exc)
+            text = failure_sentence(exc)
+            public = False
+        for chunk in split_message(text, MESSAGE_LIMIT):
+            await interaction.followup.send(chunk, ephemeral=not public, allowed_mentions=NO_PINGS)
+
+    @tree.command(name="forget", description="Clear my memory of this thread or DM")
+    async def forget(interaction: discord.Interaction) -> None:
+        ref = conversation_of(interaction)
+        if ref is None:
+            await interaction.response.send_message(
+                "Use /forget inside a thread I am part of, or in our DM.", ephemeral=True
+            )
+            return
+        try:
+            await client.bot.engine.forget(ref)
+            text = FORGOTTEN
+        except BotError as exc:
+            text = exc.user_message()
+        await interaction.response.send_message(text, allowed_mentions=NO_PINGS)
+
+    return tree
+
+
+def commands_hash(tree: app_commands.CommandTree[DiscordClient]) -> str:
+    payload = [command.to_dict(tree) for command in tree.get_commands()]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+async def sync_if_changed(client: DiscordClient) -> bool:
+    """Sync the command set only when it differs from the last one synced (creates are capped)."""
+    digest = commands_hash(client.tree)
+    key = f"discord:commands:{client.application_id}"
+    try:
+        if await client.bot.notes.get(key) == digest:
+            log.info("Discord: application commands unchanged (%s); not syncing", digest)
+            return False
+    except StoreUnavailable as exc:
+        log.warning("could not read the synced command set (%s); syncing", exc)
+    await client.tree.sync()
+    try:
+        await client.bot.notes.put(key, digest, ttl=SYNC_TTL)
+    except StoreUnavailable as exc:
+        log.warning("could not remember the synced command set: %s", exc)
+    log.info("Discord: application commands synced (%s)", digest)
+    return True
+
+
+__all__ = ["build_tree", "is_thread", "sync_if_changed"]
