@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import discord
 import yarl
@@ -31,8 +32,8 @@ def intents() -> discord.Intents:
 
 
 class DiscordClient(discord.Client):
-    def __init__(self, bot: DiscordBot, *, api_url: str | None = None) -> None:
-        super().__init__(intents=intents(), allowed_mentions=NO_PINGS)
+    def __init__(self, bot: DiscordBot, *, api_url: str | None = None, **options: Any) -> None:
+        super().__init__(intents=intents(), allowed_mentions=NO_PINGS, **options)
         self.bot = bot
         self.api_url = api_url
         self.tree = build_tree(self)

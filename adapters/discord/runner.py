@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 import discord
 
@@ -22,13 +23,13 @@ INTENT_HELP = (
 )
 
 
-def make_client(core: Core, settings: DiscordSettings) -> DiscordClient:
+def make_client(core: Core, settings: DiscordSettings, **options: Any) -> DiscordClient:
     if settings.api_url:
-        discord.http.Route.BASE = settings.api_url.rstrip("/")  # type: ignore[misc]
+        discord.http.Route.BASE = settings.api_url.rstrip("/")
     bot = DiscordBot(
         core.engine, core.claims, core.notes, settings, core.settings.retention_seconds
     )
-    return DiscordClient(bot, api_url=settings.api_url)
+    return DiscordClient(bot, api_url=settings.api_url, **options)
 
 
 async def run_client(client: DiscordClient, token: str) -> None:
