@@ -50,9 +50,17 @@ class DiscordHarness:
     def _event(self, message_id: int) -> asyncio.Event:
         return self._arrived.setdefault(message_id, asyncio.Event())
 
-    async def send(self, content: str, author: dict[str, Any] = ALICE, *, channel: int = CHANNEL,
-                   guild: bool = True, mentions: list[dict[str, Any]] | None = None,
-                   reply_to: dict[str, Any] | None = None, settle: bool = True) -> dict[str, Any]:  # fmt: skip
+    async def send(
+        self,
+        content: str,
+        author: dict[str, Any] = ALICE,
+        *,
+        channel: int = CHANNEL,
+        guild: bool = True,
+        mentions: list[dict[str, Any]] | None = None,
+        reply_to: dict[str, Any] | None = None,
+        settle: bool = True,
+    ) -> dict[str, Any]:
         if mentions is None:
             mentions = [BOT_USER] if BOT_MENTION in content else []
         data = self.fake.message(
