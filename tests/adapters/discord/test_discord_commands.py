@@ -1,0 +1,286 @@
+"""/summarize and /forget as interactions, command sync, failures, and `python -m bot run`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.adapters.discord.conftest import ALICE, BOB, BOT_MENTION, DiscordHarness, make_harness
+from tests.conftest import REDIS_URL
+from tests.fakes.discord_server import APP_ID, BOT_USER, CHANNEL, GUILD, FakeDiscord
+from tests.fakes.openai_server import FakeOpenAI, Reply
+
+
+def interaction(
+    fake: FakeDiscord,
+    name: str,
+    options: list[dict[str, Any]],
+    *,
+    channel: dict[str, Any] | None = None,
+    guild: bool = True,
+) -> dict[str, Any]:
+    iid = fake.snowflake()
+    channel = channel or fake.channels[CHANNEL]
+    data: dict[str, Any] = {
+        "id": str(iid),
+        "application_id": str(APP_ID),
+        "type": 2,
+        "token": f"tok-{iid}",
+        "version": 1,
+        "data": {"id": "555", "name": name, "type": 1, "options": options},
+        "channel_id": channel["id"],
+        "channel": {**channel, "permissions": str((1 << 50) - 1)},
+        "locale": "en-US",
+        "app_permissions": str((1 << 50) - 1),
+        "entitlements": [],
+        "authorizing_integration_owners": {"0": str(GUILD)} if guild else {"1": ALICE["id"]},
+        "context": 0 if guild else 1,
+        "attachment_size_limit": 10_485_760,
+    }
+    if guild:
+        data["guild_id"] = str(GUILD)
+        data["guild_locale"] = "en-US"
+        data["member"] = {
+            "user": ALICE,
+            "roles": [],
+            "joined_at": "2026-01-01T00:00:00+00:00",
+            "permissions": str((1 << 50) - 1),
+            "deaf": False,
+            "mute": False,
+            "flags": 0,
+        }
+    else:
+        data["user"] = ALICE
+    return data
+
+
+async def invoke(
+    harness: DiscordHarness, payload: dict[str, Any], replies: int = 1
+) -> list[dict[str, Any]]:
+    """Send an interaction; return the callback and the follow-ups it produced."""
+    token = payload["token"]
+    fake = harness.fake
+
+    def answered() -> list[dict[str, Any]]:
+        return [b for m, p, b in fake.calls if token in p]
+
+    await fake.dispatch("INTERACTION_CREATE", payload)
+    await fake.wait_for(lambda: len(answered()) >= replies)
+    return answered()
+
+
+def seed_history(fake: FakeDiscord) -> None:
+    now = datetime.now(UTC)
+    fake.message(CHANNEL, "an old message", BOB, when=now - timedelta(days=5))
+    for n in range(4):
+        fake.message(
+            CHANNEL, f"update number {n}", [ALICE, BOB][n % 2], when=now - timedelta(minutes=10 - n)
+        )
+
+
+async def test_summarize_is_deferred_then_followed_up(
+    discord_bot: DiscordHarness, fake_openai: FakeOpenAI
+) -> None:
+    seed_history(discord_bot.fake)
+    fake_openai.push(Reply(text="Four updates.", first_token_delay=0.2))
+    payload = interaction(
+        discord_bot.fake, "summarize", [{"name": "window", "type": 3, "value": "2h"}]
+    )
+    defer, followup = await invoke(discord_bot, payload, replies=2)
+    assert defer["type"] == 5 and defer["data"]["flags"] & 64  # thinking, only the caller sees it
+    assert followup["content"] == "Four updates." and followup["flags"] & 64
+    assert followup["allowed_mentions"]["parse"] == []
+    prompt = fake_openai.requests[0]["messages"][1]["content"]
+    assert "Alice: update number 0" in prompt and "Bob: update number 1" in prompt
+    assert "an old message" not in prompt
+
+
+async def test_summarize_public_with_a_count(
+    discord_bot: DiscordHarness, fake_openai: FakeOpenAI
+) -> None:
+    seed_history(discord_bot.fake)
+    fake_openai.push(Reply(text="Two updates."))
+    options = [
+        {"name": "window", "type": 3, "value": "2"},
+        {"name": "public", "type": 5, "value": True},
+    ]
+    defer, followup = await invoke(
+        discord_bot, interaction(discord_bot.fake, "summarize", options), replies=2
+    )
+    assert (
+        defer["type"] == 5 and not defer.get("data", {}).get("flags") and not followup.get("flags")
+    )
+    prompt = fake_openai.requests[0]["messages"][1]["content"]
+    assert "update number 3" in prompt and "update number 1" not in prompt
+
+
+@pytest.mark.parametrize("window", ["yesterday", "0", "2h 3d"])
+async def test_summarize_bad_options_get_the_usage_line(
+    discord_bot: DiscordHarness, fake_openai, window: str
+) -> None:
+    payload = interaction(
+        discord_bot.fake, "summarize", [{"name": "window", "type": 3, "value": window}]
+    )
+    [callback] = await invoke(discord_bot, payload)
+    assert callback["type"] == 4 and callback["data"]["flags"] & 64
+    assert "Usage: /summarize window:" in callback["data"]["content"]
+    assert fake_openai.requests == []
+
+
+async def test_summarize_a_quiet_channel_calls_no_model(
+    discord_bot: DiscordHarness, fake_openai
+) -> None:
+    _, followup = await invoke(
+        discord_bot, interaction(discord_bot.fake, "summarize", []), replies=2
+    )
+    assert followup["content"] == "Nobody wrote anything here in the last 1 day."
+    assert fake_openai.requests == []
+
+
+async def test_forget_command_in_a_thread(
+    discord_bot: DiscordHarness, fake_openai, fake_discord
+) -> None:
+    await discord_bot.send(f"{BOT_MENTION} my name is Mina")
+    thread = fake_discord.threads()[0]
+    [callback] = await invoke(discord_bot, interaction(fake_discord, "forget", [], channel=thread))
+    assert callback["type"] == 4 and callback["data"]["content"].startswith("I have forgotten")
+    from bot.conversation import ThreadRef
+
+    ref = ThreadRef("discord", str(GUILD), str(CHANNEL), thread["id"])
+    assert not await discord_bot.core.engine.knows(ref)
+
+
+async def test_forget_command_outside_a_thread_explains(discord_bot: DiscordHarness) -> None:
+    [callback] = await invoke(discord_bot, interaction(discord_bot.fake, "forget", []))
+    assert "inside a thread" in callback["data"]["content"] and callback["data"]["flags"] & 64
+
+
+async def test_commands_sync_only_when_they_change(
+    fake_openai, fake_discord: FakeDiscord, clean_prefix
+) -> None:
+    for _ in range(2):
+        harness = await make_harness(fake_openai, fake_discord, clean_prefix)
+        await harness.close()
+    syncs = [
+        b for m, p, b in fake_discord.calls if m == "PUT" and p == f"applications/{APP_ID}/commands"
+    ]
+    assert len(syncs) == 1
+    assert sorted(c["name"] for c in syncs[0]) == ["forget", "summarize"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "sentence"),
+    [
+        (Reply(status=429, headers={"Retry-After": "12"}), "try again in 12 s"),
+        (Reply(text="a b c d", break_after=2), "unavailable right now"),
+        (Reply(text="partial", finish_reason="content_filter"), "content filter"),
+        (Reply(status=400, error={"message": "maximum context length is 10 tokens"}), "too long"),
+    ],
+)
+async def test_failures_end_in_a_sentence(
+    discord_bot: DiscordHarness, fake_openai, fake_discord, reply, sentence
+) -> None:
+    fake_openai.push(reply)
+    await discord_bot.send(f"{BOT_MENTION} hi")
+    thread = int(fake_discord.threads()[0]["id"])
+    [message] = fake_discord.bot_messages(thread)
+    assert sentence in message["content"] and "Thinking" not in message["content"]
+
+
+async def test_thread_refused_means_a_reply_in_place(
+    discord_bot: DiscordHarness, fake_openai, fake_discord
+) -> None:
+    fake_discord.deny_threads = True
+    question = await discord_bot.send(f"{BOT_MENTION} hi")
+    [answer] = fake_discord.bot_messages(CHANNEL)
+    assert answer["message_reference"]["message_id"] == question["id"]
+    assert answer["content"] == "echo: Alice: hi"
+
+
+def run_env(
+    fake: FakeDiscord, fake_openai: FakeOpenAI, prefix: str, **extra: str
+) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "REDIS_", "SLACK_", "DISCORD_"))
+    }
+    env.update(
+        OPENAI_BASE_URL=fake_openai.url,
+        REDIS_URL=REDIS_URL,
+        REDIS_PREFIX=prefix,
+        DISCORD_BOT_TOKEN="fake-token",
+        DISCORD_API_URL=fake.url,
+        **extra,
+    )
+    return env
+
+
+async def test_python_m_bot_run_answers_on_discord(
+    tmp_path, fake_openai, fake_discord: FakeDiscord, clean_prefix
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        cwd=tmp_path,
+        env=run_env(fake_discord, fake_openai, clean_prefix),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    await asyncio.wait_for(fake_discord.identified.wait(), 20)
+    data = fake_discord.message(CHANNEL, f"{BOT_MENTION} hello", ALICE, mentions=[BOT_USER])
+    # the gateway delivers in order: READY and GUILD_CREATE were sent before this event
+    await fake_discord.dispatch_message(data)
+
+    def answered() -> bool:
+        threads = [int(t["id"]) for t in fake_discord.threads()]
+        return any(
+            m["content"] == "echo: Alice: hello"
+            for t in threads
+            for m in fake_discord.bot_messages(t)
+        )
+
+    await fake_discord.wait_for(answered, 20)
+    process.terminate()
+    _, stderr = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("set_up", "line"),
+    [
+        (
+            lambda fake: setattr(fake, "token_ok", False),
+            "error: DISCORD_BOT_TOKEN: was rejected by Discord (401 Unauthorized)",
+        ),
+        (
+            lambda fake: setattr(fake, "grant_message_content", False),
+            "error: DISCORD_BOT_TOKEN: the Message Content intent is not enabled",
+        ),
+    ],
+)
+async def test_start_up_failures_are_one_line(
+    tmp_path, fake_openai, fake_discord, clean_prefix, set_up, line
+) -> None:
+    set_up(fake_discord)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        cwd=tmp_path,
+        env=run_env(fake_discord, fake_openai, clean_prefix),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2
+    last = stderr.decode().strip().splitlines()[-1]
+    assert last.startswith(line) and "Traceback" not in stderr.decode()
