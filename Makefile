@@ -24,6 +24,7 @@ test: lint
 bench: install
 	$(BIN)/python -m bench.core
 	$(BIN)/python -m bench.slack
+	$(BIN)/python -m bench.discord
 
 console: install
 	$(BIN)/python -m bot console

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -30,36 +31,43 @@ class MessageSink(Protocol):
 
 
 class ChannelPace:
-    """A token bucket per channel: `burst` messages or edits at once, then `burst` per `period`.
+    """At most `burst` messages or edits per channel in any `period` seconds (a sliding window).
 
     Every reply in a channel shares it, so twenty answers streaming in one channel together stay
     under the platform's per-channel limit: their optional progress edits are skipped when the
-    bucket is empty, and only the sends and final edits wait for it.
+    window is full, and only the sends and final edits wait for room.
     """
 
     def __init__(
         self, burst: int = 5, period: float = 5.0, clock: Callable[[], float] = time.monotonic
     ):
-        self._burst = float(burst)
-        self._rate = burst / period
+        self._burst = burst
+        self._period = period
         self._clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, at)
+        self._sent: dict[str, deque[float]] = {}
 
-    def _tokens(self, channel: str) -> float:
-        tokens, at = self._buckets.get(channel, (self._burst, self._clock()))
-        return min(self._burst, tokens + (self._clock() - at) * self._rate)
+    def _window(self, channel: str) -> deque[float]:
+        sent = self._sent.setdefault(channel, deque())
+        horizon = self._clock() - self._period
+        while sent and sent[0] <= horizon:
+            sent.popleft()
+        if not sent and len(self._sent) > 10_000:
+            self._sent = {k: v for k, v in self._sent.items() if v}
+            self._sent[channel] = sent
+        return sent
 
     def try_take(self, channel: str) -> bool:
-        tokens = self._tokens(channel)
-        if tokens < 1:
+        sent = self._window(channel)
+        if len(sent) >= self._burst:
             return False
-        self._buckets[channel] = (tokens - 1, self._clock())
+        sent.append(self._clock())
         return True
 
     async def take(self, channel: str) -> None:
-        # Tokens come back with time, not with an event: sleep until the next one is due.
-        while not self.try_take(channel):  # noqa: ASYNC110
-            await asyncio.sleep((1 - self._tokens(channel)) / self._rate)
+        # Room comes back with time, not with an event: sleep until the oldest send leaves.
+        while not self.try_take(channel):
+            oldest = self._window(channel)[0]
+            await asyncio.sleep(max(0.01, oldest + self._period - self._clock()))
 
     def gate(self, channel: str) -> ChannelGate:
         return ChannelGate(self, channel)

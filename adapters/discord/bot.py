@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 PLACEHOLDER = "*Thinking…*"
 FORGOTTEN = "I have forgotten this conversation. Mention me to start again."
 HISTORY_MOST = 2000
+NO_THREADS_PAUSE = 600.0  # seconds before trying threads again where they were refused
 CHAIN_TTL = 30 * 86_400
 
 
@@ -70,6 +71,7 @@ class DiscordBot:
         self.tasks = BackgroundTasks()
         self.pace = ChannelPace(burst=5, period=5.0)
         self.me: discord.ClientUser | None = None
+        self._no_threads_until: dict[int, float] = {}  # channel -> when to try threads again
 
     # --- identity of conversations -----------------------------------------------------------
 

@@ -48,6 +48,7 @@ def json_response(
 class FakeDiscord:
     def __init__(self, *, rate_limit: tuple[int, float] | None = None) -> None:
         self.calls: list[tuple[str, str, dict[str, Any]]] = []  # (method, path, json body)
+        self.call_times: list[float] = []  # time.time() of each call, for benchmarks
         self.messages: dict[int, list[dict[str, Any]]] = defaultdict(list)  # channel -> messages
         self.channels: dict[int, dict[str, Any]] = {
             CHANNEL: {"id": str(CHANNEL), "type": 0, "name": "general", "guild_id": str(GUILD),
@@ -208,7 +209,7 @@ class FakeDiscord:
         ):
             return None
         count, period = self.rate_limit
-        kind = "edit" if method == "PATCH" else "send"
+        kind = "edit" if method == "PATCH" else "thread" if path.endswith("/threads") else "send"
         key = f"{kind}:{path.split('/')[1]}"
         now = time.monotonic()
         bucket = self._buckets[key]
@@ -221,7 +222,9 @@ class FakeDiscord:
         if len(bucket) >= count:
             self.rate_limited += 1
             headers["X-RateLimit-Remaining"] = "0"
+            headers["X-RateLimit-Scope"] = "user"
             headers["Retry-After"] = f"{reset_after:.3f}"
+            headers["Via"] = "1.1 google"  # without it discord.py takes a 429 for a Cloudflare ban
             body = {
                 "message": "You are being rate limited.",
                 "retry_after": reset_after,
@@ -242,6 +245,7 @@ class FakeDiscord:
                 body = json.loads(raw)
         async with self._changed:
             self.calls.append((request.method, path, body))
+            self.call_times.append(time.time())
             self._changed.notify_all()
         if not self.token_ok:
             return json_response({"message": "401: Unauthorized", "code": 0}, 401)

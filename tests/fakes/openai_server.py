@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -56,6 +57,7 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         self.model_latency = model_latency
         self.first_token_times: list[float] = []  # seconds from request to first content chunk
+        self.arrivals: list[float] = []  # time.time() each request arrived
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -81,7 +83,9 @@ class FakeOpenAI:
             await self._runner.cleanup()
 
     async def _stats(self, _: web.Request) -> web.Response:
-        return web.json_response({"first_token_times": self.first_token_times})
+        return web.json_response(
+            {"first_token_times": self.first_token_times, "arrivals": self.arrivals}
+        )
 
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response(
@@ -96,6 +100,7 @@ class FakeOpenAI:
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
+        self.arrivals.append(time.time())
         body = await request.json()
         self.requests.append(body)
         reply = self._next(body)
@@ -118,6 +123,9 @@ class FakeOpenAI:
             return web.json_response(_completion(body, "".join(words), reply.finish_reason, usage))
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        if sock is not None:  # stream each chunk at once, as real servers do (no Nagle delay)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         await asyncio.sleep(self.model_latency + reply.first_token_delay)
         await _send(response, _chunk(body, {"role": "assistant", "content": ""}, None))
         for index, word in enumerate(words):
