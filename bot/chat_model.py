@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 ChatRole = Literal["system", "user", "assistant"]
-Purpose = Literal["answer", "fold", "summary"]
+Purpose = Literal["answer", "fold", "summary", "chunk"]
 
 
 @dataclass(frozen=True, slots=True)

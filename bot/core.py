@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+from bot.channel_log import ChannelLog, InProcessChannelLog, RedisChannelLog
 from bot.claims import Claims, InProcessClaims, RedisClaims
 from bot.engine import ConversationEngine, EngineConfig
 from bot.errors import StoreUnavailable
@@ -14,6 +15,8 @@ from bot.kv import InProcessNotes, Notes, RedisNotes
 from bot.memory import InProcessMemory, RedisMemory, ThreadMemory
 from bot.openai_model import OpenAIChatModel
 from bot.settings import Settings
+from bot.summarizer import SummaryConfig
+from bot.summary_store import SummaryStore
 from bot.tokens import load_counter
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,7 @@ class Core:
     engine: ConversationEngine
     claims: Claims
     notes: Notes
+    channel_log: ChannelLog | None  # None when BOT_CHANNEL_LOG_DAYS is 0
 
     async def aclose(self) -> None:
         await self.memory.aclose()
@@ -82,10 +86,31 @@ async def build_core(settings: Settings) -> Core:
     )
     claims: Claims
     notes: Notes
+    channel_log: ChannelLog | None = None
+    retention = settings.channel_log_days * 86_400
     if isinstance(memory, RedisMemory):
         claims = RedisClaims(memory.client, prefix=memory.prefix)
         notes = RedisNotes(memory.client, prefix=memory.prefix)
+        if retention:
+            channel_log = RedisChannelLog(
+                memory.client,
+                prefix=memory.prefix,
+                retention_seconds=retention,
+                max_messages=settings.channel_log_max,
+            )
     else:
         claims, notes = InProcessClaims(), InProcessNotes()
-    engine = ConversationEngine(memory, model, counter, config)
-    return Core(settings, memory, model, engine, claims, notes)
+        if retention:
+            channel_log = InProcessChannelLog(
+                retention_seconds=retention, max_messages=settings.channel_log_max
+            )
+    summary_config = SummaryConfig(
+        budget=settings.max_prompt_tokens,
+        answer_tokens=settings.max_answer_tokens,
+        concurrency=settings.summary_concurrency,
+        max_messages=settings.summary_max_messages,
+    )
+    engine = ConversationEngine(
+        memory, model, counter, config, summaries=SummaryStore(notes), summary_config=summary_config
+    )
+    return Core(settings, memory, model, engine, claims, notes, channel_log)

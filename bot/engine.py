@@ -28,7 +28,9 @@ from bot.prompt import (
     turn_tokens,
     turns_to_fold,
 )
-from bot.summarizer import Summarizer, Summary
+from bot.sources import SourceMessage
+from bot.summarizer import Summarizer, Summary, SummaryConfig
+from bot.summary_store import SummaryStore
 from bot.tokens import MESSAGE_OVERHEAD, TokenCounter
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,8 @@ class ConversationEngine:
         config: EngineConfig | None = None,
         *,
         today: Callable[[], date] = _today,
+        summaries: SummaryStore | None = None,
+        summary_config: SummaryConfig | None = None,
     ) -> None:
         self.memory = memory
         self.model = model
@@ -76,9 +80,12 @@ class ConversationEngine:
         self.summarizer = Summarizer(
             model,
             counter,
-            budget=self.config.max_prompt_tokens,
-            answer_tokens=self.config.max_answer_tokens,
+            summary_config
+            or SummaryConfig(
+                budget=self.config.max_prompt_tokens, answer_tokens=self.config.max_answer_tokens
+            ),
         )
+        self.summaries = summaries
 
     def _turn(self, message: IncomingMessage) -> Turn:
         draft = message.as_turn()
@@ -95,15 +102,63 @@ class ConversationEngine:
     async def read(self, thread: ThreadRef) -> ThreadState:
         return await self.memory.load(thread)
 
-    async def summarize(self, thread: ThreadRef, *, dialect: str | None = None) -> Summary:
+    async def summarize(
+        self,
+        thread: ThreadRef,
+        *,
+        dialect: str | None = None,
+        link_for: Callable[[str], str] | None = None,
+        requester: str | None = None,
+    ) -> Summary:
         """A summary of what memory holds for `thread`; no model call for an empty thread."""
-        return await self.summarize_state(await self.memory.load(thread), dialect=dialect)
-
-    async def summarize_state(self, state: ThreadState, *, dialect: str | None = None) -> Summary:
-        """A summary of messages the adapter gathered (a channel window, a thread it read)."""
-        return await self.summarizer.summarize(
-            state, bot_name=self.config.bot_name, dialect=dialect or self.config.dialect
+        state = await self.memory.load(thread)
+        sources = [
+            SourceMessage(
+                message_id=t.message_id,
+                author=t.author_name or self.config.bot_name,
+                text=t.text,
+                at=t.at,
+                link=link_for(t.message_id) if link_for and t.message_id else "",
+                author_id=t.author_id,
+            )
+            for t in state.turns
+        ]
+        if state.summary:
+            first = state.turns[0].at if state.turns else datetime.now(UTC)
+            earlier = SourceMessage("", "(summary of the earlier messages)", state.summary, first)
+            sources.insert(0, earlier)
+        return await self.summarize_sources(
+            sources, scope=str(thread), dialect=dialect, requester=requester
         )
+
+    async def summarize_sources(
+        self,
+        sources: Sequence[SourceMessage],
+        *,
+        scope: str | None = None,
+        dialect: str | None = None,
+        requester: str | None = None,
+    ) -> Summary:
+        """Summarize messages an adapter gathered; a repeat of the same window costs no call."""
+        dialect = dialect or self.config.dialect
+        store = self.summaries if scope else None
+        if store is not None and scope and sources:
+            text = await store.cached(scope, sources, dialect)
+            summary = (
+                Summary(text, len(sources), len(sources))
+                if text is not None
+                else await self.summarizer.summarize(sources, dialect=dialect)
+            )
+            if text is None:
+                await store.keep(scope, sources, dialect, summary.text)
+            if requester:
+                await store.mark(scope, requester, sources[-1])
+            return summary
+        return await self.summarizer.summarize(sources, dialect=dialect)
+
+    async def summary_since(self, scope: str, requester: str) -> datetime | None:
+        """Where `requester`'s previous summary of `scope` ended, if there was one."""
+        return await self.summaries.since(scope, requester) if self.summaries else None
 
     async def seed(self, thread: ThreadRef, turns: Sequence[Turn]) -> int:
         """Remember a thread's earlier messages, read from the platform when the bot joins late.

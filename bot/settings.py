@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     max_answer_tokens: int = Field(1024, alias="BOT_MAX_ANSWER_TOKENS", ge=16, le=200_000)
     tokenizer: str = Field("o200k_base", alias="BOT_TOKENIZER")
 
+    # Summaries and the channel log.
+    summary_model: str | None = Field(None, alias="OPENAI_SUMMARY_MODEL")
+    summary_concurrency: int = Field(4, alias="BOT_SUMMARY_CONCURRENCY", ge=1, le=32)
+    summary_max_messages: int = Field(5000, alias="BOT_SUMMARY_MAX_MESSAGES", ge=10, le=100_000)
+    channel_log_days: float = Field(7.0, alias="BOT_CHANNEL_LOG_DAYS", ge=0, le=365)
+    channel_log_max: int = Field(20_000, alias="BOT_CHANNEL_LOG_MAX", ge=100, le=1_000_000)
+
     log_level: str = Field("INFO", alias="LOG_LEVEL", pattern=r"(?i)^(debug|info|warning|error)$")
 
     @property

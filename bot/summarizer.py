@@ -1,80 +1,231 @@
-"""Summaries of a conversation through the chat model.
+"""Summaries of any length, with every point citing the messages it came from.
 
-This is the single-call summarizer: it covers the thread's rolling summary and as many of its
-newest turns as fit one prompt, and says so when it could not cover everything.
+    transcript ──chunks by tokens──► notes per chunk (concurrently, bounded; cheap model allowed)
+                                      │  merged in groups that fit a prompt, level by level
+                                      ▼
+                                    the final summary in a fixed shape, citing [m#] ids
+                                      │
+                                      ▼  ids → numbered links; ids the model invented are dropped
+
+Every message's text enters exactly one chunk prompt, and each level of merging reads only the
+much shorter notes of the level below, so prompt tokens grow linearly with the transcript.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from bot.chat_model import ChatMessage, ChatModel, complete
-from bot.conversation import ThreadState, Turn
-from bot.prompt import render_turn, truncate_to_tokens, turn_tokens
-from bot.tokens import MESSAGE_OVERHEAD, TokenCounter
+from bot.chat_model import ChatMessage, ChatModel, Purpose, complete
+from bot.citations import label, labelled, resolve
+from bot.sources import SourceMessage, dominant_language
+from bot.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, TokenCounter
 
-SUMMARY_INSTRUCTIONS = """\
-Summarize the conversation below for a teammate who missed it. Use this shape, leaving out any \
-section that would be empty:
-the gist in one or two sentences;
-Key points;
-Decisions;
-Open questions;
-Action items, each with its owner's name as written in the conversation.
-Use only what the conversation says; never invent names, dates or facts. Write in the language \
-the conversation is mostly in, unless asked otherwise. Format with {dialect}."""
+log = logging.getLogger(__name__)
 
-EMPTY_THREAD = "There is nothing to summarize here yet."
+EMPTY = "There is nothing to summarize here yet."
+
+SHAPE = """\
+Write the summary in exactly this shape, leaving out any section that would be empty:
+the gist in one or two sentences (no heading);
+**Key points** as a bulleted list;
+**Decisions** as a bulleted list;
+**Open questions** as a bulleted list;
+**Action items** as a bulleted list, each starting with its owner's name as written in the \
+messages.
+End every bullet with the ids of the messages it comes from in square brackets, like [m12] or \
+[m3][m7]. Cite only ids that appear in the input; never write links or URLs. Use only what the \
+messages say; never invent names, dates or facts. {language} Format with {dialect}."""
+
+FINAL = "You summarize a team chat conversation for someone who missed it.\n" + SHAPE
+
+CHUNK = """\
+You read one part of a longer team chat conversation and take notes for a later summary. List \
+the key points, decisions, open questions and action items (with their owners' names) in this \
+part, as short bullets. End every bullet with the ids of the messages it comes from in square \
+brackets, like [m12]. Cite only ids that appear in the input. {language} Reply with the bullets \
+only."""
+
+MERGE = """\
+You merge notes taken from consecutive parts of one team chat conversation into one set of \
+notes: combine duplicates, keep every distinct point, decision, open question and action item \
+with its owner, and keep the [m#] message ids at the end of each bullet (union them when you \
+combine bullets). {language} Reply with the bullets only."""
+
+LANGUAGE_FALLBACK = "Write in the language most of the messages are written in."
+
+
+def language_instruction(sources: Sequence[SourceMessage]) -> str:
+    language = dominant_language(s.text for s in sources)
+    if language is None:
+        return LANGUAGE_FALLBACK
+    return f"Most of the messages are in {language}: write in {language}."
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryConfig:
+    budget: int = 8000  # prompt tokens per call
+    answer_tokens: int = 1024  # the final summary's length
+    note_tokens: int = 600  # one chunk's notes
+    concurrency: int = 4  # model calls at once
+    max_messages: int = 5000  # a larger window is cut to its newest messages
+    max_tokens: int = 500_000  # likewise, by transcript tokens
 
 
 @dataclass(frozen=True, slots=True)
 class Summary:
     text: str
-    covered: int  # turns the model saw verbatim
-    total: int  # turns memory held
+    covered: int  # messages the summary read
+    total: int  # messages in the window asked for
+    model_calls: int = 0
+    chunks: int = 0
+    depth: int = 0  # merge levels above the chunks
+    prompt_tokens: int = 0  # estimated, summed over every call
+    notice: str = ""  # what was left out and why, for the reader
+    cited: tuple[SourceMessage, ...] = field(default=())
+
+    @property
+    def last_id(self) -> str:
+        return self.cited[-1].message_id if self.cited else ""
 
 
 class Summarizer:
-    def __init__(self, model: ChatModel, counter: TokenCounter, *, budget: int, answer_tokens: int):
+    def __init__(
+        self, model: ChatModel, counter: TokenCounter, config: SummaryConfig | None = None
+    ):
         self._model = model
         self._counter = counter
-        self._budget = budget
-        self._answer_tokens = answer_tokens
+        self.config = config or SummaryConfig()
 
-    def transcript(self, turns: Sequence[Turn], bot_name: str) -> tuple[list[str], int]:
-        """The newest turns as lines that fit the budget, oldest first, and how many fit."""
-        lines: list[str] = []
-        used = 0
-        room = self._budget - 600  # instructions, summary header, reply priming
-        for turn in reversed(turns):
-            line = f"{bot_name}: {turn.text}" if turn.role == "assistant" else render_turn(turn)
-            cost = turn_tokens(self._counter, turn) + MESSAGE_OVERHEAD
-            if used + cost > room:
+    def _line(self, index: int, source: SourceMessage) -> str:
+        return f"[{label(index)}] {source.author}: {' '.join(source.text.split())}"
+
+    def _cost(self, text: str) -> int:
+        return self._counter.count(text) + MESSAGE_OVERHEAD
+
+    def _room(self, instructions: str, output: int) -> int:
+        """Tokens left for the input of one call."""
+        return (
+            self.config.budget
+            - self._cost(instructions)
+            - REPLY_PRIMING
+            - MESSAGE_OVERHEAD
+            - output // 4
+        )
+
+    def _cut(self, sources: Sequence[SourceMessage]) -> tuple[list[SourceMessage], str]:
+        """Keep the newest messages within the configured ceilings, saying what was left out."""
+        total = len(sources)
+        kept = list(sources[-self.config.max_messages :])
+        weight = 0
+        for start in range(len(kept) - 1, -1, -1):
+            weight += self._cost(kept[start].text)
+            if weight > self.config.max_tokens:
+                kept = kept[start + 1 :]
                 break
-            lines.append(line)
-            used += cost
-        lines.reverse()
-        return lines, len(lines)
+        if len(kept) < total:
+            return kept, (
+                f"This window has {total:,} messages, more than I summarize at once; "
+                f"this summary covers the latest {len(kept):,}."
+            )
+        return kept, ""
+
+    def _pack(self, lines: Sequence[str], room: int) -> list[list[str]]:
+        """Consecutive lines grouped so each group fits `room` tokens (a huge line stands alone)."""
+        groups: list[list[str]] = [[]]
+        weight = 0
+        for line in lines:
+            cost = self._cost(line)
+            if groups[-1] and weight + cost > room:
+                groups.append([])
+                weight = 0
+            groups[-1].append(line)
+            weight += cost
+        return groups
 
     async def summarize(
-        self, state: ThreadState, *, bot_name: str, dialect: str = "markdown"
+        self, sources: Sequence[SourceMessage], *, dialect: str = "markdown"
     ) -> Summary:
-        if not state.turns and not state.summary:
-            return Summary(EMPTY_THREAD, 0, 0)
-        lines, covered = self.transcript(state.turns, bot_name)
-        parts = []
-        if state.summary:
-            earlier = truncate_to_tokens(self._counter, state.summary, self._budget // 6)
-            parts.append(f"Summary of the earlier part:\n{earlier}\n")
-        if covered < len(state.turns):
-            parts.append(f"({len(state.turns) - covered} older messages are left out.)\n")
-        parts.append("Conversation:\n" + "\n".join(lines))
-        prompt = [
-            ChatMessage("system", SUMMARY_INSTRUCTIONS.format(dialect=dialect)),
-            ChatMessage("user", "\n".join(parts)),
-        ]
-        text = await complete(
-            self._model, prompt, max_tokens=self._answer_tokens, purpose="summary"
+        if not sources:
+            return Summary(EMPTY, 0, 0)
+        kept, notice = self._cut(sources)
+        by_label = labelled(kept)
+        language = language_instruction(kept)
+        lines = [self._line(i, s) for i, s in enumerate(kept, start=1)]
+        calls = _Calls(self._model, self._counter, self.config.concurrency)
+
+        final_instructions = FINAL.format(language=language, dialect=dialect)
+        chunk_instructions = CHUNK.format(language=language)
+        merge_instructions = MERGE.format(language=language)
+        chunks = self._pack(lines, self._room(final_instructions, self.config.answer_tokens))
+        depth = 0
+        if len(chunks) > 1:
+            chunks = self._pack(lines, self._room(chunk_instructions, self.config.note_tokens))
+            notes = await calls.each(chunk_instructions, chunks, self.config.note_tokens, "chunk")
+            while True:
+                groups = self._pack(
+                    notes, self._room(final_instructions, self.config.answer_tokens)
+                )
+                if len(groups) == 1:
+                    break
+                depth += 1
+                groups = self._pack(notes, self._room(merge_instructions, self.config.note_tokens))
+                notes = await calls.each(
+                    merge_instructions, groups, self.config.note_tokens, "summary"
+                )
+            lines = notes
+        text = await calls.one(final_instructions, lines, self.config.answer_tokens, "summary")
+        rendered, cited = resolve(text, by_label, dialect=dialect)
+        if notice:
+            rendered = (
+                f"_{notice}_\n\n{rendered}" if dialect == "markdown" else f"{notice}\n\n{rendered}"
+            )
+        log.info(
+            "summary of %d messages: %d chunks, %d merge levels, %d model calls",
+            len(kept), len(chunks), depth, calls.count,
+        )  # fmt: skip
+        return Summary(
+            text=rendered,
+            covered=len(kept),
+            total=len(sources),
+            model_calls=calls.count,
+            chunks=len(chunks),
+            depth=depth,
+            prompt_tokens=calls.prompt_tokens,
+            notice=notice,
+            cited=tuple(cited),
         )
-        return Summary(text.strip(), covered, len(state.turns))
+
+
+class _Calls:
+    """Model calls of one summary: counted, and at most `concurrency` at once."""
+
+    def __init__(self, model: ChatModel, counter: TokenCounter, concurrency: int) -> None:
+        self._model = model
+        self._counter = counter
+        self._gate = asyncio.Semaphore(max(1, concurrency))
+        self.count = 0
+        self.prompt_tokens = 0
+
+    async def one(
+        self, instructions: str, lines: Sequence[str], max_tokens: int, purpose: Purpose
+    ) -> str:
+        body = "\n".join(lines)
+        prompt = [ChatMessage("system", instructions), ChatMessage("user", body)]
+        async with self._gate:
+            self.count += 1
+            self.prompt_tokens += sum(
+                self._counter.count(m.content) + MESSAGE_OVERHEAD for m in prompt
+            )
+            text = await complete(self._model, prompt, max_tokens=max_tokens, purpose=purpose)
+        return text.strip()
+
+    async def each(
+        self, instructions: str, groups: Sequence[Sequence[str]], max_tokens: int, purpose: Purpose
+    ) -> list[str]:
+        results = await asyncio.gather(
+            *(self.one(instructions, group, max_tokens, purpose) for group in groups)
+        )
+        return [r for r in results if r]

@@ -1,0 +1,162 @@
+"""The channel log: what the bot saw in each channel, kept so summaries rarely need history APIs.
+
+A Redis stream per channel (`<prefix>:log:{channel}`), trimmed by age and by count on every
+append, with `<prefix>:logmeta:{channel}` remembering since when the log has been kept. Its
+retention is a privacy setting (BOT_CHANNEL_LOG_DAYS): nothing older is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from bot.errors import StoreUnavailable
+from bot.sources import SourceMessage
+
+
+@dataclass(frozen=True, slots=True)
+class LogWindow:
+    messages: list[SourceMessage]  # oldest first, duplicates removed
+    covers_from: datetime | None  # the log is complete from here on; None: nothing was logged
+
+
+class ChannelLog(Protocol):
+    async def record(self, channel: str, message: SourceMessage) -> None: ...
+
+    async def read(self, channel: str, *, since: datetime | None, most: int) -> LogWindow:
+        """The newest `most` messages at or after `since`."""
+
+    async def remove(self, channel: str, message_id: str) -> None: ...
+
+
+def _window(
+    entries: Sequence[SourceMessage], since: datetime | None, most: int
+) -> list[SourceMessage]:
+    seen: set[str] = set()
+    kept: list[SourceMessage] = []
+    for message in sorted(entries, key=lambda m: m.at):
+        if (since is None or message.at >= since) and message.message_id not in seen:
+            seen.add(message.message_id)
+            kept.append(message)
+    return kept[-most:] if most else []
+
+
+class InProcessChannelLog:
+    def __init__(
+        self, *, retention_seconds: float, max_messages: int, clock: Callable[[], float] = time.time
+    ):
+        self._retention = retention_seconds
+        self._max = max_messages
+        self._clock = clock
+        self._logs: dict[str, deque[tuple[float, SourceMessage]]] = {}
+        self._since: dict[str, float] = {}
+
+    def _trimmed(self, channel: str) -> deque[tuple[float, SourceMessage]]:
+        log = self._logs.setdefault(channel, deque(maxlen=self._max))
+        horizon = self._clock() - self._retention
+        while log and log[0][0] < horizon:
+            log.popleft()
+        return log
+
+    async def record(self, channel: str, message: SourceMessage) -> None:
+        self._trimmed(channel).append((self._clock(), message))
+        self._since.setdefault(channel, self._clock())
+
+    async def read(self, channel: str, *, since: datetime | None, most: int) -> LogWindow:
+        log = self._trimmed(channel)
+        if channel not in self._since:
+            return LogWindow([], None)
+        start = max(self._since[channel], self._clock() - self._retention)
+        if len(log) == self._max:
+            start = max(start, log[0][0])
+        return LogWindow(
+            _window([m for _, m in log], since, most), datetime.fromtimestamp(start, UTC)
+        )
+
+    async def remove(self, channel: str, message_id: str) -> None:
+        log = self._trimmed(channel)
+        for entry in [e for e in log if e[1].message_id == message_id]:
+            log.remove(entry)
+
+
+class RedisChannelLog:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        prefix: str,
+        retention_seconds: float,
+        max_messages: int,
+        clock: Callable[[], float] = time.time,
+    ):
+        self._redis = client
+        self._prefix = prefix
+        self._retention = retention_seconds
+        self._max = max_messages
+        self._clock = clock
+
+    def _keys(self, channel: str) -> tuple[str, str]:
+        tag = "{" + channel + "}"  # one Cluster slot per channel
+        return f"{self._prefix}:log:{tag}", f"{self._prefix}:logmeta:{tag}"
+
+    async def _run(self, pipe: Any) -> list[Any]:
+        try:
+            return list(await pipe.execute())
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+
+    async def record(self, channel: str, message: SourceMessage) -> None:
+        stream, meta = self._keys(channel)
+        now = self._clock()
+        ttl = max(1, int(self._retention))
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.xadd(
+            stream,
+            {"m": json.dumps(message.to_json(), ensure_ascii=False)},
+            maxlen=self._max,
+            approximate=False,
+        )
+        pipe.xtrim(stream, minid=int((now - self._retention) * 1000), approximate=False)
+        pipe.hsetnx(meta, "from", str(now))
+        pipe.expire(stream, ttl)
+        pipe.expire(meta, ttl)
+        await self._run(pipe)
+
+    async def read(self, channel: str, *, since: datetime | None, most: int) -> LogWindow:
+        stream, meta = self._keys(channel)
+        low = "-" if since is None else str(int(since.timestamp() * 1000))
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.xrevrange(stream, "+", low, count=max(1, most))
+        pipe.hget(meta, "from")
+        pipe.xlen(stream)
+        pipe.xrange(stream, "-", "+", count=1)
+        entries, started, length, first = await self._run(pipe)
+        if started is None:
+            return LogWindow([], None)
+        start = max(float(started), self._clock() - self._retention)
+        if length >= self._max and first:
+            start = max(start, int(first[0][0].decode().split("-")[0]) / 1000)
+        messages = [SourceMessage.from_json(json.loads(fields[b"m"])) for _, fields in entries]
+        return LogWindow(_window(messages, since, most), datetime.fromtimestamp(start, UTC))
+
+    async def remove(self, channel: str, message_id: str) -> None:
+        stream, _ = self._keys(channel)
+        try:
+            entries: list[Any] = await self._redis.xrange(stream, "-", "+") or []
+            doomed = [
+                entry_id
+                for entry_id, fields in entries
+                if fields and json.loads(fields[b"m"]).get("id") == message_id
+            ]
+            if doomed:
+                await self._redis.xdel(stream, *doomed)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
