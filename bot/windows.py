@@ -12,9 +12,9 @@ _DURATION = re.compile(r"^(\d{1,4})\s*(m|min|h|hr|hours?|d|days?|w|weeks?)$", re
 MAX_SECONDS = 31 * 86_400
 MAX_COUNT = 5000
 USAGE = (
-    "Usage: /summarize [WINDOW] [public] — WINDOW is a time such as 30m, 2h, 3d or 1w, or a "
-    "number of messages such as 200 (default: 24h). Add `public` to post the summary in the "
-    "channel; otherwise only you see it."
+    "Usage: /summarize [WINDOW | since] [public] — WINDOW is a time such as 30m, 2h, 3d or 1w, "
+    "or a number of messages such as 200 (default: 24h); `since` covers what happened since your "
+    "last summary here. Add `public` to post the summary in the channel; otherwise only you see it."
 )
 
 
@@ -39,16 +39,20 @@ class Window:
 class SummaryRequest:
     window: Window
     public: bool = False
+    since: bool = False  # since the caller's previous summary of this channel
 
 
 def parse_summary_args(text: str, *, usage: str = USAGE) -> SummaryRequest:
     """Parse `[WINDOW] [public]` in any order; anything else raises InvalidRequest(usage)."""
     window: Window | None = None
     public = False
+    since = False
     for word in text.split():
         lowered = word.lower()
         if lowered in ("public", "channel", "here"):
             public = True
+        elif lowered in ("since", "new", "unread"):
+            since = True
         elif lowered in ("private", "me", "ephemeral"):
             public = False
         elif lowered.isdigit():
@@ -65,4 +69,6 @@ def parse_summary_args(text: str, *, usage: str = USAGE) -> SummaryRequest:
             window = Window(seconds=seconds)
         else:
             raise InvalidRequest(f"I did not understand `{word}`. " + usage)
-    return SummaryRequest(window or Window(), public)
+    if since and window is not None:
+        raise InvalidRequest("Use either a window or `since`, not both. " + usage)
+    return SummaryRequest(window or Window(), public, since)

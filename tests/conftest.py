@@ -92,3 +92,27 @@ def engine(memory: ThreadMemory, model: ChatModel) -> ConversationEngine:
     return ConversationEngine(
         memory, model, EstimatingCounter(), EngineConfig(max_prompt_tokens=2000)
     )
+
+
+def redis_core(server: FakeOpenAI, client: aioredis.Redis, prefix: str, *, budget: int = 4000):
+    """A Core over real Redis and the local model server, as `build_core` would make it."""
+    from bot.channel_log import RedisChannelLog
+    from bot.claims import RedisClaims
+    from bot.core import Core
+    from bot.kv import RedisNotes
+    from bot.settings import load_settings
+    from bot.summary_store import SummaryStore
+
+    settings = load_settings(_env_file=None, OPENAI_BASE_URL=server.url)
+    memory = RedisMemory(client, prefix=prefix)
+    model = openai_model(server)
+    notes = RedisNotes(client, prefix=prefix)
+    engine = ConversationEngine(
+        memory,
+        model,
+        EstimatingCounter(),
+        EngineConfig(max_prompt_tokens=budget),
+        summaries=SummaryStore(notes),
+    )
+    log = RedisChannelLog(client, prefix=prefix, retention_seconds=7 * 86_400, max_messages=20_000)
+    return Core(settings, memory, model, engine, RedisClaims(client, prefix=prefix), notes, log)

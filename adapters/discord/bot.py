@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 from contextlib import aclosing
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import discord
 
+from adapters.channel_window import window_messages
 from adapters.discord.routing import (
     MessageFacts,
     Route,
@@ -26,11 +27,13 @@ from adapters.discord.sink import MESSAGE_LIMIT, NO_PINGS, DiscordSink
 from adapters.rendering import split_message
 from adapters.streaming import ChannelPace, StreamingReply
 from adapters.tasks import BackgroundTasks
+from bot.channel_log import ChannelLog
 from bot.claims import Claims
-from bot.conversation import IncomingMessage, ThreadRef, ThreadState, Turn
+from bot.conversation import IncomingMessage, ThreadRef, Turn
 from bot.engine import ConversationEngine
 from bot.errors import BotError, StoreUnavailable, explain
 from bot.kv import Notes
+from bot.sources import SourceMessage
 from bot.windows import Window
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,10 @@ def failure_sentence(error: BaseException) -> str:
     return explain(error)
 
 
+def scope_of(guild_id: int, channel_id: int) -> str:
+    return f"discord:{guild_id}:{channel_id}"
+
+
 def is_thread(channel: object) -> bool:
     return isinstance(channel, discord.Thread)
 
@@ -62,7 +69,9 @@ class DiscordBot:
         notes: Notes,
         settings: DiscordSettings,
         retention_seconds: int = CHAIN_TTL,
+        channel_log: ChannelLog | None = None,
     ) -> None:
+        self.channel_log = channel_log
         self.engine = engine
         self.claims = claims
         self.notes = notes
@@ -142,9 +151,10 @@ class DiscordBot:
         if not self.allowed(message):
             log.info("message in %s outside the allowlists: ignored", message.channel.id)
             return
+        await self.log_message(message)
         quick = self.facts(message, known=False)
         if not (quick.is_dm or quick.mentions_me or quick.replies_to_me or quick.in_thread):
-            return  # channel chatter
+            return  # channel chatter: logged, nothing to answer
         scope = f"discord:{message.guild.id if message.guild else 'dm'}"
         try:
             if not await self.claims.claim(scope, f"msg:{message.id}"):
@@ -299,6 +309,15 @@ class DiscordBot:
 
     async def forget_message(self, event: discord.RawMessageDeleteEvent) -> None:
         guild = str(event.guild_id) if event.guild_id else "@me"
+        if self.channel_log is not None and event.guild_id:
+            try:
+                await self.channel_log.remove(
+                    scope_of(event.guild_id, event.channel_id), str(event.message_id)
+                )
+            except BotError as exc:
+                log.warning(
+                    "could not drop deleted message %s from the log: %s", event.message_id, exc
+                )
         candidates = []
         cached = event.cached_message
         if cached is not None and isinstance(cached.channel, discord.Thread):
@@ -319,40 +338,83 @@ class DiscordBot:
 
     # --- summaries ------------------------------------------------------------------------------
 
-    async def channel_state(self, channel: discord.abc.Messageable, window: Window) -> ThreadState:
-        """Recent messages of a channel or thread, read from Discord's history."""
-        after = datetime.now(UTC) - timedelta(seconds=window.seconds) if window.seconds else None
-        most = window.count or HISTORY_MOST
-        messages = [m async for m in channel.history(limit=most, after=after, oldest_first=False)]
-        messages.reverse()
+    def source_of(self, message: discord.Message) -> SourceMessage:
         me = self.me.id if self.me else 0
-        turns = []
-        for m in messages:
-            if not m.content.strip() or (m.author.bot and m.author.id != me):
-                continue
-            mine = m.author.id == me
-            name = self.engine.config.bot_name if mine else m.author.display_name
-            turns.append(
-                Turn(
-                    role="assistant" if mine else "user",
-                    text=self.text_of(m),
-                    author_id=str(m.author.id),
-                    author_name=name,
-                    message_id=str(m.id),
-                    at=m.created_at,
-                )
+        mine = message.author.id == me
+        return SourceMessage(
+            message_id=str(message.id),
+            author=self.engine.config.bot_name if mine else message.author.display_name,
+            text=self.text_of(message),
+            at=message.created_at,
+            link=message.jump_url,
+            author_id=str(message.author.id),
+        )
+
+    async def log_message(self, message: discord.Message) -> None:
+        """Keep a person's server message in the channel log, for summaries later."""
+        if self.channel_log is None or message.guild is None or not message.content.strip():
+            return
+        try:
+            await self.channel_log.record(
+                scope_of(message.guild.id, message.channel.id), self.source_of(message)
             )
-        return ThreadState(turns=tuple(turns))
+        except BotError as exc:
+            log.warning("could not log message %s: %s", message.id, exc)
+
+    async def channel_sources(
+        self, channel: discord.abc.Messageable, window: Window, *, since: datetime | None = None
+    ) -> list[SourceMessage]:
+        """Messages of a channel or thread in the window: the log first, history for the rest."""
+        me = self.me.id if self.me else 0
+
+        async def fetch(
+            oldest: datetime | None, latest: datetime | None, most: int
+        ) -> list[SourceMessage]:
+            found = [
+                m
+                async for m in channel.history(
+                    limit=most, after=oldest, before=latest, oldest_first=False
+                )
+            ]
+            found.reverse()
+            usable = [
+                m for m in found if m.content.strip() and not (m.author.bot and m.author.id != me)
+            ]
+            return [self.source_of(m) for m in usable if m.author.id != me or is_thread(channel)]
+
+        guild = getattr(channel, "guild", None)
+        if guild is None:
+            return await fetch(None, None, window.count or HISTORY_MOST)
+        scope = scope_of(guild.id, getattr(channel, "id", 0))
+        return await window_messages(self.channel_log, scope, window, fetch, since=since)
 
     async def summary_of(
-        self, channel: discord.abc.Messageable, ref: ThreadRef | None, window: Window
+        self,
+        channel: discord.abc.Messageable,
+        ref: ThreadRef | None,
+        window: Window,
+        *,
+        requester: str | None = None,
+        since_last: bool = False,
     ) -> str:
+        channel_id = getattr(channel, "id", 0)
         if ref is not None and await self.engine.knows(ref):
-            return (await self.engine.summarize(ref)).text
-        state = await self.channel_state(channel, window)
-        if not state.turns:
-            return f"Nobody wrote anything here in {window.describe()}."
-        return (await self.engine.summarize_state(state)).text
+            prefix = f"https://discord.com/channels/{ref.workspace}/{channel_id}/"
+            summary = await self.engine.summarize(
+                ref, link_for=lambda message_id: prefix + message_id, requester=requester
+            )
+            return summary.text
+        server = getattr(channel, "guild", None)
+        scope = scope_of(server.id, channel_id) if server else f"discord:dm:{channel_id}"
+        since = (
+            await self.engine.summary_since(scope, requester) if since_last and requester else None
+        )
+        sources = await self.channel_sources(channel, window, since=since)
+        if not sources:
+            described = "what happened since your last summary" if since else window.describe()
+            return f"Nobody wrote anything here in {described}."
+        summary = await self.engine.summarize_sources(sources, scope=scope, requester=requester)
+        return summary.text
 
     async def summarize_here(
         self, message: discord.Message, ref: ThreadRef, *, known: bool

@@ -27,7 +27,12 @@ def make_client(core: Core, settings: DiscordSettings, **options: Any) -> Discor
     if settings.api_url:
         discord.http.Route.BASE = settings.api_url.rstrip("/")
     bot = DiscordBot(
-        core.engine, core.claims, core.notes, settings, core.settings.retention_seconds
+        core.engine,
+        core.claims,
+        core.notes,
+        settings,
+        core.settings.retention_seconds,
+        channel_log=core.channel_log,
     )
     return DiscordClient(bot, api_url=settings.api_url, **options)
 

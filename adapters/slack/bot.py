@@ -7,12 +7,13 @@ at once; the work runs in the background after Slack has its ack.
 from __future__ import annotations
 
 import logging
-import time
 from contextlib import aclosing
+from datetime import datetime
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
+from adapters.channel_window import window_messages
 from adapters.slack.events import (
     PERSON_SUBTYPES,
     Deletion,
@@ -29,10 +30,13 @@ from adapters.slack.settings import SlackSettings
 from adapters.slack.web import Identity, SlackSink, SlackWeb, api_error_sentence
 from adapters.streaming import StreamingReply
 from adapters.tasks import BackgroundTasks
+from bot.channel_log import ChannelLog
 from bot.claims import Claims
-from bot.conversation import IncomingMessage, ThreadRef, ThreadState, Turn
+from bot.conversation import IncomingMessage, ThreadRef, Turn
 from bot.engine import ConversationEngine
 from bot.errors import BotError, StoreUnavailable, explain
+from bot.sources import SourceMessage
+from bot.summarizer import Summary
 from bot.windows import Window
 
 log = logging.getLogger(__name__)
@@ -58,7 +62,9 @@ class SlackBot:
         web: SlackWeb,
         identity: Identity,
         settings: SlackSettings,
+        channel_log: ChannelLog | None = None,
     ) -> None:
+        self.channel_log = channel_log
         self.engine = engine
         self.claims = claims
         self.web = web
@@ -91,13 +97,21 @@ class SlackBot:
             return
         event_id = str(body.get("event_id") or "")
         if isinstance(read, Deletion):
+            if self.channel_log is not None:
+                try:
+                    await self.channel_log.remove(
+                        self.scope(read.team, read.channel), read.deleted_ts
+                    )
+                except BotError as exc:
+                    log.warning("could not drop a deleted message from the log: %s", exc)
             if await self.claim(
                 read.team, f"event:{event_id}", f"deleted:{read.channel}:{read.deleted_ts}"
             ):
                 await self.forget_message(read)
             return
+        await self.log_message(read)
         if not (read.is_dm or read.mentions_bot or read.thread_ts):
-            return  # channel chatter: nothing to claim or remember
+            return  # channel chatter: logged, nothing to answer
         names = [f"msg:{read.channel}:{read.ts}"] + ([f"event:{event_id}"] if event_id else [])
         if not await self.claim(read.team, *names):
             log.info("duplicate delivery of %s/%s dropped", read.channel, read.ts)
@@ -248,11 +262,82 @@ class SlackBot:
         kept = await self.engine.seed(thread, turns)
         log.info("read %d earlier messages of %s, kept %d", len(turns), thread, kept)
 
-    async def channel_state(self, channel: str, window: Window) -> ThreadState:
-        """A channel's recent top-level conversation, read with conversations.history."""
-        oldest = time.time() - window.seconds if window.seconds else None
-        messages = await self.web.history(channel, oldest=oldest, most=window.count or HISTORY_MOST)
-        return ThreadState(turns=tuple(await self.turns_from(messages)))
+    def scope(self, team: str, channel: str) -> str:
+        return f"slack:{team}:{channel}"
+
+    def permalink(self, channel: str, ts: str, thread_ts: str | None = None) -> str:
+        if not self.me.url or not ts:
+            return ""
+        link = f"{self.me.url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
+        if thread_ts and thread_ts != ts:
+            link += f"?thread_ts={thread_ts}&cid={channel}"
+        return link
+
+    async def sources_from(
+        self, channel: str, messages: list[dict[str, Any]], *, thread_ts: str | None = None
+    ) -> list[SourceMessage]:
+        """Slack API messages as summary sources, each with its permalink."""
+        turns = await self.turns_from(messages)
+        return [
+            SourceMessage(
+                message_id=t.message_id,
+                author=t.author_name,
+                text=t.text,
+                at=t.at,
+                link=self.permalink(channel, t.message_id, thread_ts),
+                author_id=t.author_id,
+            )
+            for t in turns
+            if thread_ts or t.role == "user"  # a channel summary is about what people said
+        ]
+
+    async def channel_sources(
+        self, team: str, channel: str, window: Window, *, since: datetime | None = None
+    ) -> list[SourceMessage]:
+        """A channel's messages in the window: the log first, conversations.history for the rest."""
+
+        async def fetch(
+            oldest: datetime | None, latest: datetime | None, most: int
+        ) -> list[SourceMessage]:
+            messages = await self.web.history(
+                channel,
+                oldest=oldest.timestamp() if oldest else None,
+                latest=latest.timestamp() if latest else None,
+                most=most,
+            )
+            return await self.sources_from(channel, messages)
+
+        return await window_messages(
+            self.channel_log, self.scope(team, channel), window, fetch, since=since
+        )
+
+    async def thread_summary(self, team: str, channel: str, root: str, *, known: bool) -> Summary:
+        thread = ThreadRef("slack", team, channel, root)
+        if known:
+            return await self.engine.summarize(
+                thread, link_for=lambda ts: self.permalink(channel, ts, root)
+            )
+        messages = await self.web.thread(channel, root)
+        sources = await self.sources_from(channel, messages, thread_ts=root)
+        return await self.engine.summarize_sources(sources, scope=str(thread))
+
+    async def log_message(self, message: SlackMessage) -> None:
+        """Keep a person's channel message in the channel log, for summaries later."""
+        if self.channel_log is None or message.is_dm:
+            return
+        try:
+            names = await self.web.names_of({message.user, *message.mentioned_users})
+            source = SourceMessage(
+                message_id=message.ts,
+                author=names[message.user],
+                text=plain_text(message.text, bot_user_id=self.me.user_id, names=names),
+                at=ts_time(message.ts),
+                link=self.permalink(message.channel, message.ts, message.thread_ts),
+                author_id=message.user,
+            )
+            await self.channel_log.record(self.scope(message.team, message.channel), source)
+        except (BotError, SlackApiError) as exc:
+            log.warning("could not log %s/%s: %s", message.channel, message.ts, exc)
 
     # --- summaries in place -------------------------------------------------------------------
 
@@ -263,20 +348,17 @@ class SlackBot:
         reply = self.reply_for(message, SUMMARY_PLACEHOLDER)
         try:
             await reply.start()
-            if message.thread_ts and not message.is_dm and not known:
-                state = ThreadState(
-                    turns=tuple(
-                        await self.thread_turns(
-                            message.channel, message.thread_ts, before=message.ts
-                        )
-                    )
+            if message.thread_ts and not message.is_dm:
+                summary = await self.thread_summary(
+                    message.team, message.channel, message.thread_ts, known=known
                 )
-                summary = await self.engine.summarize_state(state)
-            elif message.thread_ts or message.is_dm:
+            elif message.is_dm:
                 summary = await self.engine.summarize(thread)
             else:
-                state = await self.channel_state(message.channel, Window())
-                summary = await self.engine.summarize_state(state)
+                sources = await self.channel_sources(message.team, message.channel, Window())
+                summary = await self.engine.summarize_sources(
+                    sources, scope=self.scope(message.team, message.channel)
+                )
             await reply.feed(summary.text)
             await reply.finish()
         except Exception as exc:

@@ -9,7 +9,7 @@ from typing import Any
 from adapters.rendering import split_message
 from adapters.slack.bot import MESSAGE_LIMIT, SlackBot, failure_sentence
 from adapters.slack.mrkdwn import to_mrkdwn
-from bot.conversation import ThreadRef, ThreadState
+from bot.conversation import ThreadRef
 from bot.errors import InvalidRequest
 from bot.windows import SummaryRequest, parse_summary_args
 
@@ -45,19 +45,23 @@ async def on_summarize_command(
 async def summarize_channel(
     bot: SlackBot, command: dict[str, Any], request: SummaryRequest, respond: Respond
 ) -> None:
+    team = str(command.get("team_id", ""))
     channel = str(command.get("channel_id", ""))
+    user = str(command.get("user_id", ""))
+    scope = bot.scope(team, channel)
     try:
-        state = await bot.channel_state(channel, request.window)
-        if not state.turns:
-            await send(
-                respond, f"Nobody wrote anything here in {request.window.describe()}.", public=False
-            )
+        since = await bot.engine.summary_since(scope, user) if request.since else None
+        window = request.window
+        described = "what happened since your last summary" if since else window.describe()
+        sources = await bot.channel_sources(team, channel, window, since=since)
+        if not sources:
+            await send(respond, f"Nobody wrote anything here in {described}.", public=False)
             return
-        summary = await bot.engine.summarize_state(state)
+        summary = await bot.engine.summarize_sources(sources, scope=scope, requester=user)
         text = to_mrkdwn(summary.text)
         if request.public:
-            asker = await bot.web.name_of(str(command.get("user_id", "")))
-            text = f"*Summary of {request.window.describe()}* (asked by {asker})\n\n{text}"
+            asker = await bot.web.name_of(user)
+            text = f"*Summary of {described}* (asked by {asker})\n\n{text}"
         await send(respond, text, public=request.public)
     except Exception as exc:
         log.warning("channel summary failed: %s", exc)
@@ -84,11 +88,8 @@ async def summarize_thread(bot: SlackBot, shortcut: dict[str, Any], respond: Res
         return
     thread = ThreadRef("slack", team, channel, root)
     try:
-        if await bot.engine.knows(thread):
-            summary = await bot.engine.summarize(thread)
-        else:
-            turns = await bot.thread_turns(channel, root)
-            summary = await bot.engine.summarize_state(ThreadState(turns=tuple(turns)))
+        known = await bot.engine.knows(thread)
+        summary = await bot.thread_summary(team, channel, root, known=known)
         await send(respond, to_mrkdwn(summary.text), public=False)
     except Exception as exc:
         log.warning("thread summary failed: %s", exc)

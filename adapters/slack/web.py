@@ -53,6 +53,7 @@ class Identity:
     user_id: str
     bot_id: str | None
     team_id: str
+    url: str = ""  # the workspace's address, for permalinks
 
 
 class SlackWeb:
@@ -106,7 +107,7 @@ class SlackWeb:
         return messages[-most:] if len(messages) > most else messages
 
     async def history(
-        self, channel: str, *, oldest: float | None, most: int
+        self, channel: str, *, oldest: float | None, most: int, latest: float | None = None
     ) -> list[dict[str, Any]]:
         """Top-level messages since `oldest`, oldest first; the newest `most` of them."""
         messages: list[dict[str, Any]] = []
@@ -115,6 +116,7 @@ class SlackWeb:
             answer = await self.client.conversations_history(
                 channel=channel,
                 oldest=f"{oldest:.6f}" if oldest else None,
+                latest=f"{latest:.6f}" if latest else None,
                 limit=min(PAGE, most - len(messages)),
                 cursor=cursor,
             )

@@ -78,7 +78,7 @@ async def test_console_chat_with_memory_threads_and_commands(
     assert "Unknown command /bogus; /help lists the commands." in lines
     assert "Forgot thread 'main'." in lines
     summary_request = [
-        r for r in fake_openai.requests if "Summarize" in r["messages"][0]["content"]
+        r for r in fake_openai.requests if "You summarize" in r["messages"][0]["content"]
     ]
     assert (
         len(summary_request) == 1

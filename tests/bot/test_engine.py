@@ -12,7 +12,7 @@ import pytest
 from bot.conversation import IncomingMessage, ThreadRef
 from bot.engine import ConversationEngine, EngineConfig
 from bot.errors import InvalidRequest, ModelRateLimited
-from bot.summarizer import EMPTY_THREAD
+from bot.summarizer import EMPTY as EMPTY_THREAD
 from bot.tokens import EstimatingCounter, count_prompt
 from tests.fakes.openai_server import FakeOpenAI, Reply, last_user_text
 

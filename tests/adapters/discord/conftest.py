@@ -10,14 +10,8 @@ import redis.asyncio as aioredis
 from adapters.discord.client import DiscordClient
 from adapters.discord.runner import make_client
 from adapters.discord.settings import load_discord_settings
-from bot.claims import RedisClaims
 from bot.core import Core
-from bot.engine import ConversationEngine, EngineConfig
-from bot.kv import RedisNotes
-from bot.memory import RedisMemory
-from bot.settings import load_settings
-from bot.tokens import EstimatingCounter
-from tests.conftest import REDIS_URL, openai_model
+from tests.conftest import REDIS_URL, redis_core
 from tests.fakes.discord_server import BOT_USER, CHANNEL, PEOPLE, USERS, FakeDiscord
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -99,15 +93,7 @@ async def fake_discord() -> AsyncIterator[FakeDiscord]:
 async def make_harness(
     fake_openai: FakeOpenAI, fake: FakeDiscord, prefix: str, **env: str
 ) -> DiscordHarness:
-    client_redis = aioredis.Redis.from_url(REDIS_URL)
-    settings = load_settings(_env_file=None, OPENAI_BASE_URL=fake_openai.url)
-    memory = RedisMemory(client_redis, prefix=prefix)
-    model = openai_model(fake_openai)
-    engine = ConversationEngine(
-        memory, model, EstimatingCounter(), EngineConfig(max_prompt_tokens=4000)
-    )
-    core = Core(settings, memory, model, engine, RedisClaims(client_redis, prefix=prefix),
-                RedisNotes(client_redis, prefix=prefix))  # fmt: skip
+    core = redis_core(fake_openai, aioredis.Redis.from_url(REDIS_URL), prefix)
     discord_settings = load_discord_settings(
         _env_file=None, DISCORD_BOT_TOKEN="fake-token", DISCORD_API_URL=fake.url,
         DISCORD_EDIT_INTERVAL="0.2", **env,

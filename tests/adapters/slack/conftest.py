@@ -16,14 +16,8 @@ from slack_sdk.signature import SignatureVerifier
 from adapters.slack.bot import SlackBot
 from adapters.slack.runner import start_bot
 from adapters.slack.settings import load_slack_settings
-from bot.claims import RedisClaims
 from bot.core import Core
-from bot.engine import ConversationEngine, EngineConfig
-from bot.kv import RedisNotes
-from bot.memory import RedisMemory
-from bot.settings import load_settings
-from bot.tokens import EstimatingCounter
-from tests.conftest import REDIS_URL, openai_model
+from tests.conftest import REDIS_URL, redis_core
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import TEAM, FakeSlack
 
@@ -147,21 +141,7 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
 async def make_harness(
     fake_openai: FakeOpenAI, fake_slack: FakeSlack, prefix: str, **slack_env: str
 ) -> SlackHarness:
-    client = aioredis.Redis.from_url(REDIS_URL)
-    settings = load_settings(_env_file=None, OPENAI_BASE_URL=fake_openai.url)
-    memory = RedisMemory(client, prefix=prefix)
-    model = openai_model(fake_openai)
-    engine = ConversationEngine(
-        memory, model, EstimatingCounter(), EngineConfig(max_prompt_tokens=4000)
-    )
-    core = Core(
-        settings,
-        memory,
-        model,
-        engine,
-        RedisClaims(client, prefix=prefix),
-        RedisNotes(client, prefix=prefix),
-    )
+    core = redis_core(fake_openai, aioredis.Redis.from_url(REDIS_URL), prefix)
     env = {
         "SLACK_BOT_TOKEN": "xoxb-test",
         "SLACK_SIGNING_SECRET": SECRET,

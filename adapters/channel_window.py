@@ -1,0 +1,50 @@
+"""A channel's messages for a summary window: from the channel log, and from the platform's
+history API only for the part of the window the log does not cover."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from bot.channel_log import ChannelLog
+from bot.errors import StoreUnavailable
+from bot.sources import SourceMessage
+from bot.windows import Window
+
+log = logging.getLogger(__name__)
+
+# fetch(oldest, latest, most): the newest `most` messages between the two times, oldest first.
+Fetch = Callable[[datetime | None, datetime | None, int], Awaitable[list[SourceMessage]]]
+MOST = 5000  # messages read for a time window at the most
+
+
+async def window_messages(
+    channel_log: ChannelLog | None,
+    scope: str,
+    window: Window,
+    fetch: Fetch,
+    *,
+    since: datetime | None = None,
+) -> list[SourceMessage]:
+    start = since or (
+        datetime.now(UTC) - timedelta(seconds=window.seconds) if window.seconds else None
+    )
+    most = window.count or MOST
+    logged: list[SourceMessage] = []
+    covers_from: datetime | None = None
+    if channel_log is not None:
+        try:
+            found = await channel_log.read(scope, since=start, most=most)
+            logged, covers_from = found.messages, found.covers_from
+        except StoreUnavailable as exc:
+            log.warning("channel log unavailable, reading history instead: %s", exc)
+    if covers_from is None:
+        return await fetch(start, None, most)
+    missing = most - len(logged)
+    gap: list[SourceMessage] = []
+    if missing > 0 and (start is None or start < covers_from):
+        gap = await fetch(start, covers_from, missing)
+    merged: dict[str, SourceMessage] = {m.message_id: m for m in gap}
+    merged.update({m.message_id: m for m in logged})
+    return sorted(merged.values(), key=lambda m: m.at)[-most:]
