@@ -76,7 +76,7 @@ class InProcessChannelLog:
             return LogWindow([], None)
         start = max(self._since[channel], self._clock() - self._retention)
         if len(log) == self._max:
-            start = max(start, log[0][0])
+            start = max(start, log[0][1].at.timestamp())  # older messages were trimmed away
         return LogWindow(
             _window([m for _, m in log], since, most), datetime.fromtimestamp(start, UTC)
         )
@@ -117,18 +117,22 @@ class RedisChannelLog:
         stream, meta = self._keys(channel)
         now = self._clock()
         ttl = max(1, int(self._retention))
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.xadd(
-            stream,
-            {"m": json.dumps(message.to_json(), ensure_ascii=False)},
-            maxlen=self._max,
-            approximate=False,
-        )
-        pipe.xtrim(stream, minid=int((now - self._retention) * 1000), approximate=False)
-        pipe.hsetnx(meta, "from", str(now))
-        pipe.expire(stream, ttl)
-        pipe.expire(meta, ttl)
-        await self._run(pipe)
+        entry = {"m": json.dumps(message.to_json(), ensure_ascii=False)}
+        for entry_id in (f"{int(now * 1000)}-*", "*"):
+            # Ids follow our clock, so trimming by age and reading by time agree; a process whose
+            # clock runs behind the stream's newest id falls back to Redis's own.
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.xadd(stream, entry, id=entry_id, maxlen=self._max, approximate=False)  # type: ignore[arg-type]
+            pipe.xtrim(stream, minid=int((now - self._retention) * 1000), approximate=False)
+            pipe.hsetnx(meta, "from", str(now))
+            pipe.expire(stream, ttl)
+            pipe.expire(meta, ttl)
+            try:
+                await self._run(pipe)
+                return
+            except StoreUnavailable as exc:
+                if "equal or smaller" not in str(exc) or entry_id == "*":
+                    raise
 
     async def read(self, channel: str, *, since: datetime | None, most: int) -> LogWindow:
         stream, meta = self._keys(channel)
@@ -142,9 +146,12 @@ class RedisChannelLog:
         if started is None:
             return LogWindow([], None)
         start = max(float(started), self._clock() - self._retention)
-        if length >= self._max and first:
-            start = max(start, int(first[0][0].decode().split("-")[0]) / 1000)
-        messages = [SourceMessage.from_json(json.loads(fields[b"m"])) for _, fields in entries]
+        if length >= self._max and first:  # older messages were trimmed away
+            start = max(
+                start, SourceMessage.from_json(json.loads(first[0][1][b"m"])).at.timestamp()
+            )
+        # newest first from Redis; oldest first for the window, so ties keep arrival order
+        messages = [SourceMessage.from_json(json.loads(f[b"m"])) for _, f in reversed(entries)]
         return LogWindow(_window(messages, since, most), datetime.fromtimestamp(start, UTC))
 
     async def remove(self, channel: str, message_id: str) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from bot.chat_model import ChatMessage, ChatModel, Purpose, complete
 from bot.citations import label, labelled, resolve
+from bot.prompt import truncate_to_tokens
 from bot.sources import SourceMessage, dominant_language
 from bot.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, TokenCounter
 
@@ -54,6 +55,7 @@ notes: combine duplicates, keep every distinct point, decision, open question an
 with its owner, and keep the [m#] message ids at the end of each bullet (union them when you \
 combine bullets). {language} Reply with the bullets only."""
 
+MAX_DEPTH = 6  # merge levels at the most; notes that still do not fit are trimmed
 LANGUAGE_FALLBACK = "Write in the language most of the messages are written in."
 
 
@@ -131,6 +133,13 @@ class Summarizer:
                 f"this summary covers the latest {len(kept):,}."
             )
         return kept, ""
+
+    def _fit(self, notes: Sequence[str], room: int) -> list[str]:
+        """Notes that fit one prompt: each trimmed to an equal share when together they do not."""
+        if sum(self._cost(n) for n in notes) <= room:
+            return list(notes)
+        share = max(20, room // max(1, len(notes)) - MESSAGE_OVERHEAD)
+        return [truncate_to_tokens(self._counter, n, share) for n in notes]
 
     def _pack(self, lines: Sequence[str], room: int) -> list[list[str]]:
         """Consecutive lines grouped so each group fits `room` tokens (a huge line stands alone)."""

@@ -58,6 +58,8 @@ class FakeOpenAI:
         self.model_latency = model_latency
         self.first_token_times: list[float] = []  # seconds from request to first content chunk
         self.arrivals: list[float] = []  # time.time() each request arrived
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests served at once
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -99,6 +101,14 @@ class FakeOpenAI:
         return Reply(text=reply) if isinstance(reply, str) else reply
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         self.arrivals.append(time.time())
         body = await request.json()
