@@ -40,11 +40,16 @@ async def window_messages(
         except StoreUnavailable as exc:
             log.warning("channel log unavailable, reading history instead: %s", exc)
     if covers_from is None:
-        return await fetch(start, None, most)
+        return after(await fetch(start, None, most), since)
     missing = most - len(logged)
     gap: list[SourceMessage] = []
     if missing > 0 and (start is None or start < covers_from):
         gap = await fetch(start, covers_from, missing)
     merged: dict[str, SourceMessage] = {m.message_id: m for m in gap}
     merged.update({m.message_id: m for m in logged})
-    return sorted(merged.values(), key=lambda m: m.at)[-most:]
+    return after(sorted(merged.values(), key=lambda m: m.at)[-most:], since)
+
+
+def after(messages: list[SourceMessage], since: datetime | None) -> list[SourceMessage]:
+    """`since` is where the previous summary ended: its last message is not new."""
+    return messages if since is None else [m for m in messages if m.at > since]

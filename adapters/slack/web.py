@@ -64,7 +64,10 @@ class SlackWeb:
     async def identity(self) -> Identity:
         answer = await self.client.auth_test()
         return Identity(
-            str(answer["user_id"]), answer.get("bot_id"), str(answer.get("team_id", ""))
+            user_id=str(answer["user_id"]),
+            bot_id=answer.get("bot_id"),
+            team_id=str(answer.get("team_id", "")),
+            url=str(answer.get("url", "")),
         )
 
     async def name_of(self, user_id: str) -> str:

@@ -150,6 +150,7 @@ class FakeSlack:
         return {
             "ok": True,
             "user_id": BOT_USER,
+            "url": "https://team.slack.com/",
             "bot_id": BOT_ID,
             "team_id": TEAM,
             "user": "assistant",
