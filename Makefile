@@ -25,6 +25,7 @@ bench: install
 	$(BIN)/python -m bench.core
 	$(BIN)/python -m bench.slack
 	$(BIN)/python -m bench.discord
+	$(BIN)/python -m bench.summary
 
 console: install
 	$(BIN)/python -m bot console

@@ -84,6 +84,7 @@ class Summary:
     model_calls: int = 0
     chunks: int = 0
     depth: int = 0  # merge levels above the chunks
+    merges: tuple[int, ...] = ()  # merge calls at each level
     prompt_tokens: int = 0  # estimated, summed over every call
     notice: str = ""  # what was left out and why, for the reader
     cited: tuple[SourceMessage, ...] = field(default=())
@@ -170,21 +171,24 @@ class Summarizer:
         merge_instructions = MERGE.format(language=language)
         chunks = self._pack(lines, self._room(final_instructions, self.config.answer_tokens))
         depth = 0
+        merges: list[int] = []
         if len(chunks) > 1:
             chunks = self._pack(lines, self._room(chunk_instructions, self.config.note_tokens))
             notes = await calls.each(chunk_instructions, chunks, self.config.note_tokens, "chunk")
-            while True:
-                groups = self._pack(
-                    notes, self._room(final_instructions, self.config.answer_tokens)
-                )
-                if len(groups) == 1:
-                    break
+            final_room = self._room(final_instructions, self.config.answer_tokens)
+            merge_room = self._room(merge_instructions, self.config.note_tokens)
+            while len(self._pack(notes, final_room)) > 1 and depth < MAX_DEPTH:
                 depth += 1
-                groups = self._pack(notes, self._room(merge_instructions, self.config.note_tokens))
-                notes = await calls.each(
+                groups = self._pack(notes, merge_room)
+                merges.append(len(groups))
+                merged = await calls.each(
                     merge_instructions, groups, self.config.note_tokens, "summary"
                 )
-            lines = notes
+                shrank = len(merged) < len(notes)
+                notes = merged
+                if not shrank:
+                    break  # merging no longer shrinks the notes: they are trimmed to fit below
+            lines = self._fit(notes, final_room)
         text = await calls.one(final_instructions, lines, self.config.answer_tokens, "summary")
         rendered, cited = resolve(text, by_label, dialect=dialect)
         if notice:
@@ -202,6 +206,7 @@ class Summarizer:
             model_calls=calls.count,
             chunks=len(chunks),
             depth=depth,
+            merges=tuple(merges),
             prompt_tokens=calls.prompt_tokens,
             notice=notice,
             cited=tuple(cited),

@@ -156,3 +156,17 @@ async def test_since_marks_where_the_last_summary_ended(memory, model, fake_open
     await engine.summarize_sources(sources, scope="slack:T1:C1", requester="UALICE")
     assert await engine.summary_since("slack:T1:C1", "UALICE") == sources[-1].at
     assert await engine.summary_since("slack:T1:C1", "UBOB") is None
+
+
+async def test_merging_that_does_not_shrink_still_ends(tool, fake_openai) -> None:
+    def stubborn(request):
+        if request["messages"][0]["content"].startswith("You merge notes"):
+            return Reply(text=request["messages"][1]["content"])  # as long as what it was given
+        return summarizer(request)
+
+    fake_openai.responder = stubborn
+    summary = await tool(budget=2000, note_tokens=200).summarize(messages(600, words=40))
+    assert 1 <= summary.depth <= 6 and summary.text.startswith("The team talked.")
+    final = fake_openai.requests[-1]
+    assert final["messages"][0]["content"].startswith("You summarize")
+    assert EstimatingCounter().count(final["messages"][1]["content"]) <= 2000

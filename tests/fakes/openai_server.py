@@ -58,6 +58,8 @@ class FakeOpenAI:
         self.model_latency = model_latency
         self.first_token_times: list[float] = []  # seconds from request to first content chunk
         self.arrivals: list[float] = []  # time.time() each request arrived
+        # (the system prompt's first words, start, seconds) of every request
+        self.service_times: list[tuple[str, float, float]] = []
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests served at once
         self._runner: web.AppRunner | None = None
@@ -86,7 +88,11 @@ class FakeOpenAI:
 
     async def _stats(self, _: web.Request) -> web.Response:
         return web.json_response(
-            {"first_token_times": self.first_token_times, "arrivals": self.arrivals}
+            {
+                "first_token_times": self.first_token_times,
+                "arrivals": self.arrivals,
+                "service_times": self.service_times,
+            }
         )
 
     async def _models(self, request: web.Request) -> web.Response:
@@ -103,10 +109,13 @@ class FakeOpenAI:
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        started = time.perf_counter()
         try:
             return await self._answer(request)
         finally:
             self.in_flight -= 1
+            kind = " ".join(str(self.requests[-1]["messages"][0]["content"]).split()[:3])
+            self.service_times.append((kind, started, time.perf_counter() - started))
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
@@ -208,13 +217,17 @@ async def _send(response: web.StreamResponse, payload: dict[str, Any]) -> None:
     await response.write(f"data: {json.dumps(payload)}\n\n".encode())
 
 
-async def _serve_forever(latency: float, token_delay: float) -> None:
-    server = FakeOpenAI(
-        responder=lambda r: Reply(
-            text=f"echo: {last_user_text(r)[-200:]}", token_delay=token_delay
-        ),
-        model_latency=latency,
-    )
+async def _serve_forever(latency: float, token_delay: float, summarize: bool) -> None:
+    def respond(request: dict[str, Any]) -> Reply:
+        if summarize:
+            from tests.fakes.summarizer_model import summarizer
+
+            reply = summarizer(request)
+            reply.token_delay = token_delay
+            return reply
+        return Reply(text=f"echo: {last_user_text(request)[-200:]}", token_delay=token_delay)
+
+    server = FakeOpenAI(responder=respond, model_latency=latency)
     print(await server.start(), flush=True)
     await asyncio.Event().wait()
 
@@ -225,5 +238,6 @@ if __name__ == "__main__":  # a stand-alone server for benchmarks and manual run
     parser = argparse.ArgumentParser(description="local OpenAI-compatible chat server")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before the first token")
     parser.add_argument("--token-delay", type=float, default=0.0, help="seconds between tokens")
+    parser.add_argument("--summarizer", action="store_true", help="answer like a summarizer")
     arguments = parser.parse_args()
-    asyncio.run(_serve_forever(arguments.latency, arguments.token_delay))
+    asyncio.run(_serve_forever(arguments.latency, arguments.token_delay, arguments.summarizer))
