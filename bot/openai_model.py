@@ -129,8 +129,16 @@ class OpenAIChatModel:
     def from_settings(cls, settings: Settings, counter: TokenCounter) -> OpenAIChatModel:
         model = settings.azure_openai_deployment if settings.uses_azure else settings.openai_model
         official = settings.uses_azure or not settings.openai_base_url
+        # The chunk step of long summaries may use a smaller, cheaper model.
+        routes: dict[Purpose, str] = (
+            {"chunk": settings.summary_model} if settings.summary_model else {}
+        )
         return cls(
-            build_client(settings), model or settings.openai_model, counter, official_api=official
+            build_client(settings),
+            model or settings.openai_model,
+            counter,
+            official_api=official,
+            models=routes,
         )
 
     async def aclose(self) -> None:

@@ -205,3 +205,17 @@ def test_client_uses_chat_sized_timeouts() -> None:
     client = build_client(settings)
     assert client.max_retries == 1
     assert client.timeout.read == 12  # type: ignore[union-attr]
+
+
+async def test_summary_chunks_can_use_a_cheaper_model(fake_openai: FakeOpenAI) -> None:
+    settings = load_settings(
+        _env_file=None,
+        OPENAI_BASE_URL=fake_openai.url,
+        OPENAI_MODEL="big-model",
+        OPENAI_SUMMARY_MODEL="small-model",
+    )
+    model = OpenAIChatModel.from_settings(settings, EstimatingCounter())
+    await complete(model, PROMPT, purpose="chunk")
+    await complete(model, PROMPT, purpose="summary")
+    assert [r["model"] for r in fake_openai.requests] == ["small-model", "big-model"]
+    await model.aclose()
