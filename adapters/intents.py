@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+from enum import Enum
+
+
+class Route(Enum):
+    """What the bot does with a message."""
+
+    ANSWER = "answer"
+    OBSERVE = "observe"  # remember it, do not answer
+    SUMMARIZE = "summarize"
+    FORGET = "forget"
+    IGNORE = "ignore"
+
+
 COMMAND_WORDS = {
     "summarize": "summarize",
     "summarise": "summarize",

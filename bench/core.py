@@ -15,7 +15,7 @@ import httpx2
 import openai
 import redis.asyncio as aioredis
 
-from bench.harness import TimedModel, describe, model_server, percentile, row
+from bench.harness import TimedModel, describe, drop_keys, model_server, percentile, row
 from bot.conversation import IncomingMessage, ThreadRef
 from bot.engine import ConversationEngine, EngineConfig
 from bot.memory import RedisMemory
@@ -91,10 +91,8 @@ async def main() -> None:
         row("Redis round trips per answer, folds included",
             f"{(memory.round_trips - trips_before) / answers:.2f}")  # fmt: skip
         await timed.inner.aclose()  # type: ignore[attr-defined]
-    keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
-    if keys:
-        await client.delete(*keys)
     await client.aclose()
+    await drop_keys(REDIS_URL, prefix)
 
 
 if __name__ == "__main__":

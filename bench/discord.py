@@ -17,9 +17,8 @@ import sys
 import time
 
 import aiohttp
-import redis.asyncio as aioredis
 
-from bench.harness import describe, model_server, row
+from bench.harness import describe, drop_keys, model_server, row
 from tests.fakes.discord_server import BOT_USER, CHANNEL, PEOPLE, USERS, FakeDiscord
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -122,11 +121,7 @@ async def main() -> None:
     row("  all 20 answered in", f"{burst_seconds:.1f} s")
     row("  goal", "never a 429")
 
-    client = aioredis.Redis.from_url(REDIS_URL)
-    keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    await drop_keys(REDIS_URL, prefix)
 
 
 if __name__ == "__main__":

@@ -78,3 +78,14 @@ def describe(values: Sequence[float], unit: str = "ms", scale: float = 1000.0) -
 
 def row(label: str, value: Any) -> None:
     print(f"  {label:<48} {value}")
+
+
+async def drop_keys(redis_url: str, prefix: str) -> None:
+    """Delete what a benchmark wrote under its own key prefix."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_url)
+    keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()

@@ -18,9 +18,8 @@ import sys
 import time
 
 import aiohttp
-import redis.asyncio as aioredis
 
-from bench.harness import describe, fake_server, model_server, row
+from bench.harness import describe, drop_keys, fake_server, model_server, row
 from tests.adapters.slack.conftest import SECRET, envelope, message_event, signed_headers
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -135,11 +134,7 @@ async def main() -> None:
         describe(overhead))  # fmt: skip
     row("  goal", "p50 <= 50 ms")
 
-    client = aioredis.Redis.from_url(REDIS_URL)
-    keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    await drop_keys(REDIS_URL, prefix)
 
 
 if __name__ == "__main__":

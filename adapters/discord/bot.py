@@ -15,7 +15,6 @@ import discord
 from adapters.channel_window import window_messages
 from adapters.discord.routing import (
     MessageFacts,
-    Route,
     mentions,
     other_mentions,
     plain_text,
@@ -24,6 +23,7 @@ from adapters.discord.routing import (
 )
 from adapters.discord.settings import DiscordSettings
 from adapters.discord.sink import MESSAGE_LIMIT, NO_PINGS, DiscordSink
+from adapters.intents import Route
 from adapters.rendering import split_message
 from adapters.streaming import ChannelPace, StreamingReply
 from adapters.tasks import BackgroundTasks

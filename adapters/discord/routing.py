@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
 
-from adapters.intents import command_in
+from adapters.intents import Route, command_in
 
 _USER = re.compile(r"<@!?(\d+)>")
 _ROLE = re.compile(r"<@&(\d+)>")
 _CHANNEL = re.compile(r"<#(\d+)>")
 _EMOJI = re.compile(r"<a?(:\w+:)\d+>")
-
-
-class Route(Enum):
-    ANSWER = "answer"
-    OBSERVE = "observe"
-    SUMMARIZE = "summarize"
-    FORGET = "forget"
-    IGNORE = "ignore"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,11 +14,11 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from adapters.channel_window import window_messages
+from adapters.intents import Route
 from adapters.slack.events import (
     PERSON_SUBTYPES,
     Deletion,
     Ignored,
-    Route,
     SlackMessage,
     plain_text,
     read_event,

@@ -10,10 +10,9 @@ import html
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum
 from typing import Any
 
-from adapters.intents import command_in
+from adapters.intents import Route, command_in
 
 # Subtypes that are real messages from people; every other subtype is hidden or a system notice.
 PERSON_SUBTYPES = frozenset({None, "file_share", "thread_broadcast", "me_message"})
@@ -65,14 +64,6 @@ class Deletion:
 @dataclass(frozen=True, slots=True)
 class Ignored:
     reason: str
-
-
-class Route(Enum):
-    ANSWER = "answer"
-    OBSERVE = "observe"
-    SUMMARIZE = "summarize"
-    FORGET = "forget"
-    IGNORE = "ignore"
 
 
 def read_event(
