@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from bot.conversation import ThreadRef, ThreadState, Turn
 from bot.errors import StoreUnavailable, ThreadBusy
-from bot.keys import DEFAULT_PREFIX, KeyBuilder
+from bot.keys import DEFAULT_PREFIX, KeyBuilder, ThreadKeys
 from bot.memory.base import LocalLocks
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,11 @@ return 0
 """
 
 
+def _state(raw_turns: list[bytes], summary: bytes | None) -> ThreadState:
+    turns = tuple(Turn.from_json(json.loads(raw)) for raw in raw_turns)
+    return ThreadState(summary=(summary or b"").decode(), turns=turns)
+
+
 def encode_turn(turn: Turn) -> str:
     return json.dumps(turn.to_json(), ensure_ascii=False, separators=(",", ":"))
 
@@ -81,6 +86,7 @@ class RedisMemory:
         self._lock_ttl_ms = int(lock_ttl * 1000)
         self._lock_wait = lock_wait
         self._local = LocalLocks()
+        self._prefetched: dict[tuple[str, int], ThreadState] = {}  # (lock key, holder task)
         self._fold = client.register_script(_FOLD)
         self._remove = client.register_script(_REMOVE)
         self._release = client.register_script(_RELEASE)
@@ -103,12 +109,14 @@ class RedisMemory:
 
     async def load(self, thread: ThreadRef) -> ThreadState:
         keys = self._keys.thread(thread)
+        prefetched = self._prefetched.pop((keys.lock, id(asyncio.current_task())), None)
+        if prefetched is not None:
+            return prefetched  # read together with taking the lock, a round trip ago
         pipe = self._redis.pipeline(transaction=False)
         pipe.lrange(keys.turns, 0, -1)
         pipe.hget(keys.meta, "summary")
         raw_turns, summary = await self._call(pipe.execute())
-        turns = tuple(Turn.from_json(json.loads(raw)) for raw in raw_turns)
-        return ThreadState(summary=(summary or b"").decode(), turns=turns)
+        return _state(raw_turns, summary)
 
     async def exists(self, thread: ThreadRef) -> bool:
         keys = self._keys.thread(thread)
@@ -141,30 +149,42 @@ class RedisMemory:
         await self._call(self._redis.delete(keys.turns, keys.meta))
 
     def lock(self, thread: ThreadRef) -> AbstractAsyncContextManager[None]:
-        return self._hold(self._keys.thread(thread).lock)
+        return self._hold(self._keys.thread(thread))
 
     @asynccontextmanager
-    async def _hold(self, key: str) -> AsyncIterator[None]:
+    async def _hold(self, keys: ThreadKeys) -> AsyncIterator[None]:
+        key = keys.lock
         # Waiters in this process queue in order on a local lock; only the head polls Redis.
         async with self._local.hold(key):
             token = secrets.token_hex(16)
-            await self._acquire(key, token)
+            await self._acquire(keys, token)
             keeper = asyncio.create_task(self._keep(key, token))
             try:
                 yield
             finally:
+                self._prefetched.pop((key, id(asyncio.current_task())), None)
                 keeper.cancel()
                 try:
                     await self._call(self._release(keys=[key], args=[token]))
                 except StoreUnavailable:
                     log.warning("could not release %s; it expires by itself", key)
 
-    async def _acquire(self, key: str, token: str) -> None:
+    async def _acquire(self, keys: ThreadKeys, token: str) -> None:
+        """Take the lock; the same round trip reads the thread, which the holder loads next."""
         deadline = time.monotonic() + self._lock_wait
         pause = 0.005
-        while not await self._call(self._redis.set(key, token, nx=True, px=self._lock_ttl_ms)):
+        while True:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.set(keys.lock, token, nx=True, px=self._lock_ttl_ms)
+            pipe.lrange(keys.turns, 0, -1)
+            pipe.hget(keys.meta, "summary")
+            taken, raw_turns, summary = await self._call(pipe.execute())
+            if taken:
+                task = id(asyncio.current_task())
+                self._prefetched[(keys.lock, task)] = _state(raw_turns, summary)
+                return
             if time.monotonic() >= deadline:
-                raise ThreadBusy(f"{key} was held for more than {self._lock_wait:.0f} s")
+                raise ThreadBusy(f"{keys.lock} was held for more than {self._lock_wait:.0f} s")
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.1)
 
