@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 BOT_USER = "UBOT"
 BOT_ID = "BBOT"
@@ -21,7 +21,9 @@ TEAM = "T1"
 class FakeSlack:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.call_times: list[float] = []  # wall-clock time of each call, for benchmarks
+        self.call_times: list[float] = []
+        self.sockets: list[web.WebSocketResponse] = []
+        self.acks: list[dict[str, Any]] = []  # wall-clock time of each call, for benchmarks
         self.responses: list[dict[str, Any]] = []  # bodies posted to response_url
         self.messages: dict[str, list[dict[str, Any]]] = defaultdict(list)  # channel -> messages
         self.users: dict[str, dict[str, Any]] = {}
@@ -90,6 +92,7 @@ class FakeSlack:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/respond/{id}", self._respond)
         app.router.add_get("/_calls", self._calls)
+        app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -97,6 +100,34 @@ class FakeSlack:
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://127.0.0.1:{port}/api/"
         return self.url
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        """Socket Mode: hello, then envelopes pushed by tests; acks are recorded."""
+        socket = web.WebSocketResponse()  # answers the SDK's pings by itself
+        await socket.prepare(request)
+        await socket.send_json({"type": "hello", "num_connections": 1, "debug_info": {}})
+        async with self._changed:
+            self.sockets.append(socket)
+            self._changed.notify_all()
+        async for frame in socket:
+            if frame.type == WSMsgType.TEXT:
+                async with self._changed:
+                    self.acks.append(json.loads(frame.data))
+                    self._changed.notify_all()
+        self.sockets.remove(socket)
+        return socket
+
+    async def push(self, body: dict[str, Any], envelope_id: str, retry_attempt: int = 0) -> None:
+        """Deliver an Events API body over Socket Mode, as Slack wraps it."""
+        envelope = {
+            "envelope_id": envelope_id,
+            "type": "events_api",
+            "payload": body,
+            "accepts_response_payload": False,
+            "retry_attempt": retry_attempt,
+            "retry_reason": "timeout" if retry_attempt else "",
+        }
+        await self.sockets[-1].send_json(envelope)
 
     @property
     def response_url(self) -> str:
@@ -156,6 +187,9 @@ class FakeSlack:
             "user": "assistant",
             "team": "Team",
         }
+
+    def _apps_connections_open(self, _: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": self.url.replace("http://", "ws://").replace("/api/", "/socket")}
 
     def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
         user = self.users.get(params.get("user", ""))

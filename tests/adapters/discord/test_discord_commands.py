@@ -251,6 +251,11 @@ async def test_python_m_bot_run_answers_on_discord(
     process.terminate()
     _, stderr = await asyncio.wait_for(process.communicate(), 20)
     assert process.returncode == 0, stderr.decode()[-2000:]
+    from adapters.discord.client import PERMISSIONS
+
+    logged = stderr.decode()
+    assert f"invite the bot with https://discord.com/oauth2/authorize?client_id={APP_ID}" in logged
+    assert f"permissions={PERMISSIONS.value}" in logged
 
 
 @pytest.mark.parametrize(

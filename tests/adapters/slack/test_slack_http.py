@@ -166,3 +166,35 @@ async def test_run_without_any_platform_says_what_to_configure(tmp_path, fake_op
     _, stderr = await asyncio.wait_for(process.communicate(), 20)
     assert process.returncode == 2
     assert "SLACK_BOT_TOKEN" in stderr.decode()
+
+
+async def test_socket_mode_answers_and_acks(
+    tmp_path, fake_openai: FakeOpenAI, fake_slack: FakeSlack, clean_prefix: str
+) -> None:
+    port = free_port()
+    env = bot_env(
+        OPENAI_BASE_URL=fake_openai.url, REDIS_URL=REDIS_URL, REDIS_PREFIX=clean_prefix,
+        SLACK_BOT_TOKEN="xoxb-test", SLACK_APP_TOKEN="xapp-test", SLACK_API_URL=fake_slack.url,
+        PORT=str(port), HOST="127.0.0.1", SLACK_EDIT_INTERVAL="0.2",
+    )  # fmt: skip
+    process = await start_bot(tmp_path, env)  # no signing secret: Socket Mode needs none
+    async with aiohttp.ClientSession() as session:
+        await wait_healthy(session, f"http://127.0.0.1:{port}/healthz", process)
+    await fake_slack.wait_for(lambda: bool(fake_slack.sockets))
+    event = message_event(
+        f"<@{BOT_USER}> hi over the socket", "1700000000.000100", kind="app_mention"
+    )
+    for attempt in range(2):  # the second is Slack's retry of the same envelope's event
+        await fake_slack.push(envelope(event, "EvSOCK"), f"env-{attempt}", retry_attempt=attempt)
+    await fake_slack.wait_for(
+        lambda: {a.get("envelope_id") for a in fake_slack.acks} >= {"env-0", "env-1"}
+    )
+    await fake_slack.wait_for(
+        lambda: any(
+            m["text"] == "echo: Alice: hi over the socket" for m in fake_slack.bot_messages("C1")
+        )
+    )
+    assert len(fake_slack.called("chat.postMessage")) == 1
+    assert fake_slack.called("apps.connections.open")  # the socket address came from Slack
+    process.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(process.wait(), 15) == 0
