@@ -89,10 +89,6 @@ class Summary:
     notice: str = ""  # what was left out and why, for the reader
     cited: tuple[SourceMessage, ...] = field(default=())
 
-    @property
-    def last_id(self) -> str:
-        return self.cited[-1].message_id if self.cited else ""
-
 
 class Summarizer:
     def __init__(

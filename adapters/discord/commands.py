@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
-from adapters.discord.bot import FORGOTTEN, failure_sentence, is_thread
+from adapters.discord.bot import FORGOTTEN, failure_sentence
 from adapters.discord.sink import MESSAGE_LIMIT, NO_PINGS
 from adapters.rendering import split_message
 from bot.conversation import ThreadRef
@@ -127,6 +127,3 @@ async def sync_if_changed(client: DiscordClient) -> bool:
         log.warning("could not remember the synced command set: %s", exc)
     log.info("Discord: application commands synced (%s)", digest)
     return True
-
-
-__all__ = ["build_tree", "is_thread", "sync_if_changed"]
