@@ -1,0 +1,144 @@
+"""The summary half of the Discord bot: the channel log, history for its gaps, summaries."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import discord
+
+from adapters.channel_window import window_messages
+from adapters.discord.sink import DiscordSink
+from adapters.streaming import StreamingReply
+from bot.channel_log import ChannelLog
+from bot.conversation import ThreadRef
+from bot.engine import ConversationEngine
+from bot.errors import BotError
+from bot.sources import SourceMessage
+from bot.windows import Window
+
+log = logging.getLogger(__name__)
+
+HISTORY_MOST = 2000  # messages read for one summary at the most
+
+
+def scope_of(guild_id: int, channel_id: int) -> str:
+    return f"discord:{guild_id}:{channel_id}"
+
+
+def is_thread(channel: object) -> bool:
+    return isinstance(channel, discord.Thread)
+
+
+class ChannelSummaries:
+    """Mixed into DiscordBot, which provides what is declared here."""
+
+    engine: ConversationEngine
+    channel_log: ChannelLog | None
+    me: discord.ClientUser | None
+
+    def text_of(self, message: discord.Message) -> str:
+        raise NotImplementedError
+
+    def reply(self, sink: DiscordSink, channel_id: int, placeholder: str) -> StreamingReply:
+        raise NotImplementedError
+
+    async def fail(self, reply: StreamingReply, error: BaseException) -> None:
+        raise NotImplementedError
+
+    def source_of(self, message: discord.Message) -> SourceMessage:
+        me = self.me.id if self.me else 0
+        mine = message.author.id == me
+        return SourceMessage(
+            message_id=str(message.id),
+            author=self.engine.config.bot_name if mine else message.author.display_name,
+            text=self.text_of(message),
+            at=message.created_at,
+            link=message.jump_url,
+            author_id=str(message.author.id),
+        )
+
+    async def log_message(self, message: discord.Message) -> None:
+        """Keep a person's server message in the channel log, for summaries later."""
+        if self.channel_log is None or message.guild is None or not message.content.strip():
+            return
+        try:
+            await self.channel_log.record(
+                scope_of(message.guild.id, message.channel.id), self.source_of(message)
+            )
+        except BotError as exc:
+            log.warning("could not log message %s: %s", message.id, exc)
+
+    async def channel_sources(
+        self, channel: discord.abc.Messageable, window: Window, *, since: datetime | None = None
+    ) -> list[SourceMessage]:
+        """Messages of a channel or thread in the window: the log first, history for the rest."""
+        me = self.me.id if self.me else 0
+
+        async def fetch(
+            oldest: datetime | None, latest: datetime | None, most: int
+        ) -> list[SourceMessage]:
+            found = [
+                m
+                async for m in channel.history(
+                    limit=most, after=oldest, before=latest, oldest_first=False
+                )
+            ]
+            found.reverse()
+            usable = [
+                m for m in found if m.content.strip() and not (m.author.bot and m.author.id != me)
+            ]
+            return [self.source_of(m) for m in usable if m.author.id != me or is_thread(channel)]
+
+        guild = getattr(channel, "guild", None)
+        if guild is None:
+            return await fetch(None, None, window.count or HISTORY_MOST)
+        scope = scope_of(guild.id, getattr(channel, "id", 0))
+        return await window_messages(self.channel_log, scope, window, fetch, since=since)
+
+    async def summary_of(
+        self,
+        channel: discord.abc.Messageable,
+        ref: ThreadRef | None,
+        window: Window,
+        *,
+        requester: str | None = None,
+        since_last: bool = False,
+    ) -> str:
+        channel_id = getattr(channel, "id", 0)
+        if ref is not None and await self.engine.knows(ref):
+            prefix = f"https://discord.com/channels/{ref.workspace}/{channel_id}/"
+            summary = await self.engine.summarize(
+                ref, link_for=lambda message_id: prefix + message_id, requester=requester
+            )
+            return summary.text
+        server = getattr(channel, "guild", None)
+        scope = scope_of(server.id, channel_id) if server else f"discord:dm:{channel_id}"
+        since = (
+            await self.engine.summary_since(scope, requester) if since_last and requester else None
+        )
+        sources = await self.channel_sources(channel, window, since=since)
+        if not sources:
+            described = "what happened since your last summary" if since else window.describe()
+            return f"Nobody wrote anything here in {described}."
+        summary = await self.engine.summarize_sources(sources, scope=scope, requester=requester)
+        return summary.text
+
+    async def summarize_here(
+        self, message: discord.Message, ref: ThreadRef, *, known: bool
+    ) -> None:
+        """`@bot summarize`: the thread it is said in, or the channel's last day."""
+        reply = self.reply(
+            DiscordSink(message.channel, reply_to=message), message.channel.id, "*Summarizing…*"
+        )
+        try:
+            await reply.start()
+            if is_thread(message.channel) or message.guild is None:
+                whole = Window(seconds=None, count=HISTORY_MOST)
+                text = await self.summary_of(message.channel, ref, whole)
+            else:
+                text = await self.summary_of(message.channel, None, Window())
+            await reply.feed(text)
+            await reply.finish()
+        except Exception as exc:
+            await self.fail(reply, exc)
