@@ -139,7 +139,7 @@ class DiscordBot(ChannelSummaries):
         if not self.allowed(message):
             log.info("message in %s outside the allowlists: ignored", message.channel.id)
             return
-        await self.log_message(message)
+        self.tasks.spawn(self.log_message(message), name="discord-log")  # never delays an answer
         quick = self.facts(message, known=False)
         if not (quick.is_dm or quick.mentions_me or quick.replies_to_me or quick.in_thread):
             return  # channel chatter: logged, nothing to answer

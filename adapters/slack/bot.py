@@ -109,7 +109,7 @@ class SlackBot:
             ):
                 await self.forget_message(read)
             return
-        await self.log_message(read)
+        self.tasks.spawn(self.log_message(read), name="slack-log")  # never delays an answer
         if not (read.is_dm or read.mentions_bot or read.thread_ts):
             return  # channel chatter: logged, nothing to answer
         names = [f"msg:{read.channel}:{read.ts}"] + ([f"event:{event_id}"] if event_id else [])
