@@ -109,21 +109,25 @@ async def main() -> None:
             async with session.get(slack_url.replace("/api/", "/_calls")) as response:
                 calls = (await response.json())[calls_before:]
             async with session.get(model_url.replace("/v1", "/_stats")) as response:
-                firsts = (await response.json())["first_token_times"][firsts_before:]
+                stats = await response.json()
+                firsts = stats["first_token_times"][firsts_before:]
+                arrivals = stats["arrivals"][firsts_before:]
 
         bot.send_signal(signal.SIGTERM)
         await bot.wait()
 
     # the first chat.update of each answer carries its first text
     first_text: dict[str, float] = {}
-    posts: dict[str, str] = {}
+    placeholders: list[float] = []
     for call in calls:
         if call["method"] == "chat.postMessage" and call["params"].get("channel") == "CFIRST":
-            posts.setdefault(call["params"]["thread_ts"], "")
+            placeholders.append(call["at"])
         elif call["method"] == "chat.update" and call["params"].get("channel") == "CFIRST":
             first_text.setdefault(call["params"]["ts"], call["at"])
     visible = sorted(first_text.values())
     overhead = [v - s - f for v, s, f in zip(visible, sent_at, firsts, strict=False)]
+    to_placeholder = [p - s for p, s in zip(placeholders, sent_at, strict=False)]
+    to_model = [a - s for a, s in zip(arrivals, sent_at, strict=False)]
 
     print("Slack benchmark (HTTP endpoint of `python -m bot run`, fake Web API, real Redis)")
     row(f"ack latency, {EVENTS} events at {RATE}/s (sent in {sent_for:.1f} s)", describe(acks))
@@ -132,6 +136,8 @@ async def main() -> None:
     row("  goal", "p99 <= 50 ms")
     row(f"event -> first visible text - model first token ({MODEL_LATENCY * 1000:.0f} ms)",
         describe(overhead))  # fmt: skip
+    row("  of which event -> placeholder posted", describe(to_placeholder))
+    row("  of which event -> model request arrives", describe(to_model))
     row("  goal", "p50 <= 50 ms")
 
     await drop_keys(REDIS_URL, prefix)

@@ -49,6 +49,7 @@ async def start_bot(core: Core, settings: SlackSettings) -> tuple[SlackBot, Asyn
     try:
         identity = await web_api.identity()
     except SlackApiError as exc:
+        await web_api.close()
         raise ConfigError(
             "SLACK_BOT_TOKEN", f"was rejected by Slack ({exc.response.get('error')})"
         ) from None
@@ -102,6 +103,7 @@ class SlackAdapter:
             if socket is not None:
                 await socket.close_async()  # type: ignore[no-untyped-call]
             await bot.tasks.idle()
+            await bot.web.close()
             await runner.cleanup()
 
 

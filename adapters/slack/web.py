@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
@@ -40,7 +41,8 @@ def make_client(token: str, api_url: str | None) -> AsyncWebClient:
     kwargs: dict[str, Any] = {"token": token, "timeout": 15}
     if api_url:
         kwargs["base_url"] = api_url if api_url.endswith("/") else api_url + "/"
-    client = AsyncWebClient(**kwargs)
+    # One session for every call: without it slack_sdk opens a new connection per request.
+    client = AsyncWebClient(session=aiohttp.ClientSession(), **kwargs)
     # slack_sdk retries only connection errors by default; 429s and 5xx are retried too,
     # after Retry-After, so no answer is lost to a rate limit.
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=5))
@@ -60,6 +62,10 @@ class SlackWeb:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
         self._names: dict[str, str] = {}
+
+    async def close(self) -> None:
+        if self.client.session is not None:
+            await self.client.session.close()
 
     async def identity(self) -> Identity:
         answer = await self.client.auth_test()

@@ -124,6 +124,10 @@ class SlackHarness:
         }  # fmt: skip
         return await self.form({"payload": json.dumps(payload)})
 
+    async def close(self) -> None:
+        await self.bot.web.close()
+        await self.core.aclose()
+
     def thread_texts(self, channel: str = "C1") -> list[str]:
         return [m["text"] for m in self.slack.bot_messages(channel)]
 
@@ -159,4 +163,4 @@ async def slack(
 ) -> AsyncIterator[SlackHarness]:
     harness = await make_harness(fake_openai, fake_slack, clean_prefix)
     yield harness
-    await harness.core.aclose()
+    await harness.close()

@@ -161,7 +161,7 @@ async def test_two_app_instances_sharing_redis_answer_once(
     event = message_event(f"<@{BOT_USER}> one answer please", MENTION_TS, kind="app_mention")
     await asyncio.gather(slack.event(event, event_id="EvX"), other.event(event, event_id="EvX"))
     assert len(fake_slack.called("chat.postMessage")) == 1 and len(fake_openai.requests) == 1
-    await other.core.aclose()
+    await other.close()
 
 
 async def test_bots_edits_and_hidden_subtypes_are_ignored(slack: SlackHarness, fake_openai) -> None:
@@ -229,7 +229,7 @@ async def test_outside_the_allowlist_the_bot_stays_silent(
         message_event(f"<@{BOT_USER}> hi", MENTION_TS, channel="C2", kind="app_mention")
     )
     assert [p["channel"] for p in fake_slack.called("chat.postMessage")] == ["C2"]
-    await harness.core.aclose()
+    await harness.close()
 
 
 async def test_forget_in_a_thread(slack: SlackHarness, fake_openai, clean_prefix: str) -> None:
