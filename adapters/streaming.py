@@ -23,6 +23,25 @@ log = logging.getLogger(__name__)
 TYPING_MARK = " …"
 
 
+async def end_in_failure(
+    reply: StreamingReply,
+    error: BaseException,
+    sentence: str,
+    *,
+    expected: tuple[type[BaseException], ...],
+) -> None:
+    """Log the failure (with a traceback when it is not one we expect) and put its sentence
+    where the answer would have been; a failure to say so is logged, never raised."""
+    if isinstance(error, expected):
+        log.warning("answer failed: %s", error)
+    else:
+        log.exception("answer failed", exc_info=error)
+    try:
+        await reply.fail(sentence)
+    except Exception:
+        log.exception("could not tell the user about the failure")
+
+
 class MessageSink(Protocol):
     async def post(self, text: str) -> str:
         """Send a new message in the reply's place; return its id."""

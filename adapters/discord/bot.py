@@ -24,7 +24,7 @@ from adapters.discord.sink import MESSAGE_LIMIT, NO_PINGS, DiscordSink
 from adapters.discord.summaries import ChannelSummaries, is_thread, scope_of
 from adapters.intents import Route
 from adapters.rendering import split_message
-from adapters.streaming import ChannelPace, StreamingReply
+from adapters.streaming import ChannelPace, StreamingReply, end_in_failure
 from adapters.tasks import BackgroundTasks
 from bot.channel_log import ChannelLog
 from bot.claims import Claims
@@ -264,14 +264,9 @@ class DiscordBot(ChannelSummaries):
             await self.engine.seed(ref, [turn])
 
     async def fail(self, reply: StreamingReply, error: BaseException) -> None:
-        if isinstance(error, BotError | discord.HTTPException):
-            log.warning("answer failed: %s", error)
-        else:
-            log.exception("answer failed", exc_info=error)
-        try:
-            await reply.fail(failure_sentence(error))
-        except Exception:
-            log.exception("could not tell the user about the failure")
+        await end_in_failure(
+            reply, error, failure_sentence(error), expected=(BotError, discord.HTTPException)
+        )
 
     async def observe(self, message: discord.Message, ref: ThreadRef) -> None:
         try:

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import logging
 from contextlib import aclosing
-from datetime import datetime
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from adapters.channel_window import window_messages
 from adapters.intents import Route
 from adapters.slack.events import (
     PERSON_SUBTYPES,
@@ -27,8 +25,9 @@ from adapters.slack.events import (
 )
 from adapters.slack.mrkdwn import to_mrkdwn
 from adapters.slack.settings import SlackSettings
+from adapters.slack.summary_sources import SummarySources
 from adapters.slack.web import Identity, SlackSink, SlackWeb, api_error_sentence
-from adapters.streaming import StreamingReply
+from adapters.streaming import StreamingReply, end_in_failure
 from adapters.tasks import BackgroundTasks
 from bot.channel_log import ChannelLog
 from bot.claims import Claims
@@ -36,15 +35,11 @@ from bot.conversation import IncomingMessage, ThreadRef, Turn
 from bot.engine import ConversationEngine
 from bot.errors import BotError, StoreUnavailable, explain
 from bot.sources import SourceMessage
-from bot.summarizer import Summary
-from bot.windows import Window
 
 log = logging.getLogger(__name__)
 
 MESSAGE_LIMIT = 3900  # Slack truncates at 40,000 but reads best under 4,000
 PLACEHOLDER = "_Thinking…_"
-SUMMARY_PLACEHOLDER = "_Summarizing…_"
-HISTORY_MOST = 2000  # messages read for one channel summary at the most
 FORGOTTEN = "I have forgotten this conversation. Mention me to start again."
 
 
@@ -54,7 +49,7 @@ def failure_sentence(error: BaseException) -> str:
     return explain(error)
 
 
-class SlackBot:
+class SlackBot(SummarySources):
     def __init__(
         self,
         engine: ConversationEngine,
@@ -174,14 +169,9 @@ class SlackBot:
             await self.fail(reply, exc)
 
     async def fail(self, reply: StreamingReply, error: BaseException) -> None:
-        if isinstance(error, BotError):
-            log.warning("answer failed: %s", error)
-        else:
-            log.exception("answer failed", exc_info=error)
-        try:
-            await reply.fail(failure_sentence(error))
-        except Exception:
-            log.exception("could not tell the user about the failure")
+        await end_in_failure(
+            reply, error, failure_sentence(error), expected=(BotError, SlackApiError)
+        )
 
     async def observe(self, message: SlackMessage, thread: ThreadRef) -> None:
         try:
@@ -262,65 +252,6 @@ class SlackBot:
         kept = await self.engine.seed(thread, turns)
         log.info("read %d earlier messages of %s, kept %d", len(turns), thread, kept)
 
-    def scope(self, team: str, channel: str) -> str:
-        return f"slack:{team}:{channel}"
-
-    def permalink(self, channel: str, ts: str, thread_ts: str | None = None) -> str:
-        if not self.me.url or not ts:
-            return ""
-        link = f"{self.me.url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
-        if thread_ts and thread_ts != ts:
-            link += f"?thread_ts={thread_ts}&cid={channel}"
-        return link
-
-    async def sources_from(
-        self, channel: str, messages: list[dict[str, Any]], *, thread_ts: str | None = None
-    ) -> list[SourceMessage]:
-        """Slack API messages as summary sources, each with its permalink."""
-        turns = await self.turns_from(messages)
-        return [
-            SourceMessage(
-                message_id=t.message_id,
-                author=t.author_name,
-                text=t.text,
-                at=t.at,
-                link=self.permalink(channel, t.message_id, thread_ts),
-                author_id=t.author_id,
-            )
-            for t in turns
-            if thread_ts or t.role == "user"  # a channel summary is about what people said
-        ]
-
-    async def channel_sources(
-        self, team: str, channel: str, window: Window, *, since: datetime | None = None
-    ) -> list[SourceMessage]:
-        """A channel's messages in the window: the log first, conversations.history for the rest."""
-
-        async def fetch(
-            oldest: datetime | None, latest: datetime | None, most: int
-        ) -> list[SourceMessage]:
-            messages = await self.web.history(
-                channel,
-                oldest=oldest.timestamp() if oldest else None,
-                latest=latest.timestamp() if latest else None,
-                most=most,
-            )
-            return await self.sources_from(channel, messages)
-
-        return await window_messages(
-            self.channel_log, self.scope(team, channel), window, fetch, since=since
-        )
-
-    async def thread_summary(self, team: str, channel: str, root: str, *, known: bool) -> Summary:
-        thread = ThreadRef("slack", team, channel, root)
-        if known:
-            return await self.engine.summarize(
-                thread, link_for=lambda ts: self.permalink(channel, ts, root)
-            )
-        messages = await self.web.thread(channel, root)
-        sources = await self.sources_from(channel, messages, thread_ts=root)
-        return await self.engine.summarize_sources(sources, scope=str(thread))
-
     async def log_message(self, message: SlackMessage) -> None:
         """Keep a person's channel message in the channel log, for summaries later."""
         if self.channel_log is None or message.is_dm:
@@ -338,28 +269,3 @@ class SlackBot:
             await self.channel_log.record(self.scope(message.team, message.channel), source)
         except (BotError, SlackApiError) as exc:
             log.warning("could not log %s/%s: %s", message.channel, message.ts, exc)
-
-    # --- summaries in place -------------------------------------------------------------------
-
-    async def summarize_here(
-        self, message: SlackMessage, thread: ThreadRef, *, known: bool
-    ) -> None:
-        """`@bot summarize`: the thread it is said in, or in a DM the DM conversation."""
-        reply = self.reply_for(message, SUMMARY_PLACEHOLDER)
-        try:
-            await reply.start()
-            if message.thread_ts and not message.is_dm:
-                summary = await self.thread_summary(
-                    message.team, message.channel, message.thread_ts, known=known
-                )
-            elif message.is_dm:
-                summary = await self.engine.summarize(thread)
-            else:
-                sources = await self.channel_sources(message.team, message.channel, Window())
-                summary = await self.engine.summarize_sources(
-                    sources, scope=self.scope(message.team, message.channel)
-                )
-            await reply.feed(summary.text)
-            await reply.finish()
-        except Exception as exc:
-            await self.fail(reply, exc)

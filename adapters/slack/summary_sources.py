@@ -1,0 +1,120 @@
+"""The summary half of the Slack bot: messages with permalinks, from the channel log, from
+conversations.history for the log's gaps, or from a thread; and `@bot summarize`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from adapters.channel_window import window_messages
+from adapters.slack.events import SlackMessage
+from adapters.slack.web import Identity, SlackWeb
+from adapters.streaming import StreamingReply
+from bot.channel_log import ChannelLog
+from bot.conversation import ThreadRef, Turn
+from bot.engine import ConversationEngine
+from bot.sources import SourceMessage
+from bot.summarizer import Summary
+from bot.windows import Window
+
+SUMMARY_PLACEHOLDER = "_Summarizing…_"
+
+
+class SummarySources:
+    """Mixed into SlackBot, which provides what is declared here."""
+
+    engine: ConversationEngine
+    web: SlackWeb
+    me: Identity
+    channel_log: ChannelLog | None
+
+    async def turns_from(self, messages: list[dict[str, Any]]) -> list[Turn]:
+        raise NotImplementedError
+
+    def reply_for(self, message: SlackMessage, placeholder: str) -> StreamingReply:
+        raise NotImplementedError
+
+    async def fail(self, reply: StreamingReply, error: BaseException) -> None:
+        raise NotImplementedError
+
+    def scope(self, team: str, channel: str) -> str:
+        return f"slack:{team}:{channel}"
+
+    def permalink(self, channel: str, ts: str, thread_ts: str | None = None) -> str:
+        if not self.me.url or not ts:
+            return ""
+        link = f"{self.me.url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
+        if thread_ts and thread_ts != ts:
+            link += f"?thread_ts={thread_ts}&cid={channel}"
+        return link
+
+    async def sources_from(
+        self, channel: str, messages: list[dict[str, Any]], *, thread_ts: str | None = None
+    ) -> list[SourceMessage]:
+        """Slack API messages as summary sources, each with its permalink."""
+        turns = await self.turns_from(messages)
+        return [
+            SourceMessage(
+                message_id=t.message_id,
+                author=t.author_name,
+                text=t.text,
+                at=t.at,
+                link=self.permalink(channel, t.message_id, thread_ts),
+                author_id=t.author_id,
+            )
+            for t in turns
+            if thread_ts or t.role == "user"  # a channel summary is about what people said
+        ]
+
+    async def channel_sources(
+        self, team: str, channel: str, window: Window, *, since: datetime | None = None
+    ) -> list[SourceMessage]:
+        """A channel's messages in the window: the log first, conversations.history for the rest."""
+
+        async def fetch(
+            oldest: datetime | None, latest: datetime | None, most: int
+        ) -> list[SourceMessage]:
+            messages = await self.web.history(
+                channel,
+                oldest=oldest.timestamp() if oldest else None,
+                latest=latest.timestamp() if latest else None,
+                most=most,
+            )
+            return await self.sources_from(channel, messages)
+
+        return await window_messages(
+            self.channel_log, self.scope(team, channel), window, fetch, since=since
+        )
+
+    async def thread_summary(self, team: str, channel: str, root: str, *, known: bool) -> Summary:
+        thread = ThreadRef("slack", team, channel, root)
+        if known:
+            return await self.engine.summarize(
+                thread, link_for=lambda ts: self.permalink(channel, ts, root)
+            )
+        messages = await self.web.thread(channel, root)
+        sources = await self.sources_from(channel, messages, thread_ts=root)
+        return await self.engine.summarize_sources(sources, scope=str(thread))
+
+    async def summarize_here(
+        self, message: SlackMessage, thread: ThreadRef, *, known: bool
+    ) -> None:
+        """`@bot summarize`: the thread it is said in, or in a DM the DM conversation."""
+        reply = self.reply_for(message, SUMMARY_PLACEHOLDER)
+        try:
+            await reply.start()
+            if message.thread_ts and not message.is_dm:
+                summary = await self.thread_summary(
+                    message.team, message.channel, message.thread_ts, known=known
+                )
+            elif message.is_dm:
+                summary = await self.engine.summarize(thread)
+            else:
+                sources = await self.channel_sources(message.team, message.channel, Window())
+                summary = await self.engine.summarize_sources(
+                    sources, scope=self.scope(message.team, message.channel)
+                )
+            await reply.feed(summary.text)
+            await reply.finish()
+        except Exception as exc:
+            await self.fail(reply, exc)
