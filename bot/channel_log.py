@@ -36,6 +36,10 @@ class ChannelLog(Protocol):
 
     async def remove(self, channel: str, message_id: str) -> None: ...
 
+    async def resume(self) -> None:
+        """A bot process starts: anything said while none ran is missing, so no channel's log
+        is complete before now."""
+
 
 def _window(
     entries: Sequence[SourceMessage], since: datetime | None, most: int
@@ -58,6 +62,7 @@ class InProcessChannelLog:
         self._clock = clock
         self._logs: dict[str, deque[tuple[float, SourceMessage]]] = {}
         self._since: dict[str, float] = {}
+        self._resumed = 0.0
 
     def _trimmed(self, channel: str) -> deque[tuple[float, SourceMessage]]:
         log = self._logs.setdefault(channel, deque(maxlen=self._max))
@@ -74,12 +79,15 @@ class InProcessChannelLog:
         log = self._trimmed(channel)
         if channel not in self._since:
             return LogWindow([], None)
-        start = max(self._since[channel], self._clock() - self._retention)
+        start = max(self._since[channel], self._resumed, self._clock() - self._retention)
         if len(log) == self._max:
             start = max(start, log[0][1].at.timestamp())  # older messages were trimmed away
         return LogWindow(
             _window([m for _, m in log], since, most), datetime.fromtimestamp(start, UTC)
         )
+
+    async def resume(self) -> None:
+        self._resumed = self._clock()
 
     async def remove(self, channel: str, message_id: str) -> None:
         log = self._trimmed(channel)
@@ -102,6 +110,18 @@ class RedisChannelLog:
         self._retention = retention_seconds
         self._max = max_messages
         self._clock = clock
+
+    @property
+    def _resumed_key(self) -> str:
+        return f"{self._prefix}:logmeta:resumed"
+
+    async def resume(self) -> None:
+        try:
+            await self._redis.set(
+                self._resumed_key, str(self._clock()), ex=max(1, int(self._retention))
+            )
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
 
     def _keys(self, channel: str) -> tuple[str, str]:
         tag = "{" + channel + "}"  # one Cluster slot per channel
@@ -142,10 +162,11 @@ class RedisChannelLog:
         pipe.hget(meta, "from")
         pipe.xlen(stream)
         pipe.xrange(stream, "-", "+", count=1)
-        entries, started, length, first = await self._run(pipe)
+        pipe.get(self._resumed_key)
+        entries, started, length, first, resumed = await self._run(pipe)
         if started is None:
             return LogWindow([], None)
-        start = max(float(started), self._clock() - self._retention)
+        start = max(float(started), float(resumed or 0), self._clock() - self._retention)
         if length >= self._max and first:  # older messages were trimmed away
             start = max(
                 start, SourceMessage.from_json(json.loads(first[0][1][b"m"])).at.timestamp()

@@ -104,6 +104,8 @@ async def build_core(settings: Settings) -> Core:
             channel_log = InProcessChannelLog(
                 retention_seconds=retention, max_messages=settings.channel_log_max
             )
+    if channel_log is not None:
+        await channel_log.resume()  # messages sent while no bot ran are not in the log
     summary_config = SummaryConfig(
         budget=settings.max_prompt_tokens,
         answer_tokens=settings.max_answer_tokens,

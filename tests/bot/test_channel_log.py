@@ -102,3 +102,14 @@ async def test_remove_forgets_a_deleted_message(make_log) -> None:
         "id0",
         "id2",
     ]
+
+
+async def test_a_restart_means_the_log_is_complete_only_from_then(make_log) -> None:
+    clock = Clock()
+    log = make_log(clock=clock)
+    await log.record(CHANNEL, message(1))
+    clock.now += 600  # the bot was down for ten minutes, then starts again
+    await log.resume()
+    window = await log.read(CHANNEL, since=None, most=10)
+    assert [m.message_id for m in window.messages] == ["id1"]  # what it has, it keeps
+    assert window.covers_from is not None and window.covers_from.timestamp() == clock.now
