@@ -13,7 +13,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import sys
 import time
 
@@ -21,17 +20,12 @@ import aiohttp
 
 from bench.harness import describe, drop_keys, fake_server, model_server, row
 from tests.adapters.slack.conftest import SECRET, envelope, message_event, signed_headers
+from tests.fakes.processes import free_port
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 MODEL_LATENCY = 0.2  # seconds to the first token
 RATE = 200
 EVENTS = 2000
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def post(session: aiohttp.ClientSession, url: str, event: dict, event_id: str) -> float:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +13,7 @@ from tests.adapters.discord.conftest import ALICE, BOB, BOT_MENTION, DiscordHarn
 from tests.conftest import REDIS_URL
 from tests.fakes.discord_server import APP_ID, BOT_USER, CHANNEL, GUILD, FakeDiscord
 from tests.fakes.openai_server import FakeOpenAI, Reply
+from tests.fakes.processes import run_bot
 
 
 def interaction(
@@ -224,16 +224,7 @@ def run_env(
 async def test_python_m_bot_run_answers_on_discord(
     tmp_path, fake_openai, fake_discord: FakeDiscord, clean_prefix
 ) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "run",
-        cwd=tmp_path,
-        env=run_env(fake_discord, fake_openai, clean_prefix),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await run_bot(tmp_path, run_env(fake_discord, fake_openai, clean_prefix))
     await asyncio.wait_for(fake_discord.identified.wait(), 20)
     data = fake_discord.message(CHANNEL, f"{BOT_MENTION} hello", ALICE, mentions=[BOT_USER])
     # the gateway delivers in order: READY and GUILD_CREATE were sent before this event
@@ -275,16 +266,7 @@ async def test_start_up_failures_are_one_line(
     tmp_path, fake_openai, fake_discord, clean_prefix, set_up, line
 ) -> None:
     set_up(fake_discord)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "run",
-        cwd=tmp_path,
-        env=run_env(fake_discord, fake_openai, clean_prefix),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await run_bot(tmp_path, run_env(fake_discord, fake_openai, clean_prefix))
     _, stderr = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2
     last = stderr.decode().strip().splitlines()[-1]

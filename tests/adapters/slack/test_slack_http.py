@@ -6,8 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
-import sys
 import time
 from collections.abc import AsyncIterator
 
@@ -17,13 +15,8 @@ import pytest
 from tests.adapters.slack.conftest import SECRET, envelope, message_event, signed_headers
 from tests.conftest import REDIS_URL
 from tests.fakes.openai_server import FakeOpenAI, Reply
+from tests.fakes.processes import free_port, run_bot
 from tests.fakes.slack_server import BOT_USER, FakeSlack
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def bot_env(**values: str) -> dict[str, str]:
@@ -34,13 +27,6 @@ def bot_env(**values: str) -> dict[str, str]:
     }
     env.update(values)
     return env
-
-
-async def start_bot(tmp_path, env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
 
 
 async def wait_healthy(
@@ -69,7 +55,7 @@ async def running_bot(
         SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=fake_slack.url,
         PORT=str(port), HOST="127.0.0.1", SLACK_EDIT_INTERVAL="0.2",
     )  # fmt: skip
-    process = await start_bot(tmp_path, env)
+    process = await run_bot(tmp_path, env)
     base = f"http://127.0.0.1:{port}"
     async with aiohttp.ClientSession() as session:
         await wait_healthy(session, base + "/healthz", process)
@@ -135,7 +121,7 @@ async def test_rejected_token_stops_start_up_with_one_line(
     tmp_path, fake_openai, fake_slack: FakeSlack
 ) -> None:
     fake_slack.token_ok = False
-    process = await start_bot(tmp_path, bot_env(
+    process = await run_bot(tmp_path, bot_env(
         OPENAI_BASE_URL=fake_openai.url, SLACK_BOT_TOKEN="xoxb-bad", SLACK_SIGNING_SECRET=SECRET,
         SLACK_API_URL=fake_slack.url, PORT=str(free_port()),
     ))  # fmt: skip
@@ -148,7 +134,7 @@ async def test_rejected_token_stops_start_up_with_one_line(
 
 
 async def test_http_mode_without_signing_secret_stops_start_up(tmp_path, fake_openai) -> None:
-    process = await start_bot(
+    process = await run_bot(
         tmp_path, bot_env(OPENAI_BASE_URL=fake_openai.url, SLACK_BOT_TOKEN="xoxb-1")
     )
     _, stderr = await asyncio.wait_for(process.communicate(), 20)
@@ -162,7 +148,7 @@ async def test_http_mode_without_signing_secret_stops_start_up(tmp_path, fake_op
 
 
 async def test_run_without_any_platform_says_what_to_configure(tmp_path, fake_openai) -> None:
-    process = await start_bot(tmp_path, bot_env(OPENAI_BASE_URL=fake_openai.url))
+    process = await run_bot(tmp_path, bot_env(OPENAI_BASE_URL=fake_openai.url))
     _, stderr = await asyncio.wait_for(process.communicate(), 20)
     assert process.returncode == 2
     assert "SLACK_BOT_TOKEN" in stderr.decode()
@@ -177,7 +163,7 @@ async def test_socket_mode_answers_and_acks(
         SLACK_BOT_TOKEN="xoxb-test", SLACK_APP_TOKEN="xapp-test", SLACK_API_URL=fake_slack.url,
         PORT=str(port), HOST="127.0.0.1", SLACK_EDIT_INTERVAL="0.2",
     )  # fmt: skip
-    process = await start_bot(tmp_path, env)  # no signing secret: Socket Mode needs none
+    process = await run_bot(tmp_path, env)  # no signing secret: Socket Mode needs none
     async with aiohttp.ClientSession() as session:
         await wait_healthy(session, f"http://127.0.0.1:{port}/healthz", process)
     await fake_slack.wait_for(lambda: bool(fake_slack.sockets))
