@@ -4,6 +4,11 @@ Platforms deliver the same message more than once (retries, one message as two e
 gateway replays), and several bot processes may share one Redis. Whoever claims first handles
 it; everyone else drops it. Claims expire after `ttl` seconds (an hour by default: longer than
 Slack's last retry).
+
+`RedisClaims` keeps every claim it saw in the process too, so while Redis is down (or after it
+came back empty) this process still handles each message at most once: `claim` raises
+`StoreUnavailable` and the caller either asks the platform to deliver again later or falls back to
+`claim_here`, this process's own claims.
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ class Claims(Protocol):
     async def claim(self, scope: str, *names: str, ttl: int = DEFAULT_TTL) -> bool:
         """Claim every name within `scope` (e.g. "slack:T123"); False if any was claimed before."""
 
+    async def claim_here(self, scope: str, *names: str, ttl: int = DEFAULT_TTL) -> bool:
+        """Claim in this process only: what is left when the shared store cannot be reached."""
+
     async def release(self, scope: str, *names: str) -> None:
         """Give claims back, when the work they guarded failed and should be tried again."""
 
@@ -55,6 +63,13 @@ class InProcessClaims:
             self._until[key] = now + ttl
         return True
 
+    async def claim_here(self, scope: str, *names: str, ttl: int = DEFAULT_TTL) -> bool:
+        return await self.claim(scope, *names, ttl=ttl)
+
+    def seen(self, scope: str, names: tuple[str, ...]) -> bool:
+        now = self._clock()
+        return any(self._until.get(f"{scope}:{n}", 0) > now for n in names)
+
     async def release(self, scope: str, *names: str) -> None:
         for name in names:
             self._until.pop(f"{scope}:{name}", None)
@@ -65,18 +80,27 @@ class RedisClaims:
         self._redis = client
         self._prefix = prefix
         self._script = client.register_script(_CLAIM)
+        self._here = InProcessClaims()  # every claim this process made or saw taken
 
     def _keys(self, scope: str, names: tuple[str, ...]) -> list[str]:
         # One hash tag per scope keeps a claim's keys in one Cluster slot.
         return [f"{self._prefix}:claim:{{{scope}}}:{n}" for n in names]
 
     async def claim(self, scope: str, *names: str, ttl: int = DEFAULT_TTL) -> bool:
+        if self._here.seen(scope, names):
+            return False  # handled (or seen handled) by this process: no round trip needed
         try:
-            return bool(await self._script(keys=self._keys(scope, names), args=[ttl]))
+            won = bool(await self._script(keys=self._keys(scope, names), args=[ttl]))
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+        await self._here.claim(scope, *names, ttl=ttl)
+        return won
+
+    async def claim_here(self, scope: str, *names: str, ttl: int = DEFAULT_TTL) -> bool:
+        return await self._here.claim(scope, *names, ttl=ttl)
 
     async def release(self, scope: str, *names: str) -> None:
+        await self._here.release(scope, *names)
         try:
             await self._redis.delete(*self._keys(scope, names))
         except (RedisError, OSError) as exc:

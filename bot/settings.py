@@ -25,12 +25,20 @@ class Settings(BaseSettings):
     azure_openai_deployment: str | None = Field(None, alias="AZURE_OPENAI_DEPLOYMENT")
     openai_timeout: float = Field(30.0, alias="OPENAI_TIMEOUT", gt=0, le=600)
     openai_max_retries: int = Field(1, alias="OPENAI_MAX_RETRIES", ge=0, le=5)
+    # What a user waits at most for a whole answer, retries included (OPENAI_TIMEOUT is per chunk).
+    answer_deadline: float = Field(90.0, alias="BOT_ANSWER_DEADLINE", gt=0, le=3600)
 
     # Memory.
     redis_url: str | None = Field(None, alias="REDIS_URL")
     redis_prefix: str = Field("asst", alias="REDIS_PREFIX", pattern=r"^[A-Za-z0-9_.-]+$")
     history_retention_days: float = Field(30.0, alias="BOT_HISTORY_RETENTION_DAYS", gt=0)
     max_turns: int = Field(400, alias="BOT_MAX_TURNS", ge=10, le=10_000)
+    # A burst waits for a pooled connection instead of failing (redis-py 8 caps pools at 100).
+    redis_max_connections: int = Field(64, alias="REDIS_MAX_CONNECTIONS", ge=2, le=10_000)
+    redis_pool_timeout: float = Field(5.0, alias="REDIS_POOL_TIMEOUT", gt=0, le=60)
+
+    # Shutdown: how long in-flight answers may finish after SIGTERM before each ends in a sentence.
+    shutdown_grace: float = Field(8.0, alias="BOT_SHUTDOWN_GRACE", ge=0, le=300)
 
     # Prompting.
     bot_name: str = Field("Assistant", alias="BOT_NAME", min_length=1)
