@@ -4,6 +4,10 @@ Platform-neutral: a `MessageSink` posts and edits messages on one platform; `Str
 decides when to edit (the first text at once, then at most once per `interval` per message) and
 how to split (by `render` and `split_message`), and guarantees the placeholder never stays: it
 ends as the answer or as a one-sentence error.
+
+A platform may refuse edits (rate limits, a message it will not change). Progress edits are
+optional: a refusal pauses them for the Retry-After the platform gave. The final text is not: it
+is retried within a short patience, then posted as new messages and the refused ones deleted.
 """
 
 from __future__ import annotations
@@ -21,6 +25,16 @@ from adapters.rendering import split_message
 log = logging.getLogger(__name__)
 
 TYPING_MARK = " …"
+FINAL_PATIENCE = 10.0  # seconds the final edit may wait on rate limits before posting anew
+
+
+class EditRefused(Exception):
+    """A sink could not edit a message: rate limited (with the wait the platform asked for), or a
+    message the platform will not change any more (retry_after None)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 async def end_in_failure(
@@ -46,7 +60,10 @@ class MessageSink(Protocol):
     async def post(self, text: str) -> str:
         """Send a new message in the reply's place; return its id."""
 
-    async def edit(self, message_id: str, text: str) -> None: ...
+    async def edit(self, message_id: str, text: str) -> None:
+        """Change a message; raise EditRefused when the platform will not (now or ever)."""
+
+    async def delete(self, message_id: str) -> None: ...
 
 
 class ChannelPace:
@@ -115,8 +132,11 @@ class StreamingReply:
         placeholder: str = "Thinking…",
         clock: Callable[[], float] = time.monotonic,
         gate: ChannelGate | None = None,
+        patience: float = FINAL_PATIENCE,
     ) -> None:
         self._gate = gate
+        self._patience = patience
+        self._paused_until = float("-inf")  # progress edits wait out a platform's Retry-After
         self._sink = sink
         self._limit = limit
         self._interval = interval
@@ -130,7 +150,16 @@ class StreamingReply:
         self._first_text_shown = False
         self.edits = 0
         self.posts = 0
+        self.refused = 0  # edits the platform refused
         self.first_visible_at: float | None = None  # clock time the first answer text was sent
+
+    @classmethod
+    def resume(cls, sink: MessageSink, message_ids: list[str], limit: int) -> StreamingReply:
+        """A reply whose messages were posted by another process (to end them after a crash)."""
+        reply = cls(sink, limit=limit, interval=0.0)
+        reply._ids = list(message_ids)
+        reply._shown = [""] * len(message_ids)
+        return reply
 
     @property
     def message_ids(self) -> list[str]:
@@ -146,10 +175,13 @@ class StreamingReply:
         if not self._first_text_shown or self._clock() - self._last_flush >= self._interval:
             await self._flush(final=False)
 
-    async def finish(self) -> None:
+    async def finish(self, note: str = "") -> None:
+        """Show the whole answer; `note` (a sentence) goes under it, e.g. that it was cut off."""
         if not self._text.strip():
-            await self.fail("The model returned an empty answer; please try rephrasing.")
+            await self.fail(note or "The model returned an empty answer; please try rephrasing.")
             return
+        if note:
+            self._text = self._text.rstrip() + f"\n\n_{note}_"
         await self._flush(final=True)
 
     async def fail(self, sentence: str) -> None:
@@ -157,9 +189,7 @@ class StreamingReply:
         if not self._ids:
             await self._post(sentence)
             return
-        await self._show(0, sentence)
-        for index in range(1, len(self._ids)):
-            await self._show(index, "—")
+        await self._settle(0, [sentence] + ["—"] * (len(self._ids) - 1))
 
     async def _flush(self, *, final: bool) -> None:
         chunks = split_message(self._render(self._text), self._limit - len(TYPING_MARK))
@@ -168,29 +198,80 @@ class StreamingReply:
         changed = [
             i for i, chunk in enumerate(chunks) if i >= len(self._shown) or self._shown[i] != chunk
         ]
-        # A progress edit is optional: when the channel's budget is spent, skip it.
-        prepaid = bool(changed) and not final and self._gate is not None
-        if prepaid and self._gate is not None and not self._gate.try_take():
+        if final:
+            if changed:
+                await self._settle(changed[0], chunks)
+        elif changed and not await self._progress(changed, chunks):
             return
-        for index in changed:
-            if index < len(self._ids):
-                await self._show(index, chunks[index], prepaid=prepaid)
-            else:
-                await self._post(chunks[index], prepaid=prepaid)
-            prepaid = False
         self._last_flush = self._clock()
         if not self._first_text_shown:
             self._first_text_shown = True
             self.first_visible_at = self._last_flush
 
-    async def _show(self, index: int, text: str, *, prepaid: bool = False) -> None:
+    async def _progress(self, changed: list[int], chunks: list[str]) -> bool:
+        """A progress flush: optional, so skipped while the platform asked to wait, when the
+        channel's budget is spent, or when the platform refuses it. True when it was shown."""
+        if self._clock() < self._paused_until:
+            return False
+        prepaid = self._gate is not None
+        if self._gate is not None and not self._gate.try_take():
+            return False
+        for index in changed:
+            if index >= len(self._ids):
+                await self._post(chunks[index], prepaid=prepaid)
+            elif not await self._edit(index, chunks[index], final=False, prepaid=prepaid):
+                return False
+            prepaid = False
+        return True
+
+    async def _settle(self, start: int, chunks: list[str]) -> None:
+        """Make messages start.. show chunks[start:], edit by edit; where the platform keeps
+        refusing, post the rest anew and delete the refused messages."""
+        for index in range(start, len(chunks)):
+            if index >= len(self._ids):
+                await self._post(chunks[index])
+            elif not await self._edit(index, chunks[index], final=True):
+                await self._repost(index, chunks)
+                return
+
+    async def _repost(self, index: int, chunks: list[str]) -> None:
+        stale = self._ids[index:]
+        del self._ids[index:], self._shown[index:]
+        for chunk in chunks[index:]:
+            await self._post(chunk)
+        for message_id in stale:
+            try:
+                await self._sink.delete(message_id)
+            except Exception as exc:
+                log.warning("could not delete the superseded message %s: %s", message_id, exc)
+
+    async def _edit(self, index: int, text: str, *, final: bool, prepaid: bool = False) -> bool:
+        """One edit; False when the platform refused it (a progress edit is then skipped)."""
         if self._shown[index] == text:
-            return
-        if self._gate is not None and not prepaid:
-            await self._gate.take()
-        await self._sink.edit(self._ids[index], text)
-        self._shown[index] = text
-        self.edits += 1
+            return True
+        waited = 0.0
+        while True:
+            if self._gate is not None and not prepaid:
+                await self._gate.take()
+            prepaid = False
+            try:
+                await self._sink.edit(self._ids[index], text)
+            except EditRefused as refusal:
+                self.refused += 1
+                wait = refusal.retry_after
+                if wait is not None:
+                    self._paused_until = self._clock() + wait
+                if not final or wait is None or waited + wait > self._patience:
+                    log.info(
+                        "edit refused (%s); %s", refusal, "posting anew" if final else "skipped"
+                    )
+                    return False
+                waited += wait
+                await asyncio.sleep(wait)
+                continue
+            self._shown[index] = text
+            self.edits += 1
+            return True
 
     async def _post(self, text: str, *, prepaid: bool = False) -> None:
         if self._gate is not None and not prepaid:

@@ -29,6 +29,19 @@ class BackgroundTasks:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    async def drain(self, grace: float, *, last_words: float = 5.0) -> int:
+        """Let running work finish within `grace` seconds, then cancel what is left and give it
+        `last_words` seconds to say so; returns how many tasks were cancelled."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=grace)
+        left = [t for t in self._tasks if not t.done()]
+        for task in left:
+            task.cancel()
+        if left:
+            log.warning("%d answers still running after %.0f s; ending them", len(left), grace)
+            await asyncio.wait(left, timeout=last_words)
+        return len(left)
+
     async def cancel(self) -> None:
         for task in list(self._tasks):
             task.cancel()

@@ -8,15 +8,19 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import Mapping, Sequence
 
-from bot.core import build_core
+from bot.core import Core, build_core
 from bot.errors import BotError, ConfigError
 from bot.frontends import Adapter, discover
 from bot.settings import Settings, load_settings
 
 EXIT_CONFIG = 2
 EXIT_FAILURE = 1
+RESTART_PAUSE = 1.0
+MAX_RESTART_PAUSE = 60.0
+log = logging.getLogger("bot")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,16 +56,35 @@ def _configure_logging(settings: Settings, *, quiet: bool) -> None:
 async def _serve(
     adapters: Sequence[Adapter], settings: Settings, options: Mapping[str, str]
 ) -> None:
+    core = await build_core(settings)
     current = asyncio.current_task()
     assert current is not None
+    signals = 0
+    interactive = len(adapters) == 1 and adapters[0].interactive
+
+    def on_signal(name: str) -> None:
+        # First signal: stop taking work, let answers finish within the grace period, exit 0.
+        # Second: exit now; answers left in flight are settled by the next process to start.
+        nonlocal signals
+        signals += 1
+        if signals == 1 and not interactive:
+            log.info(
+                "%s: finishing in-flight answers (at most %.0f s)", name, settings.shutdown_grace
+            )
+            core.stop()
+        else:
+            log.warning("%s again: stopping now", name)
+            current.cancel()
+
     loop = asyncio.get_running_loop()
     for stop in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(stop, current.cancel)  # docker stop: finish in-flight work, exit 0
-    core = await build_core(settings)
+        loop.add_signal_handler(stop, on_signal, stop.name)
+    if not interactive:
+        await core.start()  # liveness and recovery of answers dead processes left
     try:
         async with asyncio.TaskGroup() as group:
             for adapter in adapters:
-                group.create_task(adapter.serve(core, options), name=adapter.name)
+                group.create_task(supervise(adapter, core, options), name=adapter.name)
     except BaseExceptionGroup as group_error:
         # One adapter failing to start stops all; report its own error, not the group.
         first = group_error.exceptions[0]
@@ -70,6 +93,35 @@ async def _serve(
         raise first from None
     finally:
         await core.aclose()
+        log.info("stopped")
+
+
+async def supervise(adapter: Adapter, core: Core, options: Mapping[str, str]) -> None:
+    """Run one adapter; when it fails, log it once and start it again with backoff, so one
+    platform's failure never takes the others down. A configuration error ends the process
+    (with its one-line message)."""
+    pause = RESTART_PAUSE
+    started = time.monotonic()
+    while True:
+        try:
+            await adapter.serve(core, options)
+            return
+        except (ConfigError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            if core.stopping.is_set() or adapter.interactive:
+                raise
+            ran = time.monotonic() - started
+            log.error("%s adapter failed (%s: %s); restarting in %.0f s", adapter.name,
+                      type(exc).__name__, exc, pause, exc_info=exc)  # fmt: skip
+            if ran > 60:
+                pause = RESTART_PAUSE  # it had been working: start the backoff over
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(core.stopping.wait(), timeout=pause)
+            if core.stopping.is_set():
+                return
+            pause = min(pause * 2, MAX_RESTART_PAUSE)
+            started = time.monotonic()
 
 
 def _choose(command: str, available: dict[str, Adapter]) -> list[Adapter]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from bot.channel_log import ChannelLog, InProcessChannelLog, RedisChannelLog
@@ -14,6 +15,8 @@ from bot.errors import StoreUnavailable
 from bot.kv import InProcessNotes, Notes, RedisNotes
 from bot.memory import InProcessMemory, RedisMemory, ThreadMemory
 from bot.openai_model import OpenAIChatModel
+from bot.readiness import Readiness
+from bot.recovery import Recovery
 from bot.settings import Settings
 from bot.summarizer import SummaryConfig
 from bot.summary_store import SummaryStore
@@ -41,8 +44,32 @@ class Core:
     claims: Claims
     notes: Notes
     channel_log: ChannelLog | None  # None when BOT_CHANNEL_LOG_DAYS is 0
+    readiness: Readiness = field(default_factory=Readiness)
+    recovery: Recovery | None = None
+    # Set on the first SIGTERM: adapters stop taking work and drain within the grace period.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _keeper: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.recovery is None:
+            part = "redis" if isinstance(self.memory, RedisMemory) else None
+            self.recovery = Recovery(self.memory, self.engine, self.readiness, part=part)
+
+    async def start(self) -> None:
+        """Start renewing liveness and settling dead processes' answers (`python -m bot run`)."""
+        assert self.recovery is not None
+        await self.recovery.beat()
+        self._keeper = asyncio.create_task(self.recovery.run(), name="recovery")
+
+    def stop(self) -> None:
+        self.readiness.stopping = True
+        self.stopping.set()
 
     async def aclose(self) -> None:
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
         await self.memory.aclose()
         await self.model.aclose()
 
@@ -56,6 +83,8 @@ async def connect_memory(settings: Settings, *, attempts: int = 3) -> ThreadMemo
     memory = RedisMemory.from_url(
         settings.redis_url,
         prefix=settings.redis_prefix,
+        max_connections=settings.redis_max_connections,
+        pool_timeout=settings.redis_pool_timeout,
         max_turns=settings.max_turns,
         retention_seconds=settings.retention_seconds,
     )

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
+from typing import Any
 
 from bot.chat_model import ChatModel
 from bot.conversation import IncomingMessage, ThreadRef, ThreadState, Turn
-from bot.errors import InvalidRequest, ModelError
+from bot.errors import AnswerCutOff, InvalidRequest, ModelError, StoreUnavailable
 from bot.folding import fold_turns
+from bot.inflight import PendingAnswer
 from bot.memory.base import ThreadMemory
 from bot.prompt import (
     PromptPlan,
@@ -93,6 +96,14 @@ class ConversationEngine:
 
     async def observe(self, message: IncomingMessage) -> None:
         if message.text.strip():
+            await self.memory.append(message.thread, self._turn(message))
+
+    async def keep_question(self, message: IncomingMessage) -> None:
+        """Save a question whose answer was lost (its process died), unless already saved."""
+        if not message.text.strip():
+            return
+        state = await self.memory.load(message.thread)
+        if not state.has_message(message.message_id):
             await self.memory.append(message.thread, self._turn(message))
 
     async def knows(self, thread: ThreadRef) -> bool:
@@ -185,50 +196,82 @@ class ConversationEngine:
         return await self.memory.remove(thread, message_id)
 
     async def answer(
-        self, message: IncomingMessage, *, dialect: str | None = None
+        self,
+        message: IncomingMessage,
+        *,
+        dialect: str | None = None,
+        reply: dict[str, Any] | None = None,
     ) -> AsyncGenerator[str, None]:
         """Stream the answer to `message` as text deltas.
 
-        Answers in one thread run one after another, each seeing the turns before it. When the
-        model fails, the user's turn is still saved and no half answer is; the ModelError is
-        raised to the caller, who tells the user.
+        Answers in one thread run one after another, each seeing the turns before it. With
+        `reply` (where the adapter shows the answer), the answer is recorded as in flight from
+        the start, so a follow-up finds the thread known and a crash can be settled by another
+        process. However it ends, the user's turn is saved; a finished answer is saved with it; a
+        cut-off answer is saved as far as it got; a failed one not at all. A failed save is
+        logged, never shown in place of a finished answer. Model errors reach the caller.
         """
         if not message.text.strip():
             raise InvalidRequest("Your message was empty; write your question after mentioning me.")
         thread = message.thread
-        async with self.memory.lock(thread):
-            state = await self.memory.load(thread)
-            user_turn = self._turn(message)
-            already_saved = state.has_message(message.message_id)
-            history = [
-                t for t in state.turns if not already_saved or t.message_id != message.message_id
-            ]
-            plan = await self._plan(thread, state.summary, history, user_turn, dialect)
-            self.last_plan = plan
-            parts: list[str] = []
-            finished = False
-            try:
-                async for delta in self.model.stream(
-                    plan.messages, max_tokens=self.config.max_answer_tokens
-                ):
-                    parts.append(delta)
-                    yield delta
-                finished = True
-            finally:
-                turns: list[Turn] = [] if already_saved else [user_turn]
-                text = "".join(parts).strip()
-                if finished and text:
-                    turns.append(
-                        Turn(
-                            role="assistant",
-                            text=text,
-                            author_name=self.config.bot_name,
-                            tokens=self.counter.count(text),
+        pending = PendingAnswer(message, reply, started=time.time()) if reply is not None else None
+        user_turn = self._turn(message)
+        unsaved: list[Turn] | None = [user_turn]
+        try:
+            async with self.memory.lock(thread, pending=pending):
+                state = await self.memory.load(thread)
+                already_saved = state.has_message(message.message_id)
+                history = [
+                    t
+                    for t in state.turns
+                    if not already_saved or t.message_id != message.message_id
+                ]
+                plan = await self._plan(thread, state.summary, history, user_turn, dialect)
+                self.last_plan = plan
+                parts: list[str] = []
+                ending = ""  # how the stored answer ends: complete, or marked as cut off
+                try:
+                    async for delta in self.model.stream(
+                        plan.messages, max_tokens=self.config.max_answer_tokens
+                    ):
+                        parts.append(delta)
+                        yield delta
+                except AnswerCutOff:
+                    ending = " [cut off]"
+                    raise
+                else:
+                    ending = "complete"
+                finally:
+                    turns = [] if already_saved else [user_turn]
+                    text = "".join(parts).strip()
+                    if ending and text:
+                        stored = text if ending == "complete" else text + ending
+                        turns.append(
+                            Turn(
+                                role="assistant",
+                                text=stored,
+                                author_name=self.config.bot_name,
+                                tokens=self.counter.count(stored),
+                            )
                         )
-                    )
-                if turns:
-                    # Shielded: a cancelled answer must still record what the user said.
-                    await asyncio.shield(self.memory.append(thread, *turns))
+                    unsaved = None
+                    await self._save(thread, turns, pending)
+        finally:
+            if unsaved is not None:  # never got the thread (store down, busy, cancelled)
+                await self._save(thread, unsaved, pending)
+
+    async def _save(
+        self, thread: ThreadRef, turns: list[Turn], pending: PendingAnswer | None
+    ) -> None:
+        """Save an answer's turns and settle it; shielded, since a cancelled answer must still
+        record what the user said. A failure is logged: the reply is already shown."""
+        if not turns and pending is None:
+            return
+        try:
+            await asyncio.shield(self.memory.append(thread, *turns, settled=pending))
+        except StoreUnavailable as exc:
+            kept = ", ".join(f"{t.role} {t.message_id or '(answer)'}" for t in turns) or "nothing"
+            log.error("could not save %s of %s (%s); they are not remembered", kept, thread, exc)
 
     async def _plan(
         self,

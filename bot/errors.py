@@ -5,13 +5,15 @@
     ├── InvalidRequest         what the user asked for makes no sense (bad window, unknown command)
     ├── StoreUnavailable       the conversation store (Redis) cannot be reached
     ├── ThreadBusy             another answer in the same thread held it for too long
+    ├── Interrupted            the bot stopped or restarted while answering
     └── ModelError             the chat model failed
         ├── ModelRateLimited   429; carries retry_after in seconds when the server said
         ├── ModelTimeout       no answer in time
         ├── ContextTooLong     the prompt does not fit the model's context window
         ├── ContentFiltered    the provider's content filter refused the prompt or the answer
         ├── ModelMisconfigured bad key, unknown model or deployment, no quota
-        └── ModelUnavailable   connection refused, 5xx, the stream broke off
+        ├── ModelUnavailable   connection refused, 5xx, the stream broke off
+        └── AnswerCutOff       the stream ended cleanly but unfinished; carries what arrived
 
 Library errors are wrapped at the port edge (`raise ... from exc`), so nothing above the ports
 needs to know about openai or redis exceptions.
@@ -63,6 +65,13 @@ class ThreadBusy(BotError):
         )
 
 
+class Interrupted(BotError):
+    def user_message(self) -> str:
+        return (
+            "I was restarted before I could finish answering this; please send your message again."
+        )
+
+
 class ModelError(BotError):
     def user_message(self) -> str:
         return "The language model failed to answer; please try again."
@@ -109,6 +118,16 @@ class ModelMisconfigured(ModelError):
 class ModelUnavailable(ModelError):
     def user_message(self) -> str:
         return "The language model is unavailable right now; please try again in a minute."
+
+
+class AnswerCutOff(ModelError):
+    """The stream ended without saying it was finished (no finish_reason, no [DONE]).
+
+    What arrived is kept and shown; this sentence is put under it.
+    """
+
+    def user_message(self) -> str:
+        return "My answer was cut off before it was finished; ask me to continue."
 
 
 def explain(error: BaseException) -> str:

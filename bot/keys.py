@@ -6,7 +6,10 @@ multi-key scripts and transactions below stay legal.
 
     <prefix>:{<thread>}:turns   list of JSON turns, oldest first, capped, expiring
     <prefix>:{<thread>}:meta    hash: summary (the rolling summary of folded turns)
-    <prefix>:{<thread>}:lock    the per-thread answer lock (token, expiring)
+    <prefix>:{<thread>}:lock    the per-thread answer lock ("<owner>:<token>", expiring)
+    <prefix>:{<thread>}:pending hash: message id -> the answer in flight for it (bot.inflight)
+    <prefix>:inflight           sorted set of every answer in flight, by start time (recovery)
+    <prefix>:alive:<owner>      a running process's liveness, renewed every few seconds
     <prefix>:claim:{<platform:workspace>}:<name>
                                 a message claimed for handling (bot.claims), expiring
     <prefix>:note:<key>         small expiring notes of the adapters (bot.kv)
@@ -32,6 +35,7 @@ class ThreadKeys:
     turns: str
     meta: str
     lock: str
+    pending: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,4 +48,16 @@ class KeyBuilder:
 
     def thread(self, thread: ThreadRef) -> ThreadKeys:
         base = f"{self.prefix}:{self.tag(thread)}"
-        return ThreadKeys(turns=f"{base}:turns", meta=f"{base}:meta", lock=f"{base}:lock")
+        return ThreadKeys(
+            turns=f"{base}:turns",
+            meta=f"{base}:meta",
+            lock=f"{base}:lock",
+            pending=f"{base}:pending",
+        )
+
+    @property
+    def in_flight(self) -> str:
+        return f"{self.prefix}:inflight"
+
+    def alive(self, owner: str) -> str:
+        return f"{self.prefix}:alive:{owner}"

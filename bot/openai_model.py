@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -13,6 +14,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from bot.chat_model import ChatMessage, Purpose, Usage, UsageMeter
 from bot.errors import (
+    AnswerCutOff,
     ContentFiltered,
     ContextTooLong,
     ModelError,
@@ -116,8 +118,10 @@ class OpenAIChatModel:
         *,
         official_api: bool = True,
         models: dict[Purpose, str] | None = None,
+        deadline: float = 90.0,
     ) -> None:
         self._client = client
+        self._deadline = deadline  # seconds for a whole call, the SDK's retries included
         self._model = model
         self._models = models or {}
         self._counter = counter
@@ -139,6 +143,7 @@ class OpenAIChatModel:
             counter,
             official_api=official,
             models=routes,
+            deadline=settings.answer_deadline,
         )
 
     async def aclose(self) -> None:
@@ -161,17 +166,26 @@ class OpenAIChatModel:
         cap_old = max_tokens if max_tokens and self._limit_param == "max_tokens" else None
         produced: list[str] = []
         usage: Usage | None = None
+        finished = False
+        # One deadline for the whole call: OPENAI_TIMEOUT bounds each wait, retries multiply it.
+        deadline = asyncio.get_running_loop().time() + self._deadline
         try:
-            stream = await self._client.chat.completions.create(
-                model=self._models.get(purpose, self._model),
-                messages=payload,
-                stream=True,
-                stream_options={"include_usage": True},
-                max_completion_tokens=cap_new if cap_new else openai.omit,
-                max_tokens=cap_old if cap_old else openai.omit,
-            )
+            async with asyncio.timeout_at(deadline):
+                stream = await self._client.chat.completions.create(
+                    model=self._models.get(purpose, self._model),
+                    messages=payload,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    max_completion_tokens=cap_new if cap_new else openai.omit,
+                    max_tokens=cap_old if cap_old else openai.omit,
+                )
             async with stream:
-                async for chunk in stream:
+                chunks = aiter(stream)
+                while True:
+                    async with asyncio.timeout_at(deadline):  # never around the yield
+                        chunk = await anext(chunks, None)
+                    if chunk is None:
+                        break
                     if chunk.usage is not None:
                         usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
                     for choice in chunk.choices:
@@ -181,6 +195,10 @@ class OpenAIChatModel:
                             yield text
                         if choice.finish_reason == "content_filter":
                             raise ContentFiltered("the answer was stopped by the content filter")
+                        if choice.finish_reason:
+                            finished = True
+            if not finished:
+                raise AnswerCutOff("the stream ended without a finish_reason")
         except ModelError:
             raise
         except (openai.OpenAIError, httpx2.HTTPError, TimeoutError) as exc:

@@ -6,6 +6,7 @@ returns at once; the work runs in the background so the gateway keeps flowing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import aclosing
 
@@ -20,7 +21,7 @@ from adapters.discord.routing import (
     thread_name,
 )
 from adapters.discord.settings import DiscordSettings
-from adapters.discord.sink import MESSAGE_LIMIT, NO_PINGS, DiscordSink
+from adapters.discord.sink import MESSAGE_LIMIT, NO_PINGS, DiscordSink, PartialSink
 from adapters.discord.summaries import ChannelSummaries, is_thread, scope_of
 from adapters.intents import Route
 from adapters.rendering import split_message
@@ -30,8 +31,10 @@ from bot.channel_log import ChannelLog
 from bot.claims import Claims
 from bot.conversation import IncomingMessage, ThreadRef, Turn
 from bot.engine import ConversationEngine
-from bot.errors import BotError, StoreUnavailable, explain
+from bot.errors import AnswerCutOff, BotError, Interrupted, StoreUnavailable, explain
+from bot.inflight import PendingAnswer
 from bot.kv import Notes
+from bot.readiness import Readiness
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +61,10 @@ class DiscordBot(ChannelSummaries):
         settings: DiscordSettings,
         retention_seconds: int = CHAIN_TTL,
         channel_log: ChannelLog | None = None,
+        readiness: Readiness | None = None,
     ) -> None:
+        self.readiness = readiness
+        self.client: discord.Client | None = None  # set by the client that serves this bot
         self.channel_log = channel_log
         self.engine = engine
         self.claims = claims
@@ -105,7 +111,14 @@ class DiscordBot(ChannelSummaries):
     def on_message(self, message: discord.Message) -> None:
         if message.author.bot:
             return  # other bots and our own echoes: never a loop
+        if self.stopping:
+            log.info("shutting down: message %s not handled", message.id)
+            return
         self.tasks.spawn(self.handle(message), name=f"discord-message-{message.id}")
+
+    @property
+    def stopping(self) -> bool:
+        return self.readiness is not None and self.readiness.stopping
 
     def on_delete(self, event: discord.RawMessageDeleteEvent) -> None:
         self.tasks.spawn(self.forget_message(event), name=f"discord-delete-{event.message_id}")
@@ -145,11 +158,13 @@ class DiscordBot(ChannelSummaries):
             return  # channel chatter: logged, nothing to answer
         scope = f"discord:{message.guild.id if message.guild else 'dm'}"
         try:
-            if not await self.claims.claim(scope, f"msg:{message.id}"):
-                log.info("duplicate delivery of message %s dropped", message.id)
-                return
+            won = await self.claims.claim(scope, f"msg:{message.id}")
         except StoreUnavailable as exc:
-            log.warning("could not claim %s: %s", message.id, exc)
+            log.warning("Redis is down (%s): message %s claimed in this process", exc, message.id)
+            won = await self.claims.claim_here(scope, f"msg:{message.id}")
+        if not won:
+            log.info("duplicate delivery of message %s dropped", message.id)
+            return
         ref = self.thread_ref(message)
         known = False
         if quick.in_thread:
@@ -166,6 +181,8 @@ class DiscordBot(ChannelSummaries):
             await self.forget(message, ref)
         elif action is Route.SUMMARIZE:
             await self.summarize_here(message, ref, known=known)
+        else:
+            log.info("message %s is in a thread the bot is not part of: not answered", message.id)
 
     # --- answering ------------------------------------------------------------------------------
 
@@ -242,17 +259,33 @@ class DiscordBot(ChannelSummaries):
         except discord.HTTPException as exc:
             log.error("cannot post in %s: %s", channel_id, exc)
             return
+        shown = {"channel": channel_id, "ids": reply.message_ids}
         try:
             if ref.thread.startswith("reply-") and not await self.engine.knows(ref):
                 await self.seed_chain(message, ref)
-            async with aclosing(
-                self.engine.answer(self.incoming(message, ref), dialect="markdown")
-            ) as deltas:
+            answer = self.engine.answer(
+                self.incoming(message, ref), dialect="markdown", reply=shown
+            )
+            async with aclosing(answer) as deltas:
                 async for delta in deltas:
                     await reply.feed(delta)
             await reply.finish()
+        except AnswerCutOff as exc:
+            await reply.finish(note=explain(exc))
+        except asyncio.CancelledError:
+            await self.fail(reply, Interrupted("shut down before the answer was finished"))
+            raise
         except Exception as exc:
             await self.fail(reply, exc)
+
+    async def settle(self, pending: PendingAnswer) -> None:
+        """End a reply that a stopped process left half-written (bot.recovery)."""
+        assert self.client is not None
+        await asyncio.wait_for(self.client.wait_until_ready(), timeout=60)
+        channel = self.client.get_partial_messageable(int(pending.reply.get("channel", 0)))
+        ids = [str(i) for i in pending.reply.get("ids", [])]
+        reply = StreamingReply.resume(PartialSink(channel), ids, MESSAGE_LIMIT)
+        await reply.fail(Interrupted().user_message())
 
     async def seed_chain(self, message: discord.Message, ref: ThreadRef) -> None:
         """A reply to a bot message the bot no longer remembers: start from that message."""

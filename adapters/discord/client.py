@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import discord
@@ -31,13 +32,55 @@ def intents() -> discord.Intents:
     return wanted
 
 
+def guard_parsers(parsers: dict[str, Callable[[Any], None]]) -> None:
+    """A gateway payload discord.py fails to parse (a new field shape, a library bug) would end
+    the connection and with it the whole process: log it once per event type and skip it."""
+    failed: set[str] = set()
+
+    def guarded(event: str, parse: Callable[[Any], None]) -> Callable[[Any], None]:
+        def run(data: Any) -> None:
+            try:
+                parse(data)
+            except Exception as exc:
+                if event not in failed:
+                    failed.add(event)
+                    log.error(
+                        "skipped a %s dispatch discord.py could not read", event, exc_info=exc
+                    )
+                else:
+                    log.warning("skipped another unreadable %s dispatch: %r", event, exc)
+
+        return run
+
+    for event, parse in list(parsers.items()):
+        parsers[event] = guarded(event, parse)
+
+
 class DiscordClient(discord.Client):
     def __init__(self, bot: DiscordBot, *, api_url: str | None = None, **options: Any) -> None:
         super().__init__(intents=intents(), allowed_mentions=NO_PINGS, **options)
         self.bot = bot
+        bot.client = self
         self.api_url = api_url
         self.tree = build_tree(self)
         self.ready = asyncio.Event()
+        self.connected = False
+        guard_parsers(self._connection.parsers)
+
+    async def on_connect(self) -> None:
+        self.connected = True
+
+    async def on_resumed(self) -> None:
+        self.connected = True
+
+    async def on_disconnect(self) -> None:
+        self.connected = False
+
+    def down_reason(self) -> str | None:
+        """For readiness: None while the gateway connection is up."""
+        if self.is_closed():
+            return "the gateway connection is closed"
+        return None if self.connected else "the gateway connection is down"
 
     async def setup_hook(self) -> None:
         if self.api_url:

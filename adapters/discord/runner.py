@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -33,14 +34,32 @@ def make_client(core: Core, settings: DiscordSettings, **options: Any) -> Discor
         settings,
         core.settings.retention_seconds,
         channel_log=core.channel_log,
+        readiness=core.readiness,
     )
     return DiscordClient(bot, api_url=settings.api_url, **options)
 
 
-async def run_client(client: DiscordClient, token: str) -> None:
+async def run_client(
+    client: DiscordClient, token: str, *, stopping: asyncio.Event | None = None, grace: float = 8.0
+) -> None:
+    """Run until the gateway ends for good or `stopping` is set; then drain within `grace`."""
+    stop = stopping or asyncio.Event()
     try:
         async with client:
-            await client.start(token)
+            gateway = asyncio.create_task(client.start(token), name="discord-gateway")
+            waiter = asyncio.create_task(stop.wait(), name="discord-stop")
+            try:
+                await asyncio.wait({gateway, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                if gateway.done():
+                    gateway.result()  # raises what ended the connection
+                    return
+                # Stop taking work (on_message drops it), let answers finish, then disconnect.
+                await client.bot.tasks.drain(grace)
+            finally:
+                waiter.cancel()
+                if not gateway.done():
+                    await client.close()
+                    await asyncio.wait({gateway}, timeout=5)
     except discord.LoginFailure:
         raise ConfigError(
             "DISCORD_BOT_TOKEN", "was rejected by Discord (401 Unauthorized)"
@@ -48,7 +67,7 @@ async def run_client(client: DiscordClient, token: str) -> None:
     except discord.PrivilegedIntentsRequired:
         raise ConfigError("DISCORD_BOT_TOKEN", INTENT_HELP) from None
     finally:
-        await client.bot.tasks.idle()
+        await client.bot.tasks.drain(0, last_words=2.0)
 
 
 class DiscordAdapter:
@@ -67,7 +86,21 @@ class DiscordAdapter:
     async def serve(self, core: Core, options: Mapping[str, str]) -> None:
         settings = load_discord_settings()
         assert settings.bot_token is not None
-        await run_client(make_client(core, settings), settings.bot_token.get_secret_value())
+        client = make_client(core, settings)
+        core.readiness.watch("discord", client.down_reason)
+        if core.recovery is not None:
+            core.recovery.register("discord", client.bot.settle)
+        try:
+            await run_client(
+                client,
+                settings.bot_token.get_secret_value(),
+                stopping=core.stopping,
+                grace=core.settings.shutdown_grace,
+            )
+        finally:
+            core.readiness.unwatch("discord")
+            if core.recovery is not None:
+                core.recovery.unregister("discord")
 
 
 ADAPTER = DiscordAdapter()

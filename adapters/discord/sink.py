@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable
 
 import discord
 
+from adapters.streaming import EditRefused
+
 NO_PINGS = discord.AllowedMentions.none()
 MESSAGE_LIMIT = 2000
 
@@ -35,6 +37,35 @@ class DiscordSink:
         return str(message.id)
 
     async def edit(self, message_id: str, text: str) -> None:
-        self._sent[message_id] = await self._sent[message_id].edit(
-            content=text, allowed_mentions=NO_PINGS
-        )
+        try:
+            self._sent[message_id] = await self._sent[message_id].edit(
+                content=text, allowed_mentions=NO_PINGS
+            )
+        except discord.NotFound as exc:  # deleted meanwhile: the text goes in a new message
+            raise EditRefused(f"message {message_id} is gone") from exc
+
+    async def delete(self, message_id: str) -> None:
+        message = self._sent.pop(message_id, None)
+        if message is not None:
+            await message.delete()
+
+
+class PartialSink:
+    """Messages known only by id (posted by another process), edited and deleted by id."""
+
+    def __init__(self, channel: discord.PartialMessageable) -> None:
+        self._channel = channel
+
+    async def post(self, text: str) -> str:
+        return str((await self._channel.send(text, allowed_mentions=NO_PINGS)).id)
+
+    async def edit(self, message_id: str, text: str) -> None:
+        try:
+            await self._channel.get_partial_message(int(message_id)).edit(
+                content=text, allowed_mentions=NO_PINGS
+            )
+        except discord.NotFound as exc:
+            raise EditRefused(f"message {message_id} is gone") from exc
+
+    async def delete(self, message_id: str) -> None:
+        await self._channel.get_partial_message(int(message_id)).delete()

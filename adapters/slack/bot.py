@@ -6,6 +6,7 @@ at once; the work runs in the background after Slack has its ack.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import aclosing
 from typing import Any
@@ -33,7 +34,9 @@ from bot.channel_log import ChannelLog
 from bot.claims import Claims
 from bot.conversation import IncomingMessage, ThreadRef, Turn
 from bot.engine import ConversationEngine
-from bot.errors import BotError, StoreUnavailable, explain
+from bot.errors import AnswerCutOff, BotError, Interrupted, StoreUnavailable, explain
+from bot.inflight import PendingAnswer
+from bot.readiness import Readiness
 from bot.sources import SourceMessage
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,7 @@ log = logging.getLogger(__name__)
 MESSAGE_LIMIT = 3900  # Slack truncates at 40,000 but reads best under 4,000
 PLACEHOLDER = "_Thinking…_"
 FORGOTTEN = "I have forgotten this conversation. Mention me to start again."
+FINAL_RETRY = 3  # Slack delivers an event at most three more times (X-Slack-Retry-Num 1..3)
 
 
 def failure_sentence(error: BaseException) -> str:
@@ -58,7 +62,9 @@ class SlackBot(SummarySources):
         identity: Identity,
         settings: SlackSettings,
         channel_log: ChannelLog | None = None,
+        readiness: Readiness | None = None,
     ) -> None:
+        self.readiness = readiness
         self.channel_log = channel_log
         self.engine = engine
         self.claims = claims
@@ -67,50 +73,70 @@ class SlackBot(SummarySources):
         self.settings = settings
         self.tasks = BackgroundTasks()
 
-    # --- entry points (return at once) ------------------------------------------------------
+    # --- entry points (return within milliseconds) ----------------------------------------
 
-    def on_event(self, body: dict[str, Any]) -> None:
-        self.tasks.spawn(self.handle_event(body), name=f"slack-event-{body.get('event_id')}")
+    async def accept(self, body: dict[str, Any], retry_num: int = 0) -> bool:
+        """Decide, before Slack gets its answer, whether this delivery is ours; the work runs in
+        the background. False asks Slack to deliver it again later (HTTP 503 / no Socket Mode
+        ack): while shutting down, or while Redis cannot say whether another process has it."""
+        event_id = str(body.get("event_id") or "")
+        if self.stopping:
+            log.info("shutting down: event %s left for Slack to deliver again", event_id)
+            return False
+        read = read_event(body, bot_user_id=self.me.user_id, bot_id=self.me.bot_id)
+        if isinstance(read, Ignored):
+            log.info("event %s not handled: %s", event_id, read.reason)
+            return True
+        if not self.settings.allows(read.team, read.channel):
+            log.info("event from %s/%s outside the allowlists: ignored", read.team, read.channel)
+            return True
+        if isinstance(read, Deletion):
+            self.tasks.spawn(self.handle_deletion(read, event_id), name="slack-deletion")
+            return True
+        if not (read.is_dm or read.mentions_bot or read.thread_ts):
+            self.tasks.spawn(self.log_message(read), name="slack-log")
+            log.debug("channel chatter %s/%s: logged only", read.channel, read.ts)
+            return True
+        names = [f"msg:{read.channel}:{read.ts}"] + ([f"event:{event_id}"] if event_id else [])
+        scope = f"slack:{read.team}"
+        try:
+            won = await self.claims.claim(scope, *names)
+        except StoreUnavailable as exc:
+            if retry_num < FINAL_RETRY:
+                # Another process may have it; Slack delivers it again in a minute or so.
+                log.warning("Redis is down (%s): asking Slack to deliver %s again", exc, read.ts)
+                return False
+            log.warning("Redis is down (%s): Slack's last retry of %s claimed here", exc, read.ts)
+            won = await self.claims.claim_here(scope, *names)
+        if not won:
+            log.info("duplicate delivery of %s/%s dropped", read.channel, read.ts)
+            return True
+        self.tasks.spawn(self.log_message(read), name="slack-log")  # never delays an answer
+        self.tasks.spawn(self.handle_message(read), name=f"slack-event-{event_id}")
+        return True
+
+    @property
+    def stopping(self) -> bool:
+        return self.readiness is not None and self.readiness.stopping
 
     # --- events -----------------------------------------------------------------------------
 
-    async def claim(self, team: str, *names: str) -> bool:
+    async def handle_deletion(self, read: Deletion, event_id: str) -> None:
+        if self.channel_log is not None:
+            try:
+                await self.channel_log.remove(self.scope(read.team, read.channel), read.deleted_ts)
+            except BotError as exc:
+                log.warning("could not drop a deleted message from the log: %s", exc)
+        scope = f"slack:{read.team}"
+        names = (f"event:{event_id}", f"deleted:{read.channel}:{read.deleted_ts}")
         try:
-            return await self.claims.claim(f"slack:{team}", *names)
-        except StoreUnavailable as exc:
-            # Without Redis there is no memory either; the answer path will say so once.
-            log.warning("could not claim %s: %s", names, exc)
-            return True
+            won = await self.claims.claim(scope, *names)
+        except StoreUnavailable:
+            won = await self.claims.claim_here(scope, *names)
+        if won:
+            await self.forget_message(read)
 
-    async def handle_event(self, body: dict[str, Any]) -> None:
-        read = read_event(body, bot_user_id=self.me.user_id, bot_id=self.me.bot_id)
-        if isinstance(read, Ignored):
-            log.debug("ignored event %s: %s", body.get("event_id"), read.reason)
-            return
-        if not self.settings.allows(read.team, read.channel):
-            log.info("event from %s/%s outside the allowlists: ignored", read.team, read.channel)
-            return
-        event_id = str(body.get("event_id") or "")
-        if isinstance(read, Deletion):
-            if self.channel_log is not None:
-                try:
-                    await self.channel_log.remove(
-                        self.scope(read.team, read.channel), read.deleted_ts
-                    )
-                except BotError as exc:
-                    log.warning("could not drop a deleted message from the log: %s", exc)
-            if await self.claim(
-                read.team, f"event:{event_id}", f"deleted:{read.channel}:{read.deleted_ts}"
-            ):
-                await self.forget_message(read)
-            return
-        self.tasks.spawn(self.log_message(read), name="slack-log")  # never delays an answer
-        if not (read.is_dm or read.mentions_bot or read.thread_ts):
-            return  # channel chatter: logged, nothing to answer
-        names = [f"msg:{read.channel}:{read.ts}"] + ([f"event:{event_id}"] if event_id else [])
-        if not await self.claim(read.team, *names):
-            log.info("duplicate delivery of %s/%s dropped", read.channel, read.ts)
-            return
+    async def handle_message(self, read: SlackMessage) -> None:
         thread = self.thread_of(read)
         try:
             known = bool(read.thread_ts) and await self.engine.knows(thread)
@@ -125,6 +151,10 @@ class SlackBot(SummarySources):
             await self.forget(read, thread)
         elif action is Route.SUMMARIZE:
             await self.summarize_here(read, thread, known=known)
+        else:
+            log.info(
+                "%s/%s is in a thread the bot is not part of: not answered", read.channel, read.ts
+            )
 
     def thread_of(self, message: SlackMessage) -> ThreadRef:
         return ThreadRef("slack", message.team, message.channel, message.conversation)
@@ -157,16 +187,31 @@ class SlackBot(SummarySources):
         except SlackApiError as exc:
             log.error("cannot post in %s: %s", message.channel, exc.response.get("error"))
             return
+        shown = {"channel": message.channel, "thread_ts": message.reply_thread_ts,
+                 "ids": reply.message_ids}  # fmt: skip
         try:
             if message.thread_ts and not message.is_dm and not known:
                 await self.backfill(message, thread)
             incoming = await self.incoming(message, thread)
-            async with aclosing(self.engine.answer(incoming, dialect="markdown")) as deltas:
+            answer = self.engine.answer(incoming, dialect="markdown", reply=shown)
+            async with aclosing(answer) as deltas:
                 async for delta in deltas:
                     await reply.feed(delta)
             await reply.finish()
+        except AnswerCutOff as exc:
+            await reply.finish(note=explain(exc))
+        except asyncio.CancelledError:
+            await self.fail(reply, Interrupted("shut down before the answer was finished"))
+            raise
         except Exception as exc:
             await self.fail(reply, exc)
+
+    async def settle(self, pending: PendingAnswer) -> None:
+        """End a reply that a stopped process left half-written (bot.recovery)."""
+        where = pending.reply
+        sink = SlackSink(self.web, str(where.get("channel", "")), where.get("thread_ts"))
+        reply = StreamingReply.resume(sink, [str(i) for i in where.get("ids", [])], MESSAGE_LIMIT)
+        await reply.fail(Interrupted().user_message())
 
     async def fail(self, reply: StreamingReply, error: BaseException) -> None:
         await end_in_failure(

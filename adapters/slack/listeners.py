@@ -11,6 +11,8 @@ import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.bot import SlackBot
@@ -27,6 +29,15 @@ def _not_the_token_notice(record: logging.LogRecord) -> bool:
     return "will be unused" not in record.getMessage()
 
 
+def retry_number(headers: dict[str, Any]) -> int:
+    """X-Slack-Retry-Num (slack_bolt puts Socket Mode's retry_attempt there too); 0 if absent."""
+    value = headers.get("x-slack-retry-num") or ["0"]
+    try:
+        return int(value[0] if isinstance(value, list | tuple) else value)
+    except (TypeError, ValueError):
+        return 0
+
+
 def build_app(bot: SlackBot, client: AsyncWebClient, signing_secret: str | None) -> AsyncApp:
     bolt_log = logging.getLogger("slack_bolt")
     if _not_the_token_notice not in bolt_log.filters:
@@ -39,8 +50,10 @@ def build_app(bot: SlackBot, client: AsyncWebClient, signing_secret: str | None)
         logger=bolt_log,
     )
 
-    async def on_event(body: dict[str, Any]) -> None:
-        bot.on_event(body)
+    async def on_event(body: dict[str, Any], request: AsyncBoltRequest) -> BoltResponse | None:
+        if await bot.accept(body, retry_number(request.headers)):
+            return None  # acked: 200, or the Socket Mode envelope ack
+        return BoltResponse(status=503, body="")  # deliver it again later
 
     app.event("app_mention")(on_event)
     app.event("message")(on_event)

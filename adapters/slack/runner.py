@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -17,14 +18,17 @@ from adapters.slack.settings import SlackSettings, load_slack_settings
 from adapters.slack.web import SlackWeb, make_client
 from bot.core import Core
 from bot.errors import ConfigError
+from bot.readiness import Readiness
 from bot.settings import read_settings
 
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 
 
-def http_app(app: AsyncApp | None, ready: asyncio.Event) -> web.Application:
-    """The aiohttp application: Slack's endpoint (HTTP mode only) and a health check."""
+def http_app(
+    app: AsyncApp | None, ready: asyncio.Event, readiness: Readiness | None = None
+) -> web.Application:
+    """The aiohttp application: Slack's endpoint (HTTP mode only), liveness and readiness."""
 
     async def events(request: web.Request) -> web.Response:
         assert app is not None
@@ -35,10 +39,15 @@ def http_app(app: AsyncApp | None, ready: asyncio.Event) -> web.Application:
             return web.json_response({"ok": True})
         return web.json_response({"ok": False}, status=503)
 
+    async def readyz(_: web.Request) -> web.Response:
+        report = readiness.report() if readiness is not None else {"ready": ready.is_set()}
+        return web.json_response(report, status=200 if report["ready"] else 503)
+
     server = web.Application(client_max_size=2 * 1024 * 1024)
     if app is not None:
         server.router.add_post(EVENTS_PATH, events)
     server.router.add_get("/healthz", health)
+    server.router.add_get("/readyz", readyz)
     return server
 
 
@@ -53,7 +62,9 @@ async def start_bot(core: Core, settings: SlackSettings) -> tuple[SlackBot, Asyn
         raise ConfigError(
             "SLACK_BOT_TOKEN", f"was rejected by Slack ({exc.response.get('error')})"
         ) from None
-    bot = SlackBot(core.engine, core.claims, web_api, identity, settings, core.channel_log)
+    bot = SlackBot(
+        core.engine, core.claims, web_api, identity, settings, core.channel_log, core.readiness
+    )
     secret = settings.signing_secret.get_secret_value() if settings.signing_secret else None
     app = build_app(bot, client, None if settings.socket_mode else secret)
     log.info("Slack: signed in as %s in team %s", identity.user_id, identity.team_id)
@@ -77,11 +88,14 @@ class SlackAdapter:
         )
 
     async def serve(self, core: Core, options: Mapping[str, str]) -> None:
+        """Serve until `core.stopping`; then stop taking events (HTTP: 503 so Slack delivers
+        them again elsewhere; Socket Mode: disconnect), drain within the grace period, return."""
         settings = load_slack_settings()
         bot, app = await start_bot(core, settings)
         ready = asyncio.Event()
         runner = web.AppRunner(
-            http_app(None if settings.socket_mode else app, ready), access_log=None
+            http_app(None if settings.socket_mode else app, ready, core.readiness),
+            access_log=None,
         )
         await runner.setup()
         await web.TCPSite(runner, settings.host, settings.port).start()
@@ -93,18 +107,40 @@ class SlackAdapter:
                 assert settings.app_token is not None
                 socket = AsyncSocketModeHandler(app, settings.app_token.get_secret_value())
                 await socket.connect_async()  # type: ignore[no-untyped-call]
+                core.readiness.watch("slack", _socket_probe(socket))
                 log.info("Slack: connected in Socket Mode")
             else:
+                core.readiness.up("slack")
                 log.info("Slack: listening on %s:%d%s", settings.host, settings.port, EVENTS_PATH)
+            if core.recovery is not None:
+                core.recovery.register("slack", bot.settle)
             ready.set()
-            await asyncio.Event().wait()  # until cancelled
-        finally:
-            ready.clear()
+            await core.stopping.wait()
             if socket is not None:
                 await socket.close_async()  # type: ignore[no-untyped-call]
-            await bot.tasks.idle()
+                socket = None
+            await bot.tasks.drain(core.settings.shutdown_grace)
+        finally:
+            ready.clear()
+            core.readiness.unwatch("slack")
+            if core.recovery is not None:
+                core.recovery.unregister("slack")
+            if socket is not None:
+                await socket.close_async()  # type: ignore[no-untyped-call]
+            await bot.tasks.drain(0, last_words=2.0)
             await bot.web.close()
             await runner.cleanup()
+
+
+def _socket_probe(socket: Any) -> Callable[[], str | None]:
+    def probe() -> str | None:
+        client = getattr(socket, "client", None)
+        connected = getattr(client, "is_connected", None)
+        if callable(connected) and not connected():
+            return "the Socket Mode connection is down"
+        return None
+
+    return probe
 
 
 ADAPTER = SlackAdapter()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +15,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncServerErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.streaming import EditRefused
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +41,39 @@ def api_error_sentence(error: SlackApiError) -> str:
     )
 
 
-def make_client(token: str, api_url: str | None) -> AsyncWebClient:
-    kwargs: dict[str, Any] = {"token": token, "timeout": 15}
-    if api_url:
-        kwargs["base_url"] = api_url if api_url.endswith("/") else api_url + "/"
-    # One session for every call: without it slack_sdk opens a new connection per request.
-    client = AsyncWebClient(session=aiohttp.ClientSession(), **kwargs)
+def make_client(
+    token: str, api_url: str | None, *, session: aiohttp.ClientSession | None = None
+) -> AsyncWebClient:
+    """The client for every call that must get through: 429s and 5xx are retried."""
+    client = _client(token, api_url, session)
     # slack_sdk retries only connection errors by default; 429s and 5xx are retried too,
     # after Retry-After, so no answer is lost to a rate limit.
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=5))
     client.retry_handlers.append(AsyncServerErrorRetryHandler(max_retry_count=2))
     return client
+
+
+def _client(
+    token: str, api_url: str | None, session: aiohttp.ClientSession | None
+) -> AsyncWebClient:
+    kwargs: dict[str, Any] = {"token": token, "timeout": 15}
+    if api_url:
+        kwargs["base_url"] = api_url if api_url.endswith("/") else api_url + "/"
+    # One session for every call: without it slack_sdk opens a new connection per request.
+    return AsyncWebClient(session=session or aiohttp.ClientSession(), **kwargs)
+
+
+def _retry_after(error: SlackApiError) -> float:
+    headers = error.response.headers if error.response is not None else {}
+    value = headers.get("Retry-After") or headers.get("retry-after") or "1"
+    try:
+        return max(0.0, float(value[0] if isinstance(value, list) else value))
+    except ValueError:
+        return 1.0
+
+
+# chat.update errors that mean the message will never take this edit: post anew instead.
+UNEDITABLE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +85,13 @@ class Identity:
 
 
 class SlackWeb:
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, *, clock: Callable[[], float] = time.monotonic):
         self.client = client
+        # Edits are optional until the last one, so a 429 on chat.update is not retried by the
+        # SDK: the reply decides. One pause for the workspace: Slack's limit is per method.
+        self.edit_client = _client(client.token or "", client.base_url, client.session)
+        self._edits_paused_until = float("-inf")
+        self._clock = clock
         self._names: dict[str, str] = {}
 
     async def close(self) -> None:
@@ -148,9 +179,27 @@ class SlackWeb:
         return str(answer["ts"])
 
     async def update(self, channel: str, ts: str, text: str) -> None:
-        await self.client.chat_update(
-            channel=channel, ts=ts, text=text, link_names=False, parse="none"
-        )
+        wait = self._edits_paused_until - self._clock()
+        if wait > 0:
+            raise EditRefused("chat.update is rate limited", retry_after=wait)
+        try:
+            await self.edit_client.chat_update(
+                channel=channel, ts=ts, text=text, link_names=False, parse="none"
+            )
+        except SlackApiError as exc:
+            code = str(exc.response.get("error", "")) if exc.response is not None else ""
+            if (
+                exc.response is not None and exc.response.status_code == 429
+            ) or code == "ratelimited":
+                wait = _retry_after(exc)
+                self._edits_paused_until = self._clock() + wait
+                raise EditRefused("chat.update is rate limited", retry_after=wait) from exc
+            if code in UNEDITABLE:
+                raise EditRefused(f"chat.update refused: {code}") from exc
+            raise
+
+    async def delete(self, channel: str, ts: str) -> None:
+        await self.client.chat_delete(channel=channel, ts=ts)
 
 
 @dataclass
@@ -166,3 +215,6 @@ class SlackSink:
 
     async def edit(self, message_id: str, text: str) -> None:
         await self.web.update(self.channel, message_id, text)
+
+    async def delete(self, message_id: str) -> None:
+        await self.web.delete(self.channel, message_id)

@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
 from bot.conversation import ThreadRef, ThreadState, Turn
+from bot.inflight import PendingAnswer
 
 
 class ThreadMemory(Protocol):
@@ -17,11 +18,17 @@ class ThreadMemory(Protocol):
     Store failures raise `bot.errors.StoreUnavailable`.
     """
 
+    owner: str  # this process, as named in its locks and answers in flight
+
     async def load(self, thread: ThreadRef) -> ThreadState: ...
 
-    async def exists(self, thread: ThreadRef) -> bool: ...
+    async def exists(self, thread: ThreadRef) -> bool:
+        """Whether the thread has memory or an answer in flight (the bot is part of it)."""
 
-    async def append(self, thread: ThreadRef, *turns: Turn) -> None: ...
+    async def append(
+        self, thread: ThreadRef, *turns: Turn, settled: PendingAnswer | None = None
+    ) -> None:
+        """Add turns; with `settled`, that answer is no longer in flight (same round trip)."""
 
     async def fold(self, thread: ThreadRef, summary: str, through: Turn) -> None:
         """Replace every turn up to and including `through` by `summary`."""
@@ -30,8 +37,26 @@ class ThreadMemory(Protocol):
 
     async def forget(self, thread: ThreadRef) -> None: ...
 
-    def lock(self, thread: ThreadRef) -> AbstractAsyncContextManager[None]:
-        """Held while a thread is being answered; waiters are served one after another."""
+    def lock(
+        self, thread: ThreadRef, pending: PendingAnswer | None = None
+    ) -> AbstractAsyncContextManager[None]:
+        """Held while a thread is being answered; waiters are served one after another.
+
+        With `pending`, the answer is recorded as in flight before waiting, until `append`
+        settles it.
+        """
+
+    async def in_flight(self) -> list[PendingAnswer]:
+        """Every answer recorded as in flight, by any process."""
+
+    async def heartbeat(self, ttl: float) -> None:
+        """Say this process is alive for `ttl` seconds more."""
+
+    async def live_owners(self, owners: set[str]) -> set[str]:
+        """Which of `owners` are still renewing their liveness."""
+
+    async def take_over(self, pending: PendingAnswer) -> bool:
+        """Take a dead owner's answer: drop its record and free its lock. True for one caller."""
 
     async def aclose(self) -> None: ...
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 from bot.conversation import ThreadRef, ThreadState, Turn
+from bot.inflight import PendingAnswer
 from bot.memory.base import LocalLocks
 
 
@@ -32,6 +34,8 @@ class InProcessMemory:
         self._clock = clock
         self._threads: dict[ThreadRef, _Thread] = {}
         self._locks = LocalLocks()
+        self._pending: dict[tuple[ThreadRef, str], PendingAnswer] = {}
+        self.owner = secrets.token_hex(8)
 
     def _live(self, thread: ThreadRef) -> _Thread | None:
         entry = self._threads.get(thread)
@@ -54,10 +58,15 @@ class InProcessMemory:
         return ThreadState(summary=entry.summary, turns=tuple(entry.turns))
 
     async def exists(self, thread: ThreadRef) -> bool:
-        return self._live(thread) is not None
+        return self._live(thread) is not None or any(t == thread for t, _ in self._pending)
 
-    async def append(self, thread: ThreadRef, *turns: Turn) -> None:
-        self._touch(thread).turns.extend(turns)
+    async def append(
+        self, thread: ThreadRef, *turns: Turn, settled: PendingAnswer | None = None
+    ) -> None:
+        if turns:
+            self._touch(thread).turns.extend(turns)
+        if settled is not None:
+            self._pending.pop((thread, settled.key), None)
 
     async def fold(self, thread: ThreadRef, summary: str, through: Turn) -> None:
         entry = self._touch(thread)
@@ -79,8 +88,24 @@ class InProcessMemory:
     async def forget(self, thread: ThreadRef) -> None:
         self._threads.pop(thread, None)
 
-    def lock(self, thread: ThreadRef) -> AbstractAsyncContextManager[None]:
+    def lock(
+        self, thread: ThreadRef, pending: PendingAnswer | None = None
+    ) -> AbstractAsyncContextManager[None]:
+        if pending is not None:
+            self._pending[(thread, pending.key)] = pending.owned_by(self.owner)
         return self._locks.hold(str(thread))
+
+    async def in_flight(self) -> list[PendingAnswer]:
+        return list(self._pending.values())
+
+    async def heartbeat(self, ttl: float) -> None:
+        return None  # nothing outlives this process, so nobody else needs to know it is alive
+
+    async def live_owners(self, owners: set[str]) -> set[str]:
+        return owners & {self.owner}
+
+    async def take_over(self, pending: PendingAnswer) -> bool:
+        return self._pending.pop((pending.thread, pending.key), None) is not None
 
     async def aclose(self) -> None:
         self._threads.clear()

@@ -6,21 +6,24 @@ Key layout is in `bot.keys`. Writes run in MULTI/EXEC or Lua so a thread is neve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from bot.conversation import ThreadRef, ThreadState, Turn
 from bot.errors import StoreUnavailable, ThreadBusy
+from bot.inflight import PendingAnswer
 from bot.keys import DEFAULT_PREFIX, KeyBuilder, ThreadKeys
 from bot.memory.base import LocalLocks
+from bot.redis_pool import connect_redis
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -59,6 +62,30 @@ return 0
 """
 
 
+# Take over a dead owner's answer in flight: drop its record and the lock it still holds. Only the
+# caller that finds the record still naming that owner gets 1.
+_TAKE_OVER = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local ok, rec = pcall(cjson.decode, raw)
+if ok and rec['owner'] ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+local holder = redis.call('GET', KEYS[2])
+if holder and string.sub(holder, 1, #ARGV[2] + 1) == ARGV[2] .. ':' then
+  redis.call('DEL', KEYS[2])
+end
+return 1
+"""
+
+PENDING_TTL = 86_400  # an answer in flight longer than a day is certainly settled by recovery
+IN_FLIGHT_SCAN = 1000  # at most this many records are read per recovery pass
+
+
+def _index_member(pending: PendingAnswer) -> str:
+    t = pending.thread
+    return json.dumps([t.platform, t.workspace, t.channel, t.thread, pending.key])
+
+
 def _state(raw_turns: list[bytes], summary: bytes | None) -> ThreadState:
     turns = tuple(Turn.from_json(json.loads(raw)) for raw in raw_turns)
     return ThreadState(summary=(summary or b"").decode(), turns=turns)
@@ -86,18 +113,20 @@ class RedisMemory:
         self._lock_ttl_ms = int(lock_ttl * 1000)
         self._lock_wait = lock_wait
         self._local = LocalLocks()
+        self.owner = secrets.token_hex(8)
         self._prefetched: dict[tuple[str, int], ThreadState] = {}  # (lock key, holder task)
         self._fold = client.register_script(_FOLD)
         self._remove = client.register_script(_REMOVE)
         self._release = client.register_script(_RELEASE)
         self._extend = client.register_script(_EXTEND)
+        self._take_over = client.register_script(_TAKE_OVER)
         self.round_trips = 0  # for benchmarks: network round trips made so far
 
     @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> RedisMemory:
-        client = aioredis.Redis.from_url(
-            url, socket_connect_timeout=3, socket_timeout=5, health_check_interval=30
-        )
+    def from_url(
+        cls, url: str, *, max_connections: int = 64, pool_timeout: float = 5.0, **kwargs: Any
+    ) -> RedisMemory:
+        client = connect_redis(url, max_connections=max_connections, pool_timeout=pool_timeout)
         return cls(client, **kwargs)
 
     async def _call(self, awaitable: Awaitable[T]) -> T:
@@ -120,17 +149,23 @@ class RedisMemory:
 
     async def exists(self, thread: ThreadRef) -> bool:
         keys = self._keys.thread(thread)
-        return bool(await self._call(self._redis.exists(keys.turns, keys.meta)))
+        return bool(await self._call(self._redis.exists(keys.turns, keys.meta, keys.pending)))
 
-    async def append(self, thread: ThreadRef, *turns: Turn) -> None:
-        if not turns:
+    async def append(
+        self, thread: ThreadRef, *turns: Turn, settled: PendingAnswer | None = None
+    ) -> None:
+        if not turns and settled is None:
             return
         keys = self._keys.thread(thread)
         pipe = self._redis.pipeline(transaction=True)
-        pipe.rpush(keys.turns, *(encode_turn(t) for t in turns))
-        pipe.ltrim(keys.turns, -self._max_turns, -1)
-        pipe.expire(keys.turns, self._retention)
-        pipe.expire(keys.meta, self._retention)
+        if turns:
+            pipe.rpush(keys.turns, *(encode_turn(t) for t in turns))
+            pipe.ltrim(keys.turns, -self._max_turns, -1)
+            pipe.expire(keys.turns, self._retention)
+            pipe.expire(keys.meta, self._retention)
+        if settled is not None:
+            pipe.hdel(keys.pending, settled.key)
+            pipe.zrem(self._keys.in_flight, _index_member(settled))
         await self._call(pipe.execute())
 
     async def fold(self, thread: ThreadRef, summary: str, through: Turn) -> None:
@@ -148,15 +183,19 @@ class RedisMemory:
         keys = self._keys.thread(thread)
         await self._call(self._redis.delete(keys.turns, keys.meta))
 
-    def lock(self, thread: ThreadRef) -> AbstractAsyncContextManager[None]:
-        return self._hold(self._keys.thread(thread))
+    def lock(
+        self, thread: ThreadRef, pending: PendingAnswer | None = None
+    ) -> AbstractAsyncContextManager[None]:
+        return self._hold(self._keys.thread(thread), pending)
 
     @asynccontextmanager
-    async def _hold(self, keys: ThreadKeys) -> AsyncIterator[None]:
+    async def _hold(self, keys: ThreadKeys, pending: PendingAnswer | None) -> AsyncIterator[None]:
         key = keys.lock
+        if pending is not None:
+            await self._record(keys, pending)  # before queueing: a queued answer is in flight too
         # Waiters in this process queue in order on a local lock; only the head polls Redis.
         async with self._local.hold(key):
-            token = secrets.token_hex(16)
+            token = f"{self.owner}:{secrets.token_hex(12)}"
             await self._acquire(keys, token)
             keeper = asyncio.create_task(self._keep(key, token))
             try:
@@ -188,6 +227,61 @@ class RedisMemory:
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.1)
 
+    async def _record(self, keys: ThreadKeys, pending: PendingAnswer) -> None:
+        mine = pending.owned_by(self.owner)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hset(keys.pending, mine.key, mine.to_json())
+        pipe.expire(keys.pending, PENDING_TTL)
+        pipe.zadd(self._keys.in_flight, {_index_member(mine): mine.started})
+        await self._call(pipe.execute())
+
+    async def in_flight(self) -> list[PendingAnswer]:
+        members = cast(
+            list[bytes],
+            await self._call(self._redis.zrange(self._keys.in_flight, 0, IN_FLIGHT_SCAN - 1)),
+        )
+        located: list[tuple[bytes, ThreadKeys, str]] = []
+        for member in members:
+            platform, workspace, channel, thread, key = (str(p) for p in json.loads(member))
+            keys = self._keys.thread(ThreadRef(platform, workspace, channel, thread))
+            located.append((member, keys, key))
+        if not located:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for _, keys, key in located:
+            pipe.hget(keys.pending, key)
+        records = await self._call(pipe.execute())
+        found = [PendingAnswer.from_json(raw) for raw in records if raw is not None]
+        stale = [
+            member for (member, _, _), raw in zip(located, records, strict=True) if raw is None
+        ]
+        if stale:  # settled between the two reads, or its record expired
+            await self._call(self._redis.zrem(self._keys.in_flight, *stale))
+        return found
+
+    async def heartbeat(self, ttl: float) -> None:
+        await self._call(self._redis.set(self._keys.alive(self.owner), "1", px=int(ttl * 1000)))
+
+    async def live_owners(self, owners: set[str]) -> set[str]:
+        ordered = sorted(owners)
+        if not ordered:
+            return set()
+        pipe = self._redis.pipeline(transaction=False)
+        for owner in ordered:
+            pipe.exists(self._keys.alive(owner))
+        answers = await self._call(pipe.execute())
+        return {owner for owner, alive in zip(ordered, answers, strict=True) if alive}
+
+    async def take_over(self, pending: PendingAnswer) -> bool:
+        keys = self._keys.thread(pending.thread)
+        pipe = self._redis.pipeline(transaction=False)
+        await self._take_over(
+            keys=[keys.pending, keys.lock], args=[pending.key, pending.owner], client=pipe
+        )
+        pipe.zrem(self._keys.in_flight, _index_member(pending))
+        taken, _ = await self._call(pipe.execute())
+        return bool(taken)
+
     async def _keep(self, key: str, token: str) -> None:
         """Renew the lock while an answer streams, so a long answer keeps it."""
         while True:
@@ -211,4 +305,7 @@ class RedisMemory:
         await self._call(self._redis.ping())
 
     async def aclose(self) -> None:
+        # Whatever this process leaves in flight, others may settle at once.
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.delete(self._keys.alive(self.owner))
         await self._redis.aclose()

@@ -1,0 +1,102 @@
+"""Keeping this process's liveness, and settling the answers of processes that died.
+
+Every few seconds the process renews its liveness key and looks at the answers in flight. A
+record whose owner stopped renewing (killed, out of memory, node lost) is taken over by exactly
+one live process: its lock is freed, the platform reply is ended with one sentence by the adapter
+that registered for that platform, and the user's turn is saved. The same pass tells readiness
+whether the store answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from bot.engine import ConversationEngine
+from bot.errors import BotError, StoreUnavailable
+from bot.inflight import PendingAnswer
+from bot.memory.base import ThreadMemory
+from bot.readiness import Readiness
+
+log = logging.getLogger(__name__)
+
+Settle = Callable[[PendingAnswer], Awaitable[None]]
+
+BEAT = 2.0  # seconds between liveness renewals (and recovery passes)
+ALIVE_FOR = 10.0  # a process silent this long is dead: its answers are settled by others
+
+
+class Recovery:
+    def __init__(
+        self,
+        memory: ThreadMemory,
+        engine: ConversationEngine,
+        readiness: Readiness,
+        *,
+        beat: float = BEAT,
+        alive_for: float = ALIVE_FOR,
+        part: str | None = "redis",
+    ) -> None:
+        self._memory = memory
+        self._engine = engine
+        self._readiness = readiness
+        self._beat = beat
+        self._alive_for = alive_for
+        self._part = part  # the readiness part this loop reports on; None: nothing to report
+        self._settlers: dict[str, Settle] = {}
+        self.settled = 0
+
+    def register(self, platform: str, settle: Settle) -> None:
+        """Answers on `platform` left by dead processes are ended by `settle`."""
+        self._settlers[platform] = settle
+
+    def unregister(self, platform: str) -> None:
+        self._settlers.pop(platform, None)
+
+    async def run(self) -> None:
+        while True:
+            await self.beat()
+            await asyncio.sleep(self._beat)
+
+    async def beat(self) -> int:
+        """Renew liveness and settle what dead processes left; returns how many were settled."""
+        try:
+            await self._memory.heartbeat(self._alive_for)
+            if self._part:
+                self._readiness.up(self._part)
+            return await self.sweep()
+        except StoreUnavailable as exc:
+            if self._part:
+                self._readiness.down(self._part, str(exc))
+            return 0
+
+    async def sweep(self) -> int:
+        if not self._settlers:
+            return 0
+        records = [r for r in await self._memory.in_flight() if r.thread.platform in self._settlers]
+        owners = {r.owner for r in records} - {self._memory.owner}
+        dead = owners - await self._memory.live_owners(owners)
+        count = 0
+        for record in records:
+            if record.owner in dead and await self._memory.take_over(record):
+                await self._settle(record)
+                count += 1
+        self.settled += count
+        return count
+
+    async def _settle(self, record: PendingAnswer) -> None:
+        log.info(
+            "settling the answer to %s in %s left by stopped process %s",
+            record.message.message_id,
+            record.thread,
+            record.owner,
+        )
+        try:
+            await self._settlers[record.thread.platform](record)
+        except Exception:
+            log.exception("could not end the interrupted reply in %s", record.thread)
+        try:
+            await self._engine.keep_question(record.message)
+        except BotError as exc:
+            log.error("could not save the interrupted question in %s: %s", record.thread, exc)
