@@ -38,4 +38,4 @@ def connect_redis(
             supported_errors=(RedisConnectionError, RedisTimeoutError),
         ),
     )
-    return aioredis.Redis(connection_pool=pool)
+    return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from adapters.streaming import TYPING_MARK, StreamingReply
+from adapters.streaming import TYPING_MARK, EditRefused, StreamingReply
 
 
 class RecordingSink:
@@ -17,6 +17,22 @@ class RecordingSink:
     async def edit(self, message_id: str, text: str) -> None:
         self.messages[message_id] = text
         self.calls.append(("edit", message_id, text))
+
+    async def delete(self, message_id: str) -> None:
+        del self.messages[message_id]
+        self.calls.append(("delete", message_id, ""))
+
+
+class RefusingSink(RecordingSink):
+    """Every edit is rate limited, as a workspace past chat.update's tier sees it."""
+
+    def __init__(self, retry_after: float | None = 30.0) -> None:
+        super().__init__()
+        self.retry_after = retry_after
+
+    async def edit(self, message_id: str, text: str) -> None:
+        self.calls.append(("refused", message_id, text))
+        raise EditRefused("ratelimited", retry_after=self.retry_after)
 
 
 class Clock:
@@ -108,3 +124,51 @@ def test_pace_allows_at_most_burst_in_any_window() -> None:
     assert not pace.try_take("C")  # still two within the last 2 s
     clock.now = 2.01
     assert pace.try_take("C") and pace.try_take("C") and not pace.try_take("C")
+
+
+async def test_refused_progress_edits_are_skipped_not_waited_for() -> None:
+    sink, clock = RefusingSink(retry_after=30.0), Clock()
+    reply = StreamingReply(sink, limit=1000, interval=0.0, clock=clock)
+    await reply.start()
+    for n in range(20):
+        clock.now = n * 0.5
+        await reply.feed(f"w{n} ")
+    # one refusal pauses progress edits for the Retry-After: no edit per delta, no waiting
+    assert [c[0] for c in sink.calls] == ["post", "refused"]
+
+
+async def test_final_text_is_posted_anew_when_edits_keep_failing() -> None:
+    sink = RefusingSink(retry_after=None)  # e.g. the placeholder can no longer be edited
+    reply = StreamingReply(sink, limit=1000, interval=1.0, clock=Clock())
+    await reply.start()
+    await reply.feed("The whole answer.")
+    await reply.finish()
+    assert list(sink.messages.values()) == ["The whole answer."]  # placeholder deleted
+    assert sink.calls[-1] == ("delete", "m0", "")
+
+
+async def test_final_edit_waits_out_a_short_rate_limit_then_succeeds() -> None:
+    class OnceLimited(RecordingSink):
+        refusals = 1
+
+        async def edit(self, message_id: str, text: str) -> None:
+            if self.refusals:
+                self.refusals -= 1
+                raise EditRefused("ratelimited", retry_after=0.01)
+            await super().edit(message_id, text)
+
+    sink = OnceLimited()
+    reply = StreamingReply(sink, limit=1000, interval=1.0, clock=Clock())
+    await reply.start()
+    await reply.feed("Answer.")
+    await reply.finish()
+    assert sink.messages == {"m0": "Answer."}  # edited in place, nothing reposted
+
+
+async def test_a_cut_off_answer_keeps_its_text_and_says_so() -> None:
+    sink = RecordingSink()
+    reply = StreamingReply(sink, limit=1000, interval=1.0, clock=Clock())
+    await reply.start()
+    await reply.feed("The first half")
+    await reply.finish(note="My answer was cut off.")
+    assert sink.messages["m0"] == "The first half\n\n_My answer was cut off._"

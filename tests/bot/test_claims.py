@@ -46,3 +46,28 @@ async def test_concurrent_claims_across_clients_have_one_winner(
     assert sum(results) == 1
     for client in others:
         await client.aclose()
+
+
+async def test_a_claim_outlives_redis_forgetting_it(
+    redis_client: aioredis.Redis, clean_prefix: str
+) -> None:
+    """Redis restarted without its data: this process still knows what it handled."""
+    claims = RedisClaims(redis_client, prefix=clean_prefix)
+    assert await claims.claim("slack:T1", "msg:C1:1.1")
+    await redis_client.delete(*[k async for k in redis_client.scan_iter(f"{clean_prefix}:*")])
+    assert not await claims.claim("slack:T1", "msg:C1:1.1")
+
+
+async def test_while_redis_is_down_claims_fall_back_to_this_process() -> None:
+    from bot.errors import StoreUnavailable
+    from bot.redis_pool import connect_redis
+    from tests.fakes.processes import free_port
+
+    down = connect_redis(f"redis://127.0.0.1:{free_port()}/0", pool_timeout=1)
+    claims = RedisClaims(down, prefix="test")
+    with pytest.raises(StoreUnavailable):
+        await claims.claim("slack:T1", "msg:C1:1.1")
+    assert await claims.claim_here("slack:T1", "msg:C1:1.1")
+    assert not await claims.claim_here("slack:T1", "msg:C1:1.1")  # at most once, here
+    assert not await claims.claim("slack:T1", "msg:C1:1.1")  # known here: no Redis needed
+    await down.aclose()

@@ -30,6 +30,8 @@ class Reply:
     error_event_after: int | None = None  # send an SSE error payload after this many chunks
     finish_reason: str = "stop"
     usage: bool = True  # send the final usage chunk when asked for it
+    unfinished: bool = False  # end the stream cleanly after the text: no finish_reason, no [DONE]
+    hang: bool = False  # never send anything after the headers
 
 
 Responder = Callable[[dict[str, Any]], "Reply | str"]
@@ -63,6 +65,7 @@ class FakeOpenAI:
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests served at once
         self._runner: web.AppRunner | None = None
+        self._closing = asyncio.Event()
         self.url = ""
 
     def push(self, *replies: Reply) -> None:
@@ -83,6 +86,7 @@ class FakeOpenAI:
         return self.url
 
     async def stop(self) -> None:
+        self._closing.set()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -145,6 +149,8 @@ class FakeOpenAI:
         sock = request.transport.get_extra_info("socket") if request.transport else None
         if sock is not None:  # stream each chunk at once, as real servers do (no Nagle delay)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if reply.hang:
+            await self._closing.wait()  # a model that accepted the request and went silent
         await asyncio.sleep(self.model_latency + reply.first_token_delay)
         await _send(response, _chunk(body, {"role": "assistant", "content": ""}, None))
         for index, word in enumerate(words):
@@ -168,6 +174,9 @@ class FakeOpenAI:
             if index == 0:
                 self.first_token_times.append(time.perf_counter() - started)
             await _send(response, _chunk(body, {"content": word}, None))
+        if reply.unfinished:
+            await response.write_eof()
+            return response
         await _send(response, _chunk(body, {}, reply.finish_reason))
         options = body.get("stream_options") or {}
         if reply.usage and options.get("include_usage"):

@@ -31,6 +31,8 @@ class FakeSlack:
             deque
         )
         self.token_ok = True
+        # method -> the answer every call gets, until removed (e.g. chat.update always 429)
+        self.refusing: dict[str, tuple[int, dict[str, Any], dict[str, str]]] = {}
         self._clock = itertools.count(1)
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -170,6 +172,9 @@ class FakeSlack:
         if self.failures[method]:
             status, body, headers = self.failures[method].popleft()
             return web.json_response(body, status=status, headers=headers)
+        if method in self.refusing:
+            status, body, headers = self.refusing[method]
+            return web.json_response(body, status=status, headers=headers)
         if not self.token_ok:
             return web.json_response({"ok": False, "error": "invalid_auth"})
         handler = getattr(self, "_" + method.replace(".", "_"), None)
@@ -211,6 +216,14 @@ class FakeSlack:
         for message in self.messages[params["channel"]]:
             if message["ts"] == params["ts"]:
                 message["text"] = params.get("text", "")
+                return {"ok": True, "channel": params["channel"], "ts": params["ts"]}
+        return {"ok": False, "error": "message_not_found"}
+
+    def _chat_delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        messages = self.messages[params["channel"]]
+        for message in messages:
+            if message["ts"] == params["ts"]:
+                messages.remove(message)
                 return {"ok": True, "channel": params["channel"], "ts": params["ts"]}
         return {"ok": False, "error": "message_not_found"}
 

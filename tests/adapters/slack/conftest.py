@@ -143,9 +143,13 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
 
 
 async def make_harness(
-    fake_openai: FakeOpenAI, fake_slack: FakeSlack, prefix: str, **slack_env: str
+    fake_openai: FakeOpenAI,
+    fake_slack: FakeSlack,
+    prefix: str,
+    client: aioredis.Redis | None = None,
+    **slack_env: str,
 ) -> SlackHarness:
-    core = redis_core(fake_openai, aioredis.Redis.from_url(REDIS_URL), prefix)
+    core = redis_core(fake_openai, client or aioredis.Redis.from_url(REDIS_URL), prefix)
     env = {
         "SLACK_BOT_TOKEN": "xoxb-test",
         "SLACK_SIGNING_SECRET": SECRET,

@@ -1,0 +1,155 @@
+"""Answers in flight: recorded from the start, settled by whoever outlives their process."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import aclosing
+
+import pytest
+import redis.asyncio as aioredis
+
+from bot.conversation import IncomingMessage, ThreadRef
+from bot.engine import ConversationEngine, EngineConfig
+from bot.errors import AnswerCutOff, ModelTimeout
+from bot.inflight import PendingAnswer
+from bot.memory import RedisMemory
+from bot.memory.base import ThreadMemory
+from bot.readiness import Readiness
+from bot.recovery import Recovery
+from bot.tokens import EstimatingCounter
+from tests.conftest import openai_model
+from tests.fakes.openai_server import FakeOpenAI, Reply
+
+THREAD = ThreadRef("slack", "T1", "C1", "1700000000.000100")
+
+
+def question(text: str = "What is up?", n: int = 1) -> IncomingMessage:
+    return IncomingMessage(THREAD, text, "UALICE", "Alice", message_id=f"1700000000.{n:06d}")
+
+
+def pending(message: IncomingMessage, owner: str = "") -> PendingAnswer:
+    return PendingAnswer(message, {"channel": "C1", "ids": ["9.1"]}, owner, time.time())
+
+
+async def test_an_answer_in_flight_makes_its_thread_known(memory: ThreadMemory) -> None:
+    assert not await memory.exists(THREAD)
+    record = pending(question())
+    async with memory.lock(THREAD, pending=record):
+        assert await memory.exists(THREAD)  # a follow-up now counts as part of the thread
+        [found] = await memory.in_flight()
+        assert found.message == record.message and found.owner == memory.owner
+        assert found.reply == {"channel": "C1", "ids": ["9.1"]}
+        await memory.append(THREAD, record.message.as_turn(), settled=record)
+    assert await memory.in_flight() == []
+
+
+async def test_settling_without_turns_still_ends_the_record(memory: ThreadMemory) -> None:
+    record = pending(question())
+    async with memory.lock(THREAD, pending=record):
+        pass
+    await memory.append(THREAD, settled=record)
+    assert await memory.in_flight() == [] and not await memory.exists(THREAD)
+
+
+async def test_only_one_process_takes_over_a_dead_owners_answer(
+    redis_client: aioredis.Redis, clean_prefix: str
+) -> None:
+    dead = RedisMemory(aioredis.Redis.from_url("redis://127.0.0.1:6379/0"), prefix=clean_prefix)
+    record = pending(question())
+    holder = dead.lock(THREAD, pending=record)
+    await holder.__aenter__()  # the process dies holding the lock: nobody exits this
+    survivors = [RedisMemory(redis_client, prefix=clean_prefix) for _ in range(3)]
+    [found] = await survivors[0].in_flight()
+    results = await asyncio.gather(*(s.take_over(found) for s in survivors))
+    assert sorted(results) == [False, False, True]
+    assert await survivors[0].in_flight() == []
+    # the dead owner's lock was freed with it: the next answer does not wait for its expiry
+    started = time.monotonic()
+    async with survivors[1].lock(THREAD):
+        pass
+    assert time.monotonic() - started < 1.0
+    await dead.client.aclose()
+
+
+async def test_recovery_settles_the_answers_of_a_dead_process_only(
+    redis_client: aioredis.Redis, clean_prefix: str, fake_openai: FakeOpenAI
+) -> None:
+    model = openai_model(fake_openai)
+    dead = RedisMemory(aioredis.Redis.from_url("redis://127.0.0.1:6379/0"), prefix=clean_prefix)
+    alive = RedisMemory(redis_client, prefix=clean_prefix)
+    await dead.heartbeat(0.2)
+    await alive.heartbeat(30)
+    lost = pending(question("lost question", 1))
+    kept = pending(question("still answering", 2))
+    await dead.lock(THREAD, pending=lost).__aenter__()
+    other = ThreadRef("slack", "T1", "C1", "other")
+    kept = PendingAnswer(
+        IncomingMessage(other, "still answering", "UBOB", "Bob", "2.0"), {}, "", time.time()
+    )
+    async with alive.lock(other, pending=kept):
+        engine = ConversationEngine(alive, model, EstimatingCounter())
+        recovery = Recovery(alive, engine, Readiness())
+        ended: list[PendingAnswer] = []
+
+        async def settle(record: PendingAnswer) -> None:
+            ended.append(record)
+
+        recovery.register("slack", settle)
+        await asyncio.sleep(0.3)  # let the dead process's liveness lapse (its TTL is 0.2 s)
+        assert await recovery.beat() == 1
+        assert [r.message.text for r in ended] == ["lost question"]
+        # the question is remembered, so the thread's next answer sees it
+        assert [t.text for t in (await alive.load(THREAD)).turns] == ["lost question"]
+        assert [r.message.text for r in await alive.in_flight()] == ["still answering"]
+        assert await recovery.beat() == 0  # settled once
+    await dead.client.aclose()
+    await model.aclose()
+
+
+async def test_a_finished_answer_survives_a_failed_save(
+    redis_client: aioredis.Redis, clean_prefix: str, fake_openai: FakeOpenAI, caplog
+) -> None:
+    class SaveFails(RedisMemory):
+        async def append(self, thread, *turns, settled=None):
+            from bot.errors import StoreUnavailable
+
+            raise StoreUnavailable("Redis is unavailable: connection refused")
+
+    model = openai_model(fake_openai)
+    engine = ConversationEngine(SaveFails(redis_client, prefix=clean_prefix), model,
+                                EstimatingCounter(), EngineConfig(max_prompt_tokens=2000))  # fmt: skip
+    fake_openai.push(Reply(text="The whole answer."))
+    async with aclosing(engine.answer(question(), reply={})) as deltas:
+        text = "".join([d async for d in deltas])  # no error in place of the answer
+    assert text == "The whole answer."
+    assert "could not save" in caplog.text and "not remembered" in caplog.text
+    await model.aclose()
+
+
+async def test_a_stream_that_stops_without_finishing_is_kept_and_marked(
+    engine: ConversationEngine, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.push(Reply(text="The first half of", unfinished=True))
+    shown: list[str] = []
+    with pytest.raises(AnswerCutOff) as caught:
+        async with aclosing(engine.answer(question())) as deltas:
+            async for delta in deltas:
+                shown.append(delta)
+    assert "".join(shown) == "The first half of"
+    assert "cut off" in caught.value.user_message()
+    turns = (await engine.read(THREAD)).turns
+    assert [t.role for t in turns] == ["user", "assistant"]
+    assert turns[1].text == "The first half of [cut off]"
+
+
+async def test_one_deadline_bounds_the_whole_answer(fake_openai: FakeOpenAI) -> None:
+    # Each wait fits OPENAI_TIMEOUT (1 s) and the SDK would retry; the deadline ends it all.
+    model = openai_model(fake_openai, timeout=1.0, max_retries=1, deadline=1.5)
+    fake_openai.push(Reply(text="a b c d e f g h", token_delay=0.5))
+    started = time.monotonic()
+    with pytest.raises(ModelTimeout):
+        async for _ in model.stream([]):
+            pass
+    assert time.monotonic() - started < 2.5
+    await model.aclose()

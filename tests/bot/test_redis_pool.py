@@ -1,0 +1,37 @@
+"""The Redis pool: bursts wait for a connection, a connection killed under it is retried."""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.asyncio as aioredis
+
+from bot.claims import RedisClaims
+from bot.redis_pool import connect_redis
+from tests.conftest import REDIS_URL
+
+
+async def test_a_burst_larger_than_the_pool_waits_instead_of_failing(
+    redis_client: aioredis.Redis, clean_prefix: str
+) -> None:
+    client = connect_redis(REDIS_URL, max_connections=8, pool_timeout=10)
+    claims = RedisClaims(client, prefix=clean_prefix)
+    # 400 claims at once, two deliveries of each of 200 messages, through 8 connections
+    names = [f"msg:C1:{n}" for n in range(200)] * 2
+    results = await asyncio.gather(*(claims.claim("slack:T1", name) for name in names))
+    assert sum(results) == 200
+    opened = len(client.connection_pool._available_connections) + len(  # type: ignore[attr-defined]
+        client.connection_pool._in_use_connections  # type: ignore[attr-defined]
+    )
+    assert opened <= 8
+    await client.aclose()
+
+
+async def test_a_connection_closed_by_the_server_is_retried_once(
+    redis_client: aioredis.Redis,
+) -> None:
+    client = connect_redis(REDIS_URL, max_connections=1)
+    pooled = await client.client_id()
+    await redis_client.client_kill_filter(_id=pooled)  # as after a restart
+    assert await client.ping()  # the dead pooled connection is replaced, not reported
+    await client.aclose()
