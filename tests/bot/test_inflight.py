@@ -117,8 +117,8 @@ async def test_a_finished_answer_survives_a_failed_save(
             raise StoreUnavailable("Redis is unavailable: connection refused")
 
     model = openai_model(fake_openai)
-    engine = ConversationEngine(SaveFails(redis_client, prefix=clean_prefix), model,
-                                EstimatingCounter(), EngineConfig(max_prompt_tokens=2000))  # fmt: skip
+    memory = SaveFails(redis_client, prefix=clean_prefix)
+    engine = ConversationEngine(memory, model, EstimatingCounter(), EngineConfig())
     fake_openai.push(Reply(text="The whole answer."))
     async with aclosing(engine.answer(question(), reply={})) as deltas:
         text = "".join([d async for d in deltas])  # no error in place of the answer

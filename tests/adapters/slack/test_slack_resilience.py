@@ -70,8 +70,12 @@ async def test_answer_arrives_whole_when_slack_refuses_every_edit(
 async def slack_without_redis(fake_openai: FakeOpenAI, fake_slack: FakeSlack):
     down = connect_redis(f"redis://127.0.0.1:{free_port()}/0", pool_timeout=1)
     core = redis_core(fake_openai, down, "down")
-    settings = load_slack_settings(_env_file=None, SLACK_BOT_TOKEN="xoxb-test",
-                                   SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=fake_slack.url)  # fmt: skip
+    settings = load_slack_settings(
+        _env_file=None,
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=fake_slack.url,
+    )
     web = SlackWeb(make_client("xoxb-test", fake_slack.url))
     bot = SlackBot(core.engine, core.claims, web, await web.identity(), settings, core.channel_log)
     harness = SlackHarness(bot, build_app(bot, web.client, SECRET), fake_slack, core)
