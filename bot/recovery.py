@@ -75,7 +75,14 @@ class Recovery:
         if not self._settlers:
             return 0
         records = [r for r in await self._memory.in_flight() if r.thread.platform in self._settlers]
-        owners = {r.owner for r in records} - {self._memory.owner}
+        me = self._memory.owner
+        for record in records:
+            if record.owner == me and not self._memory.answering(record):
+                # Ours, finished, but its settling save failed (Redis was down): the reply is
+                # shown already, only the record and the question are left to keep.
+                await self._memory.append(record.thread, settled=record)
+                await self._keep(record)
+        owners = {r.owner for r in records} - {me}
         dead = owners - await self._memory.live_owners(owners)
         count = 0
         for record in records:
@@ -96,6 +103,9 @@ class Recovery:
             await self._settlers[record.thread.platform](record)
         except Exception:
             log.exception("could not end the interrupted reply in %s", record.thread)
+        await self._keep(record)
+
+    async def _keep(self, record: PendingAnswer) -> None:
         try:
             await self._engine.keep_question(record.message)
         except BotError as exc:

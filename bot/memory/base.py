@@ -49,6 +49,9 @@ class ThreadMemory(Protocol):
     async def in_flight(self) -> list[PendingAnswer]:
         """Every answer recorded as in flight, by any process."""
 
+    def answering(self, pending: PendingAnswer) -> bool:
+        """Whether this process is still working on `pending` (its record is not stale)."""
+
     async def heartbeat(self, ttl: float) -> None:
         """Say this process is alive for `ttl` seconds more."""
 

@@ -98,6 +98,9 @@ class InProcessMemory:
     async def in_flight(self) -> list[PendingAnswer]:
         return list(self._pending.values())
 
+    def answering(self, pending: PendingAnswer) -> bool:
+        return (pending.thread, pending.key) in self._pending
+
     async def heartbeat(self, ttl: float) -> None:
         return None  # nothing outlives this process, so nobody else needs to know it is alive
 

@@ -114,6 +114,7 @@ class RedisMemory:
         self._lock_wait = lock_wait
         self._local = LocalLocks()
         self.owner = secrets.token_hex(8)
+        self._answering: set[str] = set()  # index members of answers this process is working on
         self._prefetched: dict[tuple[str, int], ThreadState] = {}  # (lock key, holder task)
         self._fold = client.register_script(_FOLD)
         self._remove = client.register_script(_REMOVE)
@@ -164,6 +165,7 @@ class RedisMemory:
             pipe.expire(keys.turns, self._retention)
             pipe.expire(keys.meta, self._retention)
         if settled is not None:
+            self._answering.discard(_index_member(settled))  # over, even if this save fails
             pipe.hdel(keys.pending, settled.key)
             pipe.zrem(self._keys.in_flight, _index_member(settled))
         await self._call(pipe.execute())
@@ -229,6 +231,7 @@ class RedisMemory:
 
     async def _record(self, keys: ThreadKeys, pending: PendingAnswer) -> None:
         mine = pending.owned_by(self.owner)
+        self._answering.add(_index_member(mine))
         pipe = self._redis.pipeline(transaction=False)
         pipe.hset(keys.pending, mine.key, mine.to_json())
         pipe.expire(keys.pending, PENDING_TTL)
@@ -258,6 +261,9 @@ class RedisMemory:
         if stale:  # settled between the two reads, or its record expired
             await self._call(self._redis.zrem(self._keys.in_flight, *stale))
         return found
+
+    def answering(self, pending: PendingAnswer) -> bool:
+        return _index_member(pending) in self._answering
 
     async def heartbeat(self, ttl: float) -> None:
         await self._call(self._redis.set(self._keys.alive(self.owner), "1", px=int(ttl * 1000)))

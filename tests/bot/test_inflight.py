@@ -32,6 +32,13 @@ def pending(message: IncomingMessage, owner: str = "") -> PendingAnswer:
     return PendingAnswer(message, {"channel": "C1", "ids": ["9.1"]}, owner, time.time())
 
 
+async def die_while_answering(dead: RedisMemory, record: PendingAnswer) -> None:
+    """What a process killed mid-answer leaves in Redis: its record and the lock it held."""
+    keys = dead._keys.thread(record.thread)
+    await dead._record(keys, record)
+    await dead.client.set(keys.lock, f"{dead.owner}:token", px=30_000)
+
+
 async def test_an_answer_in_flight_makes_its_thread_known(memory: ThreadMemory) -> None:
     assert not await memory.exists(THREAD)
     record = pending(question())
@@ -55,10 +62,8 @@ async def test_settling_without_turns_still_ends_the_record(memory: ThreadMemory
 async def test_only_one_process_takes_over_a_dead_owners_answer(
     redis_client: aioredis.Redis, clean_prefix: str
 ) -> None:
-    dead = RedisMemory(aioredis.Redis.from_url("redis://127.0.0.1:6379/0"), prefix=clean_prefix)
-    record = pending(question())
-    holder = dead.lock(THREAD, pending=record)
-    await holder.__aenter__()  # the process dies holding the lock: nobody exits this
+    dead = RedisMemory(redis_client, prefix=clean_prefix)
+    await die_while_answering(dead, pending(question()))
     survivors = [RedisMemory(redis_client, prefix=clean_prefix) for _ in range(3)]
     [found] = await survivors[0].in_flight()
     results = await asyncio.gather(*(s.take_over(found) for s in survivors))
@@ -69,20 +74,17 @@ async def test_only_one_process_takes_over_a_dead_owners_answer(
     async with survivors[1].lock(THREAD):
         pass
     assert time.monotonic() - started < 1.0
-    await dead.client.aclose()
 
 
 async def test_recovery_settles_the_answers_of_a_dead_process_only(
     redis_client: aioredis.Redis, clean_prefix: str, fake_openai: FakeOpenAI
 ) -> None:
     model = openai_model(fake_openai)
-    dead = RedisMemory(aioredis.Redis.from_url("redis://127.0.0.1:6379/0"), prefix=clean_prefix)
+    dead = RedisMemory(redis_client, prefix=clean_prefix)
     alive = RedisMemory(redis_client, prefix=clean_prefix)
     await dead.heartbeat(0.2)
     await alive.heartbeat(30)
-    lost = pending(question("lost question", 1))
-    kept = pending(question("still answering", 2))
-    await dead.lock(THREAD, pending=lost).__aenter__()
+    await die_while_answering(dead, pending(question("lost question", 1)))
     other = ThreadRef("slack", "T1", "C1", "other")
     kept = PendingAnswer(
         IncomingMessage(other, "still answering", "UBOB", "Bob", "2.0"), {}, "", time.time()
@@ -103,7 +105,28 @@ async def test_recovery_settles_the_answers_of_a_dead_process_only(
         assert [t.text for t in (await alive.load(THREAD)).turns] == ["lost question"]
         assert [r.message.text for r in await alive.in_flight()] == ["still answering"]
         assert await recovery.beat() == 0  # settled once
-    await dead.client.aclose()
+    await model.aclose()
+
+
+async def test_our_own_record_left_by_a_failed_save_is_cleared_without_touching_the_reply(
+    redis_client: aioredis.Redis, clean_prefix: str, fake_openai: FakeOpenAI
+) -> None:
+    memory = RedisMemory(redis_client, prefix=clean_prefix)
+    record = pending(question("asked while Redis blinked"))
+    await memory._record(memory._keys.thread(THREAD), record)
+    memory._answering.clear()  # the answer ended; its settling save never reached Redis
+    model = openai_model(fake_openai)
+    recovery = Recovery(memory, ConversationEngine(memory, model, EstimatingCounter()), Readiness())
+    settled: list[PendingAnswer] = []
+
+    async def settle(record: PendingAnswer) -> None:
+        settled.append(record)
+
+    recovery.register("slack", settle)
+    await recovery.beat()
+    assert settled == []  # the shown answer is complete: never replaced by a sentence
+    assert await memory.in_flight() == []
+    assert [t.text for t in (await memory.load(THREAD)).turns] == ["asked while Redis blinked"]
     await model.aclose()
 
 

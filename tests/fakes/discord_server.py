@@ -66,6 +66,7 @@ class FakeDiscord:
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.identified = asyncio.Event()
+        self.identifies = 0  # IDENTIFYs received: a new session each
         self._echoes: set[asyncio.Task[None]] = set()
         self.url = ""
 
@@ -121,6 +122,11 @@ class FakeDiscord:
             await self._send(
                 socket, compressor, {"op": 0, "t": event, "s": next(self._seq), "d": data}
             )
+
+    async def close_gateway(self, code: int) -> None:
+        """End every gateway session with `code` (4010 and the like: no resuming)."""
+        for socket, _ in list(self._sockets):
+            await socket.close(code=code, message=b"closed by the test")
 
     async def dispatch_message(self, data: dict[str, Any]) -> None:
         await self.dispatch("MESSAGE_CREATE", data)
@@ -197,6 +203,9 @@ class FakeDiscord:
                 )
                 await self._send(socket, compressor,
                                  {"op": 0, "t": "GUILD_CREATE", "s": next(self._seq), "d": self._guild()})  # fmt: skip
+                async with self._changed:
+                    self.identifies += 1
+                    self._changed.notify_all()
                 self.identified.set()
         self._sockets = [(s, c) for s, c in self._sockets if s is not socket]
         return socket
