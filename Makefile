@@ -26,6 +26,7 @@ bench: install
 	$(BIN)/python -m bench.slack
 	$(BIN)/python -m bench.discord
 	$(BIN)/python -m bench.summary
+	$(BIN)/python -m bench.faults
 
 console: install
 	$(BIN)/python -m bot console
