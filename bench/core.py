@@ -32,7 +32,9 @@ def message(thread: ThreadRef, n: int, text: str) -> IncomingMessage:
 
 
 async def answer(engine: ConversationEngine, msg: IncomingMessage) -> str:
-    async with aclosing(engine.answer(msg)) as deltas:
+    # as the adapters do: the answer is recorded in flight (same round trip as the lock)
+    shown = {"channel": msg.thread.channel, "ids": ["placeholder"]}
+    async with aclosing(engine.answer(msg, reply=shown)) as deltas:
         return "".join([d async for d in deltas])
 
 

@@ -86,5 +86,9 @@ class LocalLocks:
             else:
                 self._locks[key] = (lock, users - 1)
 
+    def busy(self, key: str) -> bool:
+        """Whether someone in this process holds or waits for `key`."""
+        return key in self._locks
+
     def __len__(self) -> int:
         return len(self._locks)

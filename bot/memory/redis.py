@@ -193,12 +193,13 @@ class RedisMemory:
     @asynccontextmanager
     async def _hold(self, keys: ThreadKeys, pending: PendingAnswer | None) -> AsyncIterator[None]:
         key = keys.lock
-        if pending is not None:
+        if pending is not None and self._local.busy(key):
             await self._record(keys, pending)  # before queueing: a queued answer is in flight too
+            pending = None
         # Waiters in this process queue in order on a local lock; only the head polls Redis.
         async with self._local.hold(key):
             token = f"{self.owner}:{secrets.token_hex(12)}"
-            await self._acquire(keys, token)
+            await self._acquire(keys, token, pending)
             keeper = asyncio.create_task(self._keep(key, token))
             try:
                 yield
@@ -210,16 +211,20 @@ class RedisMemory:
                 except StoreUnavailable:
                     log.warning("could not release %s; it expires by itself", key)
 
-    async def _acquire(self, keys: ThreadKeys, token: str) -> None:
-        """Take the lock; the same round trip reads the thread, which the holder loads next."""
+    async def _acquire(self, keys: ThreadKeys, token: str, pending: PendingAnswer | None) -> None:
+        """Take the lock; the same round trip reads the thread, which the holder loads next, and
+        records the answer as in flight (on the first try, taken or not)."""
         deadline = time.monotonic() + self._lock_wait
         pause = 0.005
         while True:
             pipe = self._redis.pipeline(transaction=False)
+            if pending is not None:
+                self._queue_record(pipe, keys, pending)
+                pending = None
             pipe.set(keys.lock, token, nx=True, px=self._lock_ttl_ms)
             pipe.lrange(keys.turns, 0, -1)
             pipe.hget(keys.meta, "summary")
-            taken, raw_turns, summary = await self._call(pipe.execute())
+            *_, taken, raw_turns, summary = await self._call(pipe.execute())
             if taken:
                 task = id(asyncio.current_task())
                 self._prefetched[(keys.lock, task)] = _state(raw_turns, summary)
@@ -230,13 +235,16 @@ class RedisMemory:
             pause = min(pause * 2, 0.1)
 
     async def _record(self, keys: ThreadKeys, pending: PendingAnswer) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        self._queue_record(pipe, keys, pending)
+        await self._call(pipe.execute())
+
+    def _queue_record(self, pipe: Any, keys: ThreadKeys, pending: PendingAnswer) -> None:
         mine = pending.owned_by(self.owner)
         self._answering.add(_index_member(mine))
-        pipe = self._redis.pipeline(transaction=False)
         pipe.hset(keys.pending, mine.key, mine.to_json())
         pipe.expire(keys.pending, PENDING_TTL)
         pipe.zadd(self._keys.in_flight, {_index_member(mine): mine.started})
-        await self._call(pipe.execute())
 
     async def in_flight(self) -> list[PendingAnswer]:
         members = cast(
