@@ -103,7 +103,7 @@ class RedisMemory:
         prefix: str = DEFAULT_PREFIX,
         max_turns: int = 400,
         retention_seconds: int = 30 * 86_400,
-        lock_ttl: float = 30.0,
+        lock_ttl: float = 10.0,  # short: a lock whose release failed frees itself soon
         lock_wait: float = 180.0,
     ) -> None:
         self._redis = client
