@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 
+from adapters.rendering import Block, blocks
+
 ZERO_WIDTH = "\u200b"
 
-_CODE = re.compile(r"(```.*?(?:```|$)|`[^`\n]+`)", re.DOTALL)
+_INLINE_CODE = re.compile(r"(`[^`\n]+`)")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 _BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 _ITALIC_STAR = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
@@ -61,19 +63,21 @@ def _prose(text: str) -> str:
     return neutralise_pings(text.replace(BOLD_MARK, "*"))
 
 
-def _code(segment: str) -> str:
-    if segment.startswith("```"):
-        body = segment[3:]
-        if body.endswith("```"):
-            body = body[:-3]
-        first, newline, rest = body.partition("\n")
-        if newline and re.fullmatch(r"[\w+#.-]*", first.strip()):
-            body = rest  # Slack has no syntax highlighting: drop the language tag
-        return "```" + escape(body.strip("\n")) + "```" if body.strip() else ""
-    return escape(segment)
+def _code(block: Block) -> str:
+    """A fenced block as Slack shows code: ``` on lines of their own, no language tag (Slack does
+    not highlight), and any ``` inside broken up so it cannot end the block early."""
+    body = escape(block.text.strip("\n")).replace("```", "``" + ZERO_WIDTH + "`")
+    return f"```\n{body}\n```" if body.strip() else ""
+
+
+def _inline(text: str) -> str:
+    parts = _INLINE_CODE.split(text)
+    return "".join(escape(p) if i % 2 else _prose(p) for i, p in enumerate(parts))
 
 
 def to_mrkdwn(markdown: str) -> str:
     """Convert model Markdown to Slack mrkdwn; code is kept as written (escaped only)."""
-    parts = _CODE.split(markdown.replace(BOLD_MARK, ""))
-    return "".join(_code(p) if i % 2 else _prose(p) for i, p in enumerate(parts))
+    return "\n".join(
+        _code(b) if b.fence is not None else _inline(b.text)
+        for b in blocks(markdown.replace(BOLD_MARK, ""))
+    )
