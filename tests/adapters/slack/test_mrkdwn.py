@@ -30,7 +30,8 @@ def test_code_is_left_as_written_but_escaped() -> None:
         "Run `a **b** <c>` then:\n```python\nif x < 2 and **kw:\n    print('# not a heading')\n```"
     )
     assert to_mrkdwn(text) == (
-        "Run `a **b** &lt;c&gt;` then:\n```\nif x &lt; 2 and **kw:\n    print('# not a heading')\n```"
+        "Run `a **b** &lt;c&gt;` then:\n"
+        "```\nif x &lt; 2 and **kw:\n    print('# not a heading')\n```"
     )
 
 
