@@ -8,7 +8,7 @@ from typing import Any
 
 from adapters.rendering import split_message
 from adapters.slack.bot import MESSAGE_LIMIT, SlackBot, failure_sentence
-from adapters.slack.mrkdwn import to_mrkdwn
+from adapters.slack.mrkdwn import escape, neutralise_pings, to_mrkdwn
 from bot.conversation import ThreadRef
 from bot.errors import InvalidRequest
 from bot.windows import SummaryRequest, parse_summary_args
@@ -60,7 +60,7 @@ async def summarize_channel(
         summary = await bot.engine.summarize_sources(sources, scope=scope, requester=user)
         text = to_mrkdwn(summary.text)
         if request.public:
-            asker = await bot.web.name_of(user)
+            asker = neutralise_pings(escape(await bot.web.name_of(user)))  # names are user text
             text = f"*Summary of {described}* (asked by {asker})\n\n{text}"
         await send(respond, text, public=request.public)
     except Exception as exc:

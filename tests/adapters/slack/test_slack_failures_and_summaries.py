@@ -186,3 +186,15 @@ async def test_mention_summarize_in_a_thread(
     assert slack.thread_texts() == ["Budget of 10k approved."]
     assert fake_slack.called("chat.postMessage")[0]["thread_ts"] == root
     assert "Bob: Budget is 10k." in fake_openai.requests[0]["messages"][1]["content"]
+
+
+async def test_a_display_name_cannot_ping_from_the_public_summary_header(
+    slack: SlackHarness, fake_openai, fake_slack
+) -> None:
+    channel_history(fake_slack)
+    fake_slack.add_user("UALICE", "<!channel> Alice & <@UBOB>")
+    fake_openai.push(Reply(text="Two updates."))
+    await slack.command("public 2")
+    header = fake_slack.responses[0]["text"].split("\n")[0]
+    assert "<!channel>" not in header and "<@UBOB>" not in header
+    assert "(asked by &lt;!channel&gt; Alice &amp; &lt;@UBOB&gt;)" in header
