@@ -8,6 +8,7 @@ multi-key scripts and transactions below stay legal.
     <prefix>:{<thread>}:meta    hash: summary (the rolling summary of folded turns)
     <prefix>:{<thread>}:lock    the per-thread answer lock ("<owner>:<token>", expiring)
     <prefix>:{<thread>}:pending hash: message id -> the answer in flight for it (bot.inflight)
+    <prefix>:{<thread>}:gone    set of deleted message ids (tombstones, an hour): never saved again
     <prefix>:inflight           sorted set of every answer in flight, by start time (recovery)
     <prefix>:alive:<owner>      a running process's liveness, renewed every few seconds
     <prefix>:claim:{<platform:workspace>}:<name>
@@ -36,6 +37,7 @@ class ThreadKeys:
     meta: str
     lock: str
     pending: str
+    gone: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,7 @@ class KeyBuilder:
             meta=f"{base}:meta",
             lock=f"{base}:lock",
             pending=f"{base}:pending",
+            gone=f"{base}:gone",
         )
 
     @property

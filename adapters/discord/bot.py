@@ -22,7 +22,7 @@ from adapters.discord.routing import (
 )
 from adapters.discord.settings import DiscordSettings
 from adapters.discord.sink import MESSAGE_LIMIT, NO_PINGS, DiscordSink, PartialSink
-from adapters.discord.summaries import ChannelSummaries, is_thread, scope_of
+from adapters.discord.summaries import ChannelSummaries, guild_id_of, is_thread, scope_of
 from adapters.intents import Route
 from adapters.rendering import split_message
 from adapters.streaming import ChannelPace, StreamingReply, end_in_failure
@@ -39,6 +39,8 @@ from bot.readiness import Readiness
 log = logging.getLogger(__name__)
 
 PLACEHOLDER = "*Thinking…*"
+# Messages people write; every other type (pins, joins, thread created, boosts) is a notice.
+PERSON_TYPES = frozenset({discord.MessageType.default, discord.MessageType.reply})
 FORGOTTEN = "I have forgotten this conversation. Mention me to start again."
 NO_THREADS_PAUSE = 600.0  # seconds before trying threads again where they were refused
 CHAIN_TTL = 30 * 86_400
@@ -80,18 +82,17 @@ class DiscordBot(ChannelSummaries):
 
     def thread_ref(self, message: discord.Message) -> ThreadRef:
         channel = message.channel
-        if message.guild is None:
+        guild_id = guild_id_of(message)
+        if guild_id is None:
             return ThreadRef("discord", "@me", str(channel.id), "dm")
         if isinstance(channel, discord.Thread):
-            return ThreadRef(
-                "discord", str(message.guild.id), str(channel.parent_id), str(channel.id)
-            )
-        return ThreadRef("discord", str(message.guild.id), str(channel.id), f"reply-{message.id}")
+            return ThreadRef("discord", str(guild_id), str(channel.parent_id), str(channel.id))
+        return ThreadRef("discord", str(guild_id), str(channel.id), f"reply-{message.id}")
 
     async def chain_ref(self, message: discord.Message) -> ThreadRef:
         """A reply to a bot message in a channel continues that message's conversation."""
         base = self.thread_ref(message)
-        if message.guild is None or is_thread(message.channel) or message.reference is None:
+        if guild_id_of(message) is None or is_thread(message.channel) or message.reference is None:
             return base
         parent = message.reference.message_id
         try:
@@ -109,8 +110,11 @@ class DiscordBot(ChannelSummaries):
     # --- entry points ---------------------------------------------------------------------------
 
     def on_message(self, message: discord.Message) -> None:
-        if message.author.bot:
-            return  # other bots and our own echoes: never a loop
+        if message.author.bot or message.webhook_id is not None:
+            return  # other bots, webhooks and our own echoes: never a loop
+        if message.type not in PERSON_TYPES:
+            log.info("system message %s (%s): not a question", message.id, message.type.name)
+            return
         if self.stopping:
             log.info("shutting down: message %s not handled", message.id)
             return
@@ -130,7 +134,7 @@ class DiscordBot(ChannelSummaries):
         return MessageFacts(
             content=message.content,
             author_is_bot=message.author.bot,
-            is_dm=message.guild is None,
+            is_dm=guild_id_of(message) is None,
             in_thread=is_thread(message.channel),
             mentions_me=mentions(message.content, me),
             replies_to_me=replied_author is not None and replied_author.id == me,
@@ -146,7 +150,7 @@ class DiscordBot(ChannelSummaries):
             if isinstance(channel, discord.Thread) and channel.parent_id
             else ()
         )
-        return self.settings.allows(message.guild.id if message.guild else None, ids)
+        return self.settings.allows(guild_id_of(message), ids)
 
     async def handle(self, message: discord.Message) -> None:
         if not self.allowed(message):
@@ -156,7 +160,7 @@ class DiscordBot(ChannelSummaries):
         quick = self.facts(message, known=False)
         if not (quick.is_dm or quick.mentions_me or quick.replies_to_me or quick.in_thread):
             return  # channel chatter: logged, nothing to answer
-        scope = f"discord:{message.guild.id if message.guild else 'dm'}"
+        scope = f"discord:{guild_id_of(message) or 'dm'}"
         try:
             won = await self.claims.claim(scope, f"msg:{message.id}")
         except StoreUnavailable as exc:
@@ -173,6 +177,14 @@ class DiscordBot(ChannelSummaries):
             except StoreUnavailable:
                 known = False
         action = route(self.facts(message, known=known), self.me.id if self.me else 0)
+        if (
+            action is Route.ANSWER
+            and self.wordless(message)
+            and (message.attachments or message.stickers)
+        ):
+            # A file or sticker without a word is not a question (files are not read yet).
+            log.info("message %s has only files or stickers: remembered, not answered", message.id)
+            action = Route.OBSERVE
         if action is Route.ANSWER:
             await self.answer(message, known=known)
         elif action is Route.OBSERVE:
@@ -197,11 +209,28 @@ class DiscordBot(ChannelSummaries):
         )
 
     def text_of(self, message: discord.Message) -> str:
+        """What the model reads: the text, forwarded messages quoted, files and stickers named."""
         users = {u.id: u.display_name for u in message.mentions}
         roles = {r.id: r.name for r in message.role_mentions}
         channels = {c.id: c.name for c in message.channel_mentions}
         me = self.me.id if self.me else 0
-        return plain_text(message.content, me=me, users=users, roles=roles, channels=channels)
+        parts = [plain_text(message.content, me=me, users=users, roles=roles, channels=channels)]
+        for snapshot in getattr(message, "message_snapshots", None) or []:
+            quoted = "\n".join("> " + line for line in snapshot.content.split("\n"))
+            files = ", ".join(a.filename for a in snapshot.attachments)
+            parts.append("(forwarded)\n" + quoted + (f"\n(attached: {files})" if files else ""))
+        if message.attachments:
+            parts.append("(attached: " + ", ".join(a.filename for a in message.attachments) + ")")
+        if message.stickers:
+            parts.append("(sticker: " + ", ".join(s.name for s in message.stickers) + ")")
+        return "\n\n".join(p for p in parts if p.strip())
+
+    def wordless(self, message: discord.Message) -> bool:
+        """Nothing written but a mention, and nothing forwarded."""
+        me = self.me.id if self.me else 0
+        said = plain_text(message.content, me=me, users={}, roles={}, channels={})
+        forwarded = any(s.content.strip() for s in getattr(message, "message_snapshots", []) or [])
+        return not said.strip() and not forwarded
 
     def reply(
         self, sink: DiscordSink, channel_id: int, placeholder: str = PLACEHOLDER
@@ -219,20 +248,19 @@ class DiscordBot(ChannelSummaries):
     ) -> tuple[ThreadRef, DiscordSink, int]:
         """Where the answer goes: a new thread on a channel mention, else in place."""
         facts = self.facts(message, known=known)
+        guild_id = guild_id_of(message)
         if message.guild is not None and not is_thread(message.channel) and facts.mentions_me:
             try:
                 thread = await message.create_thread(
                     name=thread_name(self.text_of(message)), auto_archive_duration=1440
                 )
-                ref = ThreadRef(
-                    "discord", str(message.guild.id), str(message.channel.id), str(thread.id)
-                )
+                ref = ThreadRef("discord", str(guild_id), str(message.channel.id), str(thread.id))
                 return ref, DiscordSink(thread), thread.id
             except discord.HTTPException as exc:  # no permission, or a channel without threads
                 log.info(
                     "could not open a thread in %s (%s); replying in place", message.channel.id, exc
                 )
-        if message.guild is not None and not is_thread(message.channel):
+        if guild_id is not None and not is_thread(message.channel):
             ref = await self.chain_ref(message)
             sink = DiscordSink(
                 message.channel,
@@ -325,6 +353,11 @@ class DiscordBot(ChannelSummaries):
 
     async def forget_message(self, event: discord.RawMessageDeleteEvent) -> None:
         guild = str(event.guild_id) if event.guild_id else "@me"
+        scope = f"discord:{event.guild_id or 'dm'}"
+        try:  # a deleted message that is still to be handled never is
+            await self.claims.claim(scope, f"msg:{event.message_id}")
+        except StoreUnavailable:
+            await self.claims.claim_here(scope, f"msg:{event.message_id}")
         if self.channel_log is not None and event.guild_id:
             try:
                 await self.channel_log.remove(

@@ -30,6 +30,15 @@ def is_thread(channel: object) -> bool:
     return isinstance(channel, discord.Thread)
 
 
+def guild_id_of(message: discord.Message) -> int | None:
+    """The server a message was sent in; None only for real DMs. A server discord.py has not
+    cached (still loading, or too large) gives no `guild`, but its channel knows the id."""
+    if message.guild is not None:
+        return message.guild.id
+    guild_id = getattr(message.channel, "guild_id", None)
+    return int(guild_id) if guild_id else None
+
+
 class ChannelSummaries:
     """Mixed into DiscordBot, which provides what is declared here."""
 
@@ -60,11 +69,12 @@ class ChannelSummaries:
 
     async def log_message(self, message: discord.Message) -> None:
         """Keep a person's server message in the channel log, for summaries later."""
-        if self.channel_log is None or message.guild is None or not message.content.strip():
+        guild_id = guild_id_of(message)
+        if self.channel_log is None or guild_id is None or not message.content.strip():
             return
         try:
             await self.channel_log.record(
-                scope_of(message.guild.id, message.channel.id), self.source_of(message)
+                scope_of(guild_id, message.channel.id), self.source_of(message)
             )
         except BotError as exc:
             log.warning("could not log message %s: %s", message.id, exc)
@@ -133,7 +143,7 @@ class ChannelSummaries:
         )
         try:
             await reply.start()
-            if is_thread(message.channel) or message.guild is None:
+            if is_thread(message.channel) or guild_id_of(message) is None:
                 whole = Window(seconds=None, count=HISTORY_MOST)
                 text = await self.summary_of(message.channel, ref, whole)
             else:

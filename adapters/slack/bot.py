@@ -21,6 +21,7 @@ from adapters.slack.events import (
     SlackMessage,
     plain_text,
     read_event,
+    readable_text,
     route,
     ts_time,
 )
@@ -131,8 +132,12 @@ class SlackBot(SummarySources):
         names = (f"event:{event_id}", f"deleted:{read.channel}:{read.deleted_ts}")
         try:
             won = await self.claims.claim(scope, *names)
+            # Slack does not order events: if the message itself comes after this, it finds
+            # itself claimed and is never answered.
+            await self.claims.claim(scope, f"msg:{read.channel}:{read.deleted_ts}")
         except StoreUnavailable:
             won = await self.claims.claim_here(scope, *names)
+            await self.claims.claim_here(scope, f"msg:{read.channel}:{read.deleted_ts}")
         if won:
             await self.forget_message(read)
 
@@ -143,6 +148,10 @@ class SlackBot(SummarySources):
         except StoreUnavailable:
             known = False
         action = route(read, bot_user_id=self.me.user_id, thread_known=known)
+        if action is Route.ANSWER and read.wordless and read.files:
+            # A file dropped without a word is not a question (files are not read yet).
+            log.info("%s/%s has only files: remembered, not answered", read.channel, read.ts)
+            action = Route.OBSERVE
         if action is Route.ANSWER:
             await self.answer(read, thread, known=known)
         elif action is Route.OBSERVE:
@@ -163,7 +172,7 @@ class SlackBot(SummarySources):
         names = await self.web.names_of({message.user, *message.mentioned_users})
         return IncomingMessage(
             thread=thread,
-            text=plain_text(message.text, bot_user_id=self.me.user_id, names=names),
+            text=readable_text(message, bot_user_id=self.me.user_id, names=names),
             author_id=message.user,
             author_name=names[message.user],
             message_id=message.ts,
@@ -306,7 +315,7 @@ class SlackBot(SummarySources):
             source = SourceMessage(
                 message_id=message.ts,
                 author=names[message.user],
-                text=plain_text(message.text, bot_user_id=self.me.user_id, names=names),
+                text=readable_text(message, bot_user_id=self.me.user_id, names=names),
                 at=ts_time(message.ts),
                 link=self.permalink(message.channel, message.ts, message.thread_ts),
                 author_id=message.user,

@@ -14,6 +14,8 @@ from typing import Any
 
 from adapters.intents import Route, command_in
 
+SLACKBOT = "USLACKBOT"  # Slack's own notices in a DM: never a question
+
 # Subtypes that are real messages from people; every other subtype is hidden or a system notice.
 PERSON_SUBTYPES = frozenset({None, "file_share", "thread_broadcast", "me_message"})
 
@@ -35,6 +37,14 @@ class SlackMessage:
     thread_ts: str | None
     mentions_bot: bool
     mentioned_users: tuple[str, ...]  # other people it mentions
+    shared: tuple[tuple[str, str], ...] = ()  # (author, text) of messages shared or forwarded in it
+    files: tuple[str, ...] = ()  # names of the files attached to it
+
+    @property
+    def wordless(self) -> bool:
+        """Nothing to read but files (or a bare mention): not a question in itself."""
+        said = _USER_MENTION.sub("", self.text).strip()
+        return not said and not any(text.strip() for _, text in self.shared)
 
     @property
     def is_dm(self) -> bool:
@@ -85,7 +95,11 @@ def read_event(
         return Ignored(f"subtype {subtype}")
     if event.get("bot_id") or event.get("bot_profile"):
         return Ignored("from a bot")
+    if event.get("edited"):  # an edited mention comes again as app_mention, with a new event id
+        return Ignored("an edit (edits never trigger an answer)")
     user = event.get("user")
+    if user == SLACKBOT:
+        return Ignored("from Slackbot")
     if not user or user == bot_user_id or (bot_id and event.get("bot_id") == bot_id):
         return Ignored("from the bot itself" if user == bot_user_id else "no author")
     text = event.get("text")
@@ -105,7 +119,50 @@ def read_event(
         thread_ts=event.get("thread_ts") if event.get("thread_ts") != ts else None,
         mentions_bot=bot_user_id in mentioned,
         mentioned_users=tuple(dict.fromkeys(u for u in mentioned if u != bot_user_id)),
+        shared=shared_messages(event),
+        files=file_names(event),
     )
+
+
+def shared_messages(event: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """Messages shared or forwarded into this one travel as attachments, unfurls of links to
+    Slack messages too: their author and text, as far as Slack gives them."""
+    found: list[tuple[str, str]] = []
+    for attachment in event.get("attachments") or []:
+        if not isinstance(attachment, dict):
+            continue
+        if not (attachment.get("is_share") or attachment.get("is_msg_unfurl")
+                or attachment.get("message_blocks") or attachment.get("is_forwarded")):  # fmt: skip
+            continue
+        text = attachment.get("text") or attachment.get("fallback") or ""
+        author = attachment.get("author_name") or attachment.get("author_subname") or ""
+        if isinstance(text, str) and text.strip():
+            found.append((str(author), text))
+    return tuple(found)
+
+
+def file_names(event: dict[str, Any]) -> tuple[str, ...]:
+    names = []
+    for item in event.get("files") or []:
+        if isinstance(item, dict):
+            name = item.get("name") or item.get("title")
+            if isinstance(name, str) and name:
+                names.append(name)
+    return tuple(names)
+
+
+def readable_text(message: SlackMessage, *, bot_user_id: str, names: dict[str, str]) -> str:
+    """What the model reads of a message: its text, shared messages quoted, file names listed."""
+    parts = [plain_text(message.text, bot_user_id=bot_user_id, names=names)]
+    for author, text in message.shared:
+        quoted = "\n".join(
+            "> " + line
+            for line in plain_text(text, bot_user_id=bot_user_id, names=names).split("\n")
+        )
+        parts.append((f"(shared from {author})\n" if author else "(shared)\n") + quoted)
+    if message.files:
+        parts.append("(attached: " + ", ".join(message.files) + ")")
+    return "\n\n".join(p for p in parts if p.strip())
 
 
 def command_word(message: SlackMessage, bot_user_id: str) -> str | None:

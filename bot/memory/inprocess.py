@@ -13,6 +13,8 @@ from bot.conversation import ThreadRef, ThreadState, Turn
 from bot.inflight import PendingAnswer
 from bot.memory.base import LocalLocks
 
+GONE_SECONDS = 3600.0  # a deleted message's tombstone: longer than any answer takes
+
 
 @dataclass
 class _Thread:
@@ -35,6 +37,7 @@ class InProcessMemory:
         self._threads: dict[ThreadRef, _Thread] = {}
         self._locks = LocalLocks()
         self._pending: dict[tuple[ThreadRef, str], PendingAnswer] = {}
+        self._gone: dict[tuple[ThreadRef, str], float] = {}  # tombstones of deleted messages
         self.owner = secrets.token_hex(8)
 
     def _live(self, thread: ThreadRef) -> _Thread | None:
@@ -63,8 +66,15 @@ class InProcessMemory:
     async def append(
         self, thread: ThreadRef, *turns: Turn, settled: PendingAnswer | None = None
     ) -> None:
-        if turns:
-            self._touch(thread).turns.extend(turns)
+        kept: list[Turn] = []
+        skipping = False
+        for turn in turns:  # a deleted question is not saved, nor the answer that follows it
+            if turn.message_id:
+                skipping = self._gone.get((thread, turn.message_id), 0.0) > self._clock()
+            if not skipping:
+                kept.append(turn)
+        if kept:
+            self._touch(thread).turns.extend(kept)
         if settled is not None:
             self._pending.pop((thread, settled.key), None)
 
@@ -76,8 +86,14 @@ class InProcessMemory:
         entry.summary = summary
 
     async def remove(self, thread: ThreadRef, message_id: str) -> bool:
+        if not message_id:
+            return False
+        now = self._clock()
+        if len(self._gone) > 100_000:
+            self._gone = {k: v for k, v in self._gone.items() if v > now}
+        self._gone[(thread, message_id)] = now + GONE_SECONDS
         entry = self._live(thread)
-        if entry is None or not message_id:
+        if entry is None:
             return False
         for turn in entry.turns:
             if turn.message_id == message_id:

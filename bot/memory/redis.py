@@ -39,7 +39,10 @@ redis.call('EXPIRE', KEYS[2], ARGV[3])
 return idx or -1
 """
 
+# Remove a deleted message and leave a tombstone, so a save still under way cannot bring it back.
 _REMOVE = """
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
 local items = redis.call('LRANGE', KEYS[1], 0, -1)
 for _, raw in ipairs(items) do
   local ok, turn = pcall(cjson.decode, raw)
@@ -49,6 +52,27 @@ for _, raw in ipairs(items) do
   end
 end
 return 0
+"""
+
+# Append turns (ARGV[4..]: message id, JSON pairs), skipping any whose message was deleted, and the
+# answer that follows a deleted question; settle the answer in flight named by ARGV[3].
+_APPEND = """
+local added, skipping = 0, false
+for i = 4, #ARGV, 2 do
+  local id = ARGV[i]
+  if id ~= '' then skipping = redis.call('SISMEMBER', KEYS[3], id) == 1 end
+  if not skipping then
+    redis.call('RPUSH', KEYS[1], ARGV[i + 1])
+    added = added + 1
+  end
+end
+if added > 0 then
+  redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+end
+if ARGV[3] ~= '' then redis.call('HDEL', KEYS[4], ARGV[3]) end
+return added
 """
 
 _RELEASE = """
@@ -77,6 +101,7 @@ end
 return 1
 """
 
+GONE_TTL = 3600  # how long a deleted message's tombstone outlives it: longer than any answer
 PENDING_TTL = 86_400  # an answer in flight longer than a day is certainly settled by recovery
 IN_FLIGHT_SCAN = 1000  # at most this many records are read per recovery pass
 
@@ -118,6 +143,7 @@ class RedisMemory:
         self._prefetched: dict[tuple[str, int], ThreadState] = {}  # (lock key, holder task)
         self._fold = client.register_script(_FOLD)
         self._remove = client.register_script(_REMOVE)
+        self._append = client.register_script(_APPEND)
         self._release = client.register_script(_RELEASE)
         self._extend = client.register_script(_EXTEND)
         self._take_over = client.register_script(_TAKE_OVER)
@@ -158,15 +184,16 @@ class RedisMemory:
         if not turns and settled is None:
             return
         keys = self._keys.thread(thread)
-        pipe = self._redis.pipeline(transaction=True)
-        if turns:
-            pipe.rpush(keys.turns, *(encode_turn(t) for t in turns))
-            pipe.ltrim(keys.turns, -self._max_turns, -1)
-            pipe.expire(keys.turns, self._retention)
-            pipe.expire(keys.meta, self._retention)
+        args: list[str | int] = [self._max_turns, self._retention, settled.key if settled else ""]
+        for turn in turns:
+            args += [turn.message_id, encode_turn(turn)]
+        # One round trip: the script works in the thread's slot, the index is another key.
+        pipe = self._redis.pipeline(transaction=False)
+        await self._append(
+            keys=[keys.turns, keys.meta, keys.gone, keys.pending], args=args, client=pipe
+        )
         if settled is not None:
             self._answering.discard(_index_member(settled))  # over, even if this save fails
-            pipe.hdel(keys.pending, settled.key)
             pipe.zrem(self._keys.in_flight, _index_member(settled))
         await self._call(pipe.execute())
 
@@ -179,7 +206,8 @@ class RedisMemory:
         if not message_id:
             return False
         keys = self._keys.thread(thread)
-        return bool(await self._call(self._remove(keys=[keys.turns], args=[message_id])))
+        removed = self._remove(keys=[keys.turns, keys.gone], args=[message_id, GONE_TTL])
+        return bool(await self._call(removed))
 
     async def forget(self, thread: ThreadRef) -> None:
         keys = self._keys.thread(thread)

@@ -204,3 +204,16 @@ async def test_inprocess_write_refreshes_retention() -> None:
     assert len((await memory.load(THREAD)).turns) == 2
     now[0] = 18.5
     assert not await memory.exists(THREAD)
+
+
+async def test_a_deleted_message_is_never_saved_again(memory: ThreadMemory) -> None:
+    """The tombstone: a deletion that lands before the save (an answer still being written, or
+    Slack delivering the deletion first) wins over it, and the answer to it goes too."""
+    question = Turn(role="user", text="my password is hunter2", message_id="m2")
+    answer = Turn(role="assistant", text="Noted: hunter2")
+    await memory.append(THREAD, Turn(role="user", text="hello", message_id="m1"))
+    assert not await memory.remove(THREAD, "m2")  # deleted before it was ever saved
+    await memory.append(THREAD, question, answer)
+    await memory.append(THREAD, Turn(role="user", text="what did I say?", message_id="m3"))
+    texts = [t.text for t in (await memory.load(THREAD)).turns]
+    assert texts == ["hello", "what did I say?"]
