@@ -126,3 +126,36 @@ async def test_two_hundred_mentions_delivered_twice_are_answered_once(
     answers = [m["text"] for c in range(7) for m in harness.slack.bot_messages(f"C{c}")]
     assert sorted(answers) == sorted(f"echo: Alice: q{n}" for n in range(200))
     await harness.close()
+
+
+def deletion(ts: str, thread_ts: str | None = None) -> dict:
+    previous = {"type": "message", "user": "UALICE", "text": "gone", "ts": ts}
+    if thread_ts:
+        previous["thread_ts"] = thread_ts
+    return {"type": "message", "subtype": "message_deleted", "hidden": True, "channel": "C1",
+            "channel_type": "channel", "ts": "1800000099.000001", "deleted_ts": ts,
+            "event_ts": "1800000099.000001", "previous_message": previous}  # fmt: skip
+
+
+async def test_a_deletion_delivered_before_its_message_wins(
+    slack: SlackHarness, fake_openai: FakeOpenAI
+) -> None:
+    await slack.event(deletion("1700000000.000900"))
+    await slack.event(
+        message_event(f"<@{BOT_USER}> secret", "1700000000.000900", kind="app_mention")
+    )
+    assert fake_openai.requests == [] and slack.thread_texts() == []
+
+
+async def test_a_message_deleted_while_answered_never_reaches_a_later_prompt(
+    slack: SlackHarness, fake_openai: FakeOpenAI
+) -> None:
+    await slack.event(message_event(f"<@{BOT_USER}> start", MENTION_TS, kind="app_mention"))
+    fake_openai.push(Reply(text="Noted, I will keep it safe.", token_delay=0.2))
+    secret = message_event("my password is hunter2", "1700000000.000500", thread_ts=MENTION_TS)
+    await slack.event(secret, settle=False)
+    await slack.slack.wait_for(lambda: any(t.startswith("Noted") for t in slack.thread_texts()))
+    await slack.event(deletion("1700000000.000500", MENTION_TS))  # while the answer streams
+    await slack.event(message_event("what did I say?", "1700000000.000600", thread_ts=MENTION_TS))
+    prompt = prompt_text(fake_openai.requests[-1])
+    assert "hunter2" not in prompt and "keep it safe" not in prompt
