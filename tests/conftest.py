@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import settings as hypothesis_settings
 
 from bot.chat_model import ChatModel
 from bot.engine import ConversationEngine, EngineConfig
@@ -16,6 +17,12 @@ from bot.tokens import EstimatingCounter
 from tests.fakes.openai_server import FakeOpenAI
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+# CI replays the same examples every run (a found failure is kept as a regression test here);
+# locally, hypothesis explores new ones each time.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from adapters.discord.settings import DiscordSettings
 from adapters.discord.sink import MESSAGE_LIMIT, NO_PINGS, DiscordSink, PartialSink
 from adapters.discord.summaries import ChannelSummaries, guild_id_of, is_thread, scope_of
 from adapters.intents import Route
+from adapters.quiet_log import QuietLog
 from adapters.rendering import split_message
 from adapters.streaming import ChannelPace, StreamingReply, end_in_failure
 from adapters.tasks import BackgroundTasks
@@ -54,6 +55,15 @@ def failure_sentence(error: BaseException) -> str:
     return explain(error)
 
 
+def well_shaped(message: discord.Message) -> bool:
+    """discord.py keeps some fields as the gateway sent them; the bot reads these as text."""
+    return (
+        isinstance(message.content, str)
+        and isinstance(getattr(message.author, "id", None), int)
+        and isinstance(getattr(message.type, "value", None), int)  # unknown types keep any value
+    )
+
+
 class DiscordBot(ChannelSummaries):
     def __init__(
         self,
@@ -74,6 +84,7 @@ class DiscordBot(ChannelSummaries):
         self.settings = settings
         self.retention = retention_seconds
         self.tasks = BackgroundTasks()
+        self.odd = QuietLog(log)
         self.pace = ChannelPace(burst=5, period=5.0)
         self.me: discord.ClientUser | None = None
         self._no_threads_until: dict[int, float] = {}  # channel -> when to try threads again
@@ -112,6 +123,9 @@ class DiscordBot(ChannelSummaries):
     def on_message(self, message: discord.Message) -> None:
         if message.author.bot or message.webhook_id is not None:
             return  # other bots, webhooks and our own echoes: never a loop
+        if not well_shaped(message):
+            self.odd.say(logging.WARNING, "a message with fields of unexpected types: skipped")
+            return
         if message.type not in PERSON_TYPES:
             log.info("system message %s (%s): not a question", message.id, message.type.name)
             return

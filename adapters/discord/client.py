@@ -13,6 +13,7 @@ import yarl
 from adapters.discord.bot import DiscordBot
 from adapters.discord.commands import build_tree, sync_if_changed
 from adapters.discord.sink import NO_PINGS
+from adapters.quiet_log import QuietLog
 
 log = logging.getLogger(__name__)
 
@@ -35,20 +36,18 @@ def intents() -> discord.Intents:
 def guard_parsers(parsers: dict[str, Callable[[Any], None]]) -> None:
     """A gateway payload discord.py fails to parse (a new field shape, a library bug) would end
     the connection and with it the whole process: log it once per event type and skip it."""
-    failed: set[str] = set()
+    quiet = QuietLog(log)
 
     def guarded(event: str, parse: Callable[[Any], None]) -> Callable[[Any], None]:
         def run(data: Any) -> None:
             try:
                 parse(data)
             except Exception as exc:
-                if event not in failed:
-                    failed.add(event)
-                    log.error(
-                        "skipped a %s dispatch discord.py could not read", event, exc_info=exc
-                    )
-                else:
-                    log.warning("skipped another unreadable %s dispatch: %r", event, exc)
+                # One short line now and then, no traceback: odd payloads must not flood the log.
+                shape = sorted(map(str, data)) if isinstance(data, dict) else type(data).__name__
+                quiet.say(logging.ERROR, "skipped a %s dispatch discord.py could not read "
+                          "(%s: %s; fields %s)", event, type(exc).__name__, exc, shape)  # fmt: skip
+                log.debug("the unreadable %s dispatch", event, exc_info=exc)
 
         return run
 

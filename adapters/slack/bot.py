@@ -80,7 +80,8 @@ class SlackBot(SummarySources):
         """Decide, before Slack gets its answer, whether this delivery is ours; the work runs in
         the background. False asks Slack to deliver it again later (HTTP 503 / no Socket Mode
         ack): while shutting down, or while Redis cannot say whether another process has it."""
-        event_id = str(body.get("event_id") or "")
+        raw_id = body.get("event_id")
+        event_id = raw_id if isinstance(raw_id, str) and raw_id.isprintable() else ""
         if self.stopping:
             log.info("shutting down: event %s left for Slack to deliver again", event_id)
             return False

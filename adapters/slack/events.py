@@ -76,47 +76,66 @@ class Ignored:
     reason: str
 
 
+def _id(value: object) -> str | None:
+    """A Slack id or timestamp: a non-empty string of printable characters, or None."""
+    if isinstance(value, str) and value and len(value) <= 64 and value.isprintable():
+        return value
+    return None
+
+
 def read_event(
     body: dict[str, Any], *, bot_user_id: str, bot_id: str | None
 ) -> SlackMessage | Deletion | Ignored:
+    """What a signed event body says; anything of the wrong shape is Ignored with the reason, so
+    nothing is ever posted to a channel named by garbage."""
     event = body.get("event")
     if not isinstance(event, dict) or event.get("type") not in ("message", "app_mention"):
         return Ignored("not a message event")
-    team = str(body.get("team_id") or event.get("team") or "")
-    channel = event.get("channel")
+    team = _id(body.get("team_id")) or _id(event.get("team")) or ""
+    channel = _id(event.get("channel"))
     subtype = event.get("subtype")
+    if subtype is not None and not isinstance(subtype, str):
+        return Ignored("malformed: subtype is not a string")
     if subtype == "message_deleted":
-        previous = event.get("previous_message") or {}
-        deleted = event.get("deleted_ts") or previous.get("ts")
+        previous = event.get("previous_message")
+        previous = previous if isinstance(previous, dict) else {}
+        deleted = _id(event.get("deleted_ts")) or _id(previous.get("ts"))
         if not channel or not deleted:
             return Ignored("deletion without a message")
-        return Deletion(team, str(channel), str(deleted), previous.get("thread_ts"))
+        return Deletion(team, channel, deleted, _id(previous.get("thread_ts")))
     if subtype not in PERSON_SUBTYPES:
         return Ignored(f"subtype {subtype}")
     if event.get("bot_id") or event.get("bot_profile"):
         return Ignored("from a bot")
     if event.get("edited"):  # an edited mention comes again as app_mention, with a new event id
         return Ignored("an edit (edits never trigger an answer)")
-    user = event.get("user")
+    user = _id(event.get("user"))
     if user == SLACKBOT:
         return Ignored("from Slackbot")
-    if not user or user == bot_user_id or (bot_id and event.get("bot_id") == bot_id):
+    if not user or user == bot_user_id:
         return Ignored("from the bot itself" if user == bot_user_id else "no author")
     text = event.get("text")
-    ts = event.get("ts")
-    if not channel or not ts or not isinstance(text, str):
-        return Ignored("malformed message")
+    ts = _id(event.get("ts"))
+    thread_ts = event.get("thread_ts")
+    if (
+        not channel
+        or not ts
+        or not isinstance(text, str)
+        or (thread_ts is not None and _id(thread_ts) is None)
+    ):
+        return Ignored("malformed message: a field of the wrong type")
     mentioned = _USER_MENTION.findall(text)
+    channel_type = _id(event.get("channel_type")) or (
+        "im" if channel.startswith("D") else "channel"
+    )
     return SlackMessage(
         team=team,
-        channel=str(channel),
-        channel_type=str(
-            event.get("channel_type") or ("im" if str(channel).startswith("D") else "channel")
-        ),
-        user=str(user),
+        channel=channel,
+        channel_type=channel_type,
+        user=user,
         text=text,
-        ts=str(ts),
-        thread_ts=event.get("thread_ts") if event.get("thread_ts") != ts else None,
+        ts=ts,
+        thread_ts=thread_ts if thread_ts != ts else None,
         mentions_bot=bot_user_id in mentioned,
         mentioned_users=tuple(dict.fromkeys(u for u in mentioned if u != bot_user_id)),
         shared=shared_messages(event),
@@ -128,7 +147,8 @@ def shared_messages(event: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     """Messages shared or forwarded into this one travel as attachments, unfurls of links to
     Slack messages too: their author and text, as far as Slack gives them."""
     found: list[tuple[str, str]] = []
-    for attachment in event.get("attachments") or []:
+    attachments = event.get("attachments")
+    for attachment in attachments if isinstance(attachments, list) else []:
         if not isinstance(attachment, dict):
             continue
         if not (attachment.get("is_share") or attachment.get("is_msg_unfurl")
@@ -137,13 +157,14 @@ def shared_messages(event: dict[str, Any]) -> tuple[tuple[str, str], ...]:
         text = attachment.get("text") or attachment.get("fallback") or ""
         author = attachment.get("author_name") or attachment.get("author_subname") or ""
         if isinstance(text, str) and text.strip():
-            found.append((str(author), text))
+            found.append((author if isinstance(author, str) else "", text))
     return tuple(found)
 
 
 def file_names(event: dict[str, Any]) -> tuple[str, ...]:
     names = []
-    for item in event.get("files") or []:
+    files = event.get("files")
+    for item in files if isinstance(files, list) else []:
         if isinstance(item, dict):
             name = item.get("name") or item.get("title")
             if isinstance(name, str) and name:

@@ -8,11 +8,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
 
+from adapters.quiet_log import QuietLog
 from adapters.slack.bot import SlackBot
+from adapters.slack.gate import Refused, screen
 from adapters.slack.listeners import build_app
 from adapters.slack.settings import SlackSettings, load_slack_settings
 from adapters.slack.web import SlackWeb, make_client
@@ -26,13 +30,31 @@ EVENTS_PATH = "/slack/events"
 
 
 def http_app(
-    app: AsyncApp | None, ready: asyncio.Event, readiness: Readiness | None = None
+    app: AsyncApp | None,
+    ready: asyncio.Event,
+    readiness: Readiness | None = None,
+    signing_secret: str | None = None,
 ) -> web.Application:
     """The aiohttp application: Slack's endpoint (HTTP mode only), liveness and readiness."""
+    verifier = SignatureVerifier(signing_secret or "")
+    refusals = QuietLog(log)
 
     async def events(request: web.Request) -> web.Response:
         assert app is not None
-        return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
+        try:
+            body = screen(await request.read(), request.headers, verifier)
+        except Refused as refused:
+            refusals.say(logging.WARNING, "refused a request to %s: %s", EVENTS_PATH, refused)
+            return web.Response(status=refused.status, text=str(refused))
+        try:
+            bolt_request = AsyncBoltRequest(
+                body=body, query=request.query_string, headers=dict(request.headers)
+            )
+            return await to_aiohttp_response(await app.async_dispatch(bolt_request))
+        except Exception as exc:  # signed, but a shape slack_bolt could not read
+            refusals.say(logging.WARNING, "could not read a signed request (%s: %s)",
+                         type(exc).__name__, exc)  # fmt: skip
+            return web.Response(status=200)
 
     async def health(_: web.Request) -> web.Response:
         if ready.is_set():
@@ -94,7 +116,12 @@ class SlackAdapter:
         bot, app = await start_bot(core, settings)
         ready = asyncio.Event()
         runner = web.AppRunner(
-            http_app(None if settings.socket_mode else app, ready, core.readiness),
+            http_app(
+                None if settings.socket_mode else app,
+                ready,
+                core.readiness,
+                settings.signing_secret.get_secret_value() if settings.signing_secret else None,
+            ),
             access_log=None,
         )
         await runner.setup()

@@ -18,18 +18,33 @@ CASES: list[dict[str, Any]] = json.loads(
     (Path(__file__).parents[2] / "payloads" / "discord_messages.json").read_text()
 )
 FORUM, FORUM_THREAD, DM, OTHER_GUILD, OTHER_CHANNEL = (
-    800000000000000020, 800000000000000021, 800000000000000030, 800000000000000040,
+    800000000000000020,
+    800000000000000021,
+    800000000000000030,
+    800000000000000040,
     800000000000000041,
-)  # fmt: skip
+)
 
 
 async def open_forum_thread(fake: FakeDiscord) -> None:
     base = {"guild_id": str(GUILD), "position": 1, "permission_overwrites": [], "nsfw": False}
     forum = {**base, "id": str(FORUM), "type": 15, "name": "help", "parent_id": None}
-    thread = {**base, "id": str(FORUM_THREAD), "type": 11, "name": "Reset?", "parent_id": str(FORUM),
-              "owner_id": str(ALICE["id"]), "message_count": 1, "member_count": 1,
-              "thread_metadata": {"archived": False, "auto_archive_duration": 1440,
-                                  "archive_timestamp": "2026-11-29T00:00:00+00:00", "locked": False}}  # fmt: skip
+    thread = {
+        **base,
+        "id": str(FORUM_THREAD),
+        "type": 11,
+        "name": "Reset?",
+        "parent_id": str(FORUM),
+        "owner_id": str(ALICE["id"]),
+        "message_count": 1,
+        "member_count": 1,
+        "thread_metadata": {
+            "archived": False,
+            "auto_archive_duration": 1440,
+            "archive_timestamp": "2026-11-29T00:00:00+00:00",
+            "locked": False,
+        },
+    }
     fake.channels[FORUM_THREAD] = thread
     await fake.dispatch("CHANNEL_CREATE", forum)
     await fake.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
@@ -37,12 +52,18 @@ async def open_forum_thread(fake: FakeDiscord) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 async def test_real_message(
-    case: dict[str, Any], discord_bot: DiscordHarness, fake_openai: FakeOpenAI,
+    case: dict[str, Any],
+    discord_bot: DiscordHarness,
+    fake_openai: FakeOpenAI,
     fake_discord: FakeDiscord,
-) -> None:  # fmt: skip
+) -> None:
     where = case["where"]
-    channel = {"channel": CHANNEL, "dm": DM, "forum_thread": FORUM_THREAD,
-               "uncached_guild": OTHER_CHANNEL}[where]  # fmt: skip
+    channel = {
+        "channel": CHANNEL,
+        "dm": DM,
+        "forum_thread": FORUM_THREAD,
+        "uncached_guild": OTHER_CHANNEL,
+    }[where]
     if where == "forum_thread":
         await open_forum_thread(fake_discord)
     content = case["content"].replace("<@BOT>", f"<@{BOT_ID}>")
@@ -50,17 +71,25 @@ async def test_real_message(
     if case.get("reply_to_bot"):
         reply_to = fake_discord.message(CHANNEL, "An earlier answer.", BOT_USER)
     data = fake_discord.message(
-        channel, content, ALICE, guild=where not in ("dm",),
-        mentions=[BOT_USER] if str(BOT_ID) in content else [], reply_to=reply_to,
-    )  # fmt: skip
+        channel,
+        content,
+        ALICE,
+        guild=where not in ("dm",),
+        mentions=[BOT_USER] if str(BOT_ID) in content else [],
+        reply_to=reply_to,
+    )
     if where == "uncached_guild":
         data["guild_id"] = str(OTHER_GUILD)
     data.update(case.get("extra", {}))
     requests = len(fake_openai.requests)
     await fake_discord.dispatch_message(data)
     await discord_bot.settle(int(data["id"]))
-    said = [m for ms in list(fake_discord.messages.values()) for m in ms
-            if m["author"]["id"] == str(BOT_ID) and m is not reply_to]  # fmt: skip
+    said = [
+        m
+        for ms in list(fake_discord.messages.values())
+        for m in ms
+        if m["author"]["id"] == str(BOT_ID) and m is not reply_to
+    ]
     if case["expect"] == "answer":
         assert len(fake_openai.requests) == requests + 1
         prompt = "\n".join(str(m["content"]) for m in fake_openai.requests[-1]["messages"])
