@@ -26,11 +26,15 @@ async def window_messages(
     fetch: Fetch,
     *,
     since: datetime | None = None,
+    most: int = MOST,
 ) -> list[SourceMessage]:
+    """The window's messages, oldest first: at most `window.count`, or for a time window at most
+    `most` (the newest). Callers ask for one more than the summarizer takes, so that a window that
+    is too large reaches it whole enough to say that it was cut, and where."""
     start = since or (
         datetime.now(UTC) - timedelta(seconds=window.seconds) if window.seconds else None
     )
-    most = window.count or MOST
+    most = window.count or most
     logged: list[SourceMessage] = []
     covers_from: datetime | None = None
     if channel_log is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import sys
+import time
 from collections.abc import Awaitable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -92,7 +93,8 @@ class ConsoleSession:
             text=text,
             author_id=self.user,
             author_name=self.user,
-            message_id=f"console-{self.sequence}",
+            # unique across runs: a restarted console must not reuse the ids memory holds
+            message_id=f"console-{time.time_ns()}-{self.sequence}",
         )
         self.out.write(f"{self.core.settings.bot_name}: ")
         self.out.flush()

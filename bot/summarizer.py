@@ -17,6 +17,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from bot.chat_model import ChatMessage, ChatModel, Purpose, complete
 from bot.citations import label, labelled, resolve
@@ -90,6 +91,10 @@ class Summary:
     cited: tuple[SourceMessage, ...] = field(default=())
 
 
+def _when(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%d %b %H:%M")
+
+
 class Summarizer:
     def __init__(
         self, model: ChatModel, counter: TokenCounter, config: SummaryConfig | None = None
@@ -125,9 +130,16 @@ class Summarizer:
                 kept = kept[start + 1 :]
                 break
         if len(kept) < total:
+            # Windows are read one message past the ceiling: past it, the exact size is unknown.
+            size = (
+                f"more than {self.config.max_messages:,}"
+                if total > self.config.max_messages
+                else f"{total:,}"
+            )
+            span = f" ({_when(kept[0].at)} to {_when(kept[-1].at)} UTC)" if kept else ""
             return kept, (
-                f"This window has {total:,} messages, more than I summarize at once; "
-                f"this summary covers the latest {len(kept):,}."
+                f"This window has {size} messages, more than I summarize at once; "
+                f"this summary covers the latest {len(kept):,}{span}."
             )
         return kept, ""
 

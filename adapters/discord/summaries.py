@@ -104,7 +104,8 @@ class ChannelSummaries:
         if guild is None:
             return await fetch(None, None, window.count or HISTORY_MOST)
         scope = scope_of(guild.id, getattr(channel, "id", 0))
-        return await window_messages(self.channel_log, scope, window, fetch, since=since)
+        most = self.engine.summarizer.config.max_messages + 1  # so an over-long window says so
+        return await window_messages(self.channel_log, scope, window, fetch, since=since, most=most)
 
     async def summary_of(
         self,

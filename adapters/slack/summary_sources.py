@@ -83,8 +83,9 @@ class SummarySources:
             return await self.sources_from(channel, messages)
 
         return await window_messages(
-            self.channel_log, self.scope(team, channel), window, fetch, since=since
-        )
+            self.channel_log, self.scope(team, channel), window, fetch, since=since,
+            most=self.engine.summarizer.config.max_messages + 1,
+        )  # fmt: skip
 
     async def thread_summary(self, team: str, channel: str, root: str, *, known: bool) -> Summary:
         thread = ThreadRef("slack", team, channel, root)

@@ -127,3 +127,19 @@ async def test_missing_configuration_stops_with_one_line_and_exit_2(tmp_path) ->
         "error: OPENAI_API_KEY: is not set; set it to your OpenAI API key, or set OPENAI_BASE_URL "
         "to an OpenAI-compatible server such as Ollama (http://localhost:11434/v1)"
     ]
+
+
+async def test_a_restarted_console_keeps_every_message(tmp_path, fake_openai: FakeOpenAI) -> None:
+    """Message ids are unique across runs: a second run's first message is saved beside the first
+    run's, and neither drops out of the prompt."""
+    fake_openai.responder = remembering
+    prefix = f"test-console-{secrets.token_hex(4)}"
+    env = dict(OPENAI_BASE_URL=fake_openai.url, REDIS_URL=REDIS_URL, REDIS_PREFIX=prefix)
+    await run_console(tmp_path, ["Hello, my name is Mina.", "/quit"], **env)
+    await run_console(tmp_path, ["The code is 4711.", "/quit"], **env)
+    code, out, _ = await run_console(tmp_path, ["What is my name?", "What is the code?"], **env)
+    assert code == 0 and "Your name is Mina." in out and "The code is 4711." in out
+    client = aioredis.Redis.from_url(REDIS_URL)
+    keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
+    await client.delete(*keys)
+    await client.aclose()

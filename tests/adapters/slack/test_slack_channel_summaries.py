@@ -95,3 +95,20 @@ async def test_summary_follows_the_channels_language(
     assert re.search(
         r"<https://team\.slack\.com/archives/C1/p\d+\|1>", fake_slack.responses[0]["text"]
     )
+
+
+async def test_a_window_larger_than_the_summarizer_takes_says_so_with_its_span(
+    slack: SlackHarness, fake_openai: FakeOpenAI, fake_slack: FakeSlack
+) -> None:
+    from dataclasses import replace
+
+    summarizer_of = slack.core.engine.summarizer
+    summarizer_of.config = replace(summarizer_of.config, max_messages=10)
+    fake_openai.responder = summarizer
+    await chatter(slack, [f"update number {n}" for n in range(25)])
+    await slack.command("2h")
+    text = fake_slack.responses[0]["text"]
+    assert "more than 10 messages" in text and "covers the latest 10 (" in text
+    assert " UTC)" in text
+    prompt = fake_openai.requests[0]["messages"][1]["content"]
+    assert "update number 24" in prompt and "update number 14" not in prompt
