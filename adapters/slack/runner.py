@@ -36,11 +36,11 @@ def http_app(
     signing_secret: str | None = None,
 ) -> web.Application:
     """The aiohttp application: Slack's endpoint (HTTP mode only), liveness and readiness."""
-    verifier = SignatureVerifier(signing_secret or "")
+    verifier = SignatureVerifier(signing_secret) if app is not None and signing_secret else None
     refusals = QuietLog(log)
 
     async def events(request: web.Request) -> web.Response:
-        assert app is not None
+        assert app is not None and verifier is not None
         try:
             body = screen(await request.read(), request.headers, verifier)
         except Refused as refused:
@@ -124,10 +124,10 @@ class SlackAdapter:
             ),
             access_log=None,
         )
-        await runner.setup()
-        await web.TCPSite(runner, settings.host, settings.port).start()
         socket = None
         try:
+            await runner.setup()
+            await web.TCPSite(runner, settings.host, settings.port).start()
             if settings.socket_mode:
                 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 

@@ -123,8 +123,11 @@ async def test_empty_window_calls_no_model(tool, fake_openai) -> None:
 async def test_oversize_window_says_what_it_covers(tool, fake_openai) -> None:
     summary = await tool(budget=4000, max_messages=50).summarize(messages(120))
     assert (summary.covered, summary.total) == (50, 120)
-    assert summary.text.startswith("_This window has more than 50 messages, more than I "
-                                   "summarize at once; this summary covers the latest 50 (")  # fmt: skip
+    first_line = summary.text.split("\n")[0]
+    assert first_line.startswith(
+        "_This window has more than 50 messages, more than I summarize at once; "
+        "this summary covers the latest 50 ("
+    )
     assert " UTC)._" in summary.text.split("\n")[0]
     assert "#70" in fake_openai.requests[0]["messages"][1]["content"]
     assert "#69 " not in fake_openai.requests[0]["messages"][1]["content"]
