@@ -21,6 +21,21 @@ from redis.exceptions import RedisError
 from bot.errors import StoreUnavailable
 from bot.sources import SourceMessage
 
+GONE_SECONDS = 3600  # a deleted message's tombstone: longer than logging it can be late
+
+# Log a message unless it was deleted first; ids follow our clock (ARGV[2]) so trimming by age
+# and reading by time agree, and fall back to Redis's own when our clock runs behind the stream.
+_RECORD = """
+if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return 0 end
+local ok = pcall(redis.call, 'XADD', KEYS[1], 'MAXLEN', ARGV[3], ARGV[2], 'm', ARGV[4])
+if not ok then redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[3], '*', 'm', ARGV[4]) end
+redis.call('XTRIM', KEYS[1], 'MINID', ARGV[5])
+redis.call('HSETNX', KEYS[2], 'from', ARGV[6])
+redis.call('EXPIRE', KEYS[1], ARGV[7])
+redis.call('EXPIRE', KEYS[2], ARGV[7])
+return 1
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class LogWindow:
@@ -63,6 +78,7 @@ class InProcessChannelLog:
         self._logs: dict[str, deque[tuple[float, SourceMessage]]] = {}
         self._since: dict[str, float] = {}
         self._resumed = 0.0
+        self._gone: dict[tuple[str, str], float] = {}  # tombstones of deleted messages
 
     def _trimmed(self, channel: str) -> deque[tuple[float, SourceMessage]]:
         log = self._logs.setdefault(channel, deque(maxlen=self._max))
@@ -72,6 +88,8 @@ class InProcessChannelLog:
         return log
 
     async def record(self, channel: str, message: SourceMessage) -> None:
+        if self._gone.get((channel, message.message_id), 0.0) > self._clock():
+            return  # deleted before it was logged
         self._trimmed(channel).append((self._clock(), message))
         self._since.setdefault(channel, self._clock())
 
@@ -90,6 +108,10 @@ class InProcessChannelLog:
         self._resumed = self._clock()
 
     async def remove(self, channel: str, message_id: str) -> None:
+        now = self._clock()
+        if len(self._gone) > 100_000:
+            self._gone = {k: v for k, v in self._gone.items() if v > now}
+        self._gone[(channel, message_id)] = now + GONE_SECONDS
         log = self._trimmed(channel)
         for entry in [e for e in log if e[1].message_id == message_id]:
             log.remove(entry)
@@ -110,6 +132,7 @@ class RedisChannelLog:
         self._retention = retention_seconds
         self._max = max_messages
         self._clock = clock
+        self._record = client.register_script(_RECORD)
 
     @property
     def _resumed_key(self) -> str:
@@ -127,6 +150,9 @@ class RedisChannelLog:
         tag = "{" + channel + "}"  # one Cluster slot per channel
         return f"{self._prefix}:log:{tag}", f"{self._prefix}:logmeta:{tag}"
 
+    def _gone_key(self, channel: str) -> str:
+        return f"{self._prefix}:loggone:{{{channel}}}"
+
     async def _run(self, pipe: Any) -> list[Any]:
         try:
             return list(await pipe.execute())
@@ -136,23 +162,19 @@ class RedisChannelLog:
     async def record(self, channel: str, message: SourceMessage) -> None:
         stream, meta = self._keys(channel)
         now = self._clock()
-        ttl = max(1, int(self._retention))
-        entry = {"m": json.dumps(message.to_json(), ensure_ascii=False)}
-        for entry_id in (f"{int(now * 1000)}-*", "*"):
-            # Ids follow our clock, so trimming by age and reading by time agree; a process whose
-            # clock runs behind the stream's newest id falls back to Redis's own.
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.xadd(stream, entry, id=entry_id, maxlen=self._max, approximate=False)  # type: ignore[arg-type]
-            pipe.xtrim(stream, minid=int((now - self._retention) * 1000), approximate=False)
-            pipe.hsetnx(meta, "from", str(now))
-            pipe.expire(stream, ttl)
-            pipe.expire(meta, ttl)
-            try:
-                await self._run(pipe)
-                return
-            except StoreUnavailable as exc:
-                if "equal or smaller" not in str(exc) or entry_id == "*":
-                    raise
+        args: list[str | int] = [
+            message.message_id,
+            f"{int(now * 1000)}-*",
+            self._max,
+            json.dumps(message.to_json(), ensure_ascii=False),
+            int((now - self._retention) * 1000),
+            str(now),
+            max(1, int(self._retention)),
+        ]
+        try:
+            await self._record(keys=[stream, meta, self._gone_key(channel)], args=args)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
 
     async def read(self, channel: str, *, since: datetime | None, most: int) -> LogWindow:
         stream, meta = self._keys(channel)
@@ -177,7 +199,12 @@ class RedisChannelLog:
 
     async def remove(self, channel: str, message_id: str) -> None:
         stream, _ = self._keys(channel)
+        gone = self._gone_key(channel)
         try:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.sadd(gone, message_id)
+            pipe.expire(gone, GONE_SECONDS)
+            await pipe.execute()
             entries: list[Any] = await self._redis.xrange(stream, "-", "+") or []
             doomed = [
                 entry_id

@@ -14,6 +14,8 @@ multi-key scripts and transactions below stay legal.
     <prefix>:claim:{<platform:workspace>}:<name>
                                 a message claimed for handling (bot.claims), expiring
     <prefix>:note:<key>         small expiring notes of the adapters (bot.kv)
+    <prefix>:log:{<channel>}, <prefix>:logmeta:{<channel>}, <prefix>:loggone:{<channel>}
+                                the channel log (bot.channel_log), its start and its tombstones
 """
 
 from __future__ import annotations

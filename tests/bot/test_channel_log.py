@@ -113,3 +113,13 @@ async def test_a_restart_means_the_log_is_complete_only_from_then(make_log) -> N
     window = await log.read(CHANNEL, since=None, most=10)
     assert [m.message_id for m in window.messages] == ["id1"]  # what it has, it keeps
     assert window.covers_from is not None and window.covers_from.timestamp() == clock.now
+
+
+async def test_a_message_deleted_before_it_was_logged_is_never_logged(make_log) -> None:
+    """Logging runs beside the answer: a deletion handled first must still win."""
+    log = make_log()
+    await log.remove(CHANNEL, "id1")
+    for n in range(3):
+        await log.record(CHANNEL, message(n))
+    found = (await log.read(CHANNEL, since=None, most=10)).messages
+    assert [m.message_id for m in found] == ["id0", "id2"]
