@@ -37,8 +37,23 @@ class EditRefused(Exception):
         self.retry_after = retry_after
 
 
+class Reply(Protocol):
+    """An answer as a platform shows it while it is written."""
+
+    @property
+    def message_ids(self) -> list[str]: ...
+
+    async def start(self) -> None: ...
+
+    async def feed(self, delta: str) -> None: ...
+
+    async def finish(self, note: str = "") -> None: ...
+
+    async def fail(self, sentence: str) -> None: ...
+
+
 async def end_in_failure(
-    reply: StreamingReply,
+    reply: Reply,
     error: BaseException,
     sentence: str,
     *,
@@ -60,8 +75,9 @@ class MessageSink(Protocol):
     async def post(self, text: str) -> str:
         """Send a new message in the reply's place; return its id."""
 
-    async def edit(self, message_id: str, text: str) -> None:
-        """Change a message; raise EditRefused when the platform will not (now or ever)."""
+    async def edit(self, message_id: str, text: str, *, final: bool = False) -> None:
+        """Change a message (`final`: the answer's last message, as it stays); raise
+        EditRefused when the platform will not (now or ever)."""
 
     async def delete(self, message_id: str) -> None: ...
 
@@ -151,12 +167,22 @@ class StreamingReply:
         self.edits = 0
         self.posts = 0
         self.refused = 0  # edits the platform refused
+        self._complete = False
         self.first_visible_at: float | None = None  # clock time the first answer text was sent
 
     @classmethod
-    def resume(cls, sink: MessageSink, message_ids: list[str], limit: int) -> StreamingReply:
-        """A reply whose messages were posted by another process (to end them after a crash)."""
-        reply = cls(sink, limit=limit, interval=0.0)
+    def resume(
+        cls,
+        sink: MessageSink,
+        message_ids: list[str],
+        limit: int,
+        *,
+        render: Callable[[str], str] = lambda text: text,
+        interval: float = 0.0,
+    ) -> StreamingReply:
+        """A reply whose messages were posted already (by a stream that broke, or by another
+        process before it died), continued by edits."""
+        reply = cls(sink, limit=limit, interval=interval, render=render)
         reply._ids = list(message_ids)
         reply._shown = [""] * len(message_ids)
         return reply
@@ -164,6 +190,18 @@ class StreamingReply:
     @property
     def message_ids(self) -> list[str]:
         return list(self._ids)
+
+    @property
+    def sink(self) -> MessageSink:
+        return self._sink
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    @property
+    def render(self) -> Callable[[str], str]:
+        return self._render
 
     async def start(self) -> None:
         await self._post(self._placeholder)
@@ -182,10 +220,12 @@ class StreamingReply:
             return
         if note:
             self._text = self._text.rstrip() + f"\n\n_{note}_"
+        self._complete = True  # the last message is the answer as it stays (feedback goes there)
         await self._flush(final=True)
 
     async def fail(self, sentence: str) -> None:
         """Replace whatever is shown by one sentence; later messages of this reply are blanked."""
+        self._complete = False
         if not self._ids:
             await self._post(sentence)
             return
@@ -228,9 +268,10 @@ class StreamingReply:
         """Make messages start.. show chunks[start:], edit by edit; where the platform keeps
         refusing, post the rest anew and delete the refused messages."""
         for index in range(start, len(chunks)):
+            last = self._complete and index == len(chunks) - 1
             if index >= len(self._ids):
                 await self._post(chunks[index])
-            elif not await self._edit(index, chunks[index], final=True):
+            elif not await self._edit(index, chunks[index], final=True, last=last):
                 await self._repost(index, chunks)
                 return
 
@@ -245,7 +286,9 @@ class StreamingReply:
             except Exception as exc:
                 log.warning("could not delete the superseded message %s: %s", message_id, exc)
 
-    async def _edit(self, index: int, text: str, *, final: bool, prepaid: bool = False) -> bool:
+    async def _edit(
+        self, index: int, text: str, *, final: bool, prepaid: bool = False, last: bool = False
+    ) -> bool:
         """One edit; False when the platform refused it (a progress edit is then skipped)."""
         if self._shown[index] == text:
             return True
@@ -255,7 +298,7 @@ class StreamingReply:
                 await self._gate.take()
             prepaid = False
             try:
-                await self._sink.edit(self._ids[index], text)
+                await self._sink.edit(self._ids[index], text, final=last)
             except EditRefused as refusal:
                 self.refused += 1
                 wait = refusal.retry_after

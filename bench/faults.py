@@ -53,7 +53,8 @@ class Bench:
         settings = dict(
             OPENAI_BASE_URL=self.model.url, REDIS_URL=redis_url, SLACK_BOT_TOKEN="xoxb-bench",
             SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=self.slack.url, PORT=str(port),
-            HOST="127.0.0.1", SLACK_EDIT_INTERVAL="0.5", LOG_LEVEL="WARNING",
+            HOST="127.0.0.1", SLACK_EDIT_INTERVAL="0.5", SLACK_STREAMING="edits",
+            LOG_LEVEL="WARNING",
         )  # fmt: skip
         settings.update(env)
         process = BotProcess(self.tmp, bot_env(**settings), name=name)

@@ -12,6 +12,7 @@ from bot.channel_log import ChannelLog, InProcessChannelLog, RedisChannelLog
 from bot.claims import Claims, InProcessClaims, RedisClaims
 from bot.engine import ConversationEngine, EngineConfig
 from bot.errors import StoreUnavailable
+from bot.feedback import FeedbackStore, InProcessFeedback, RedisFeedback
 from bot.kv import InProcessNotes, Notes, RedisNotes
 from bot.memory import InProcessMemory, RedisMemory, ThreadMemory
 from bot.openai_model import OpenAIChatModel
@@ -44,6 +45,7 @@ class Core:
     claims: Claims
     notes: Notes
     channel_log: ChannelLog | None  # None when BOT_CHANNEL_LOG_DAYS is 0
+    feedback: FeedbackStore = field(default_factory=InProcessFeedback)
     readiness: Readiness = field(default_factory=Readiness)
     recovery: Recovery | None = None
     # Set on the first SIGTERM: adapters stop taking work and drain within the grace period.
@@ -144,4 +146,9 @@ async def build_core(settings: Settings) -> Core:
     engine = ConversationEngine(
         memory, model, counter, config, summaries=SummaryStore(notes), summary_config=summary_config
     )
-    return Core(settings, memory, model, engine, claims, notes, channel_log)
+    feedback: FeedbackStore = (
+        RedisFeedback(memory.client, prefix=memory.prefix)
+        if isinstance(memory, RedisMemory)
+        else InProcessFeedback()
+    )
+    return Core(settings, memory, model, engine, claims, notes, channel_log, feedback)

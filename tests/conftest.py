@@ -122,4 +122,9 @@ def redis_core(server: FakeOpenAI, client: aioredis.Redis, prefix: str, *, budge
         summaries=SummaryStore(notes),
     )
     log = RedisChannelLog(client, prefix=prefix, retention_seconds=7 * 86_400, max_messages=20_000)
-    return Core(settings, memory, model, engine, RedisClaims(client, prefix=prefix), notes, log)
+    from bot.feedback import RedisFeedback
+
+    claims = RedisClaims(client, prefix=prefix)
+    return Core(
+        settings, memory, model, engine, claims, notes, log, RedisFeedback(client, prefix=prefix)
+    )

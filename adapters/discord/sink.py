@@ -36,7 +36,7 @@ class DiscordSink:
             await self._on_post(message)
         return str(message.id)
 
-    async def edit(self, message_id: str, text: str) -> None:
+    async def edit(self, message_id: str, text: str, *, final: bool = False) -> None:
         try:
             self._sent[message_id] = await self._sent[message_id].edit(
                 content=text, allowed_mentions=NO_PINGS
@@ -59,7 +59,7 @@ class PartialSink:
     async def post(self, text: str) -> str:
         return str((await self._channel.send(text, allowed_mentions=NO_PINGS)).id)
 
-    async def edit(self, message_id: str, text: str) -> None:
+    async def edit(self, message_id: str, text: str, *, final: bool = False) -> None:
         try:
             await self._channel.get_partial_message(int(message_id)).edit(
                 content=text, allowed_mentions=NO_PINGS

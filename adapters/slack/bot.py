@@ -25,17 +25,20 @@ from adapters.slack.events import (
     route,
     ts_time,
 )
+from adapters.slack.feedback import answer_blocks, feedback_blocks
 from adapters.slack.mrkdwn import to_mrkdwn
+from adapters.slack.native import NativeReply
 from adapters.slack.settings import SlackSettings
 from adapters.slack.summary_sources import SummarySources
 from adapters.slack.web import Identity, SlackSink, SlackWeb, api_error_sentence
-from adapters.streaming import StreamingReply, end_in_failure
+from adapters.streaming import Reply, StreamingReply, end_in_failure
 from adapters.tasks import BackgroundTasks
 from bot.channel_log import ChannelLog
 from bot.claims import Claims
 from bot.conversation import IncomingMessage, ThreadRef, Turn
 from bot.engine import ConversationEngine
 from bot.errors import AnswerCutOff, BotError, Interrupted, StoreUnavailable, explain
+from bot.feedback import FeedbackStore, InProcessFeedback
 from bot.inflight import PendingAnswer
 from bot.readiness import Readiness
 from bot.sources import SourceMessage
@@ -64,8 +67,11 @@ class SlackBot(SummarySources):
         settings: SlackSettings,
         channel_log: ChannelLog | None = None,
         readiness: Readiness | None = None,
+        feedback: FeedbackStore | None = None,
     ) -> None:
+        self.feedback: FeedbackStore = feedback or InProcessFeedback()
         self.readiness = readiness
+        self.budget: Any = None  # the workspace's Web API budget, when one is kept
         self.channel_log = channel_log
         self.engine = engine
         self.claims = claims
@@ -181,7 +187,9 @@ class SlackBot(SummarySources):
         )
 
     def reply_for(self, message: SlackMessage, placeholder: str = PLACEHOLDER) -> StreamingReply:
-        sink = SlackSink(self.web, message.channel, message.reply_thread_ts)
+        """A reply shown by a placeholder and its edits."""
+        blocks = answer_blocks if self.settings.feedback else None
+        sink = SlackSink(self.web, message.channel, message.reply_thread_ts, final_blocks=blocks)
         return StreamingReply(
             sink,
             limit=MESSAGE_LIMIT,
@@ -190,8 +198,29 @@ class SlackBot(SummarySources):
             placeholder=placeholder,
         )
 
+    def answer_reply(self, message: SlackMessage) -> Reply:
+        """How an answer is shown: streamed natively where Slack allows it (SLACK_STREAMING),
+        else a placeholder and its edits. Native streams are replies in a thread."""
+        where = message.reply_thread_ts
+        if self.settings.streaming == "edits" or where is None:
+            return self.reply_for(message)
+        budget = self.budget
+        native = NativeReply(
+            self.web.client,
+            channel=message.channel,
+            thread_ts=where,
+            recipient_user_id=message.user,
+            recipient_team_id=message.team or self.me.team_id,
+            fallback=lambda: self.reply_for(message),
+            final_blocks=feedback_blocks if self.settings.feedback else None,
+            may_start=(lambda: budget.may_start_stream(message.team))
+            if self.settings.streaming == "auto" and budget is not None
+            else None,
+        )  # fmt: skip
+        return native
+
     async def answer(self, message: SlackMessage, thread: ThreadRef, *, known: bool) -> None:
-        reply = self.reply_for(message)
+        reply = self.answer_reply(message)
         try:
             await reply.start()
         except SlackApiError as exc:
@@ -223,7 +252,7 @@ class SlackBot(SummarySources):
         reply = StreamingReply.resume(sink, [str(i) for i in where.get("ids", [])], MESSAGE_LIMIT)
         await reply.fail(Interrupted().user_message())
 
-    async def fail(self, reply: StreamingReply, error: BaseException) -> None:
+    async def fail(self, reply: Reply, error: BaseException) -> None:
         await end_in_failure(
             reply, error, failure_sentence(error), expected=(BotError, SlackApiError)
         )

@@ -16,6 +16,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.bot import SlackBot
+from adapters.slack.feedback import FEEDBACK_ACTION, on_feedback
 from adapters.slack.summaries import Ack, Respond, on_summarize_command, on_summarize_shortcut
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,10 @@ def build_app(bot: SlackBot, client: AsyncWebClient, signing_secret: str | None)
     async def on_shortcut(ack: Ack, shortcut: dict[str, Any], respond: Respond) -> None:
         await on_summarize_shortcut(bot, ack, shortcut, respond)
 
+    async def on_feedback_click(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        await on_feedback(bot.feedback, ack, body, respond)
+
+    app.action(FEEDBACK_ACTION)(on_feedback_click)
     app.command(SUMMARIZE_COMMAND)(on_command)
     app.shortcut(SUMMARIZE_SHORTCUT)(on_shortcut)
 

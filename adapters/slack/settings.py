@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -25,6 +27,9 @@ class SlackSettings(BaseSettings):
     allowed_teams: str = Field("", alias="SLACK_ALLOWED_TEAMS")
     allowed_channels: str = Field("", alias="SLACK_ALLOWED_CHANNELS")
     edit_interval: float = Field(1.0, alias="SLACK_EDIT_INTERVAL", ge=0.2, le=10)
+    # auto: native streaming (chat.startStream), falling back to edits where Slack refuses it
+    streaming: Literal["auto", "native", "edits"] = Field("auto", alias="SLACK_STREAMING")
+    feedback: bool = Field(True, alias="SLACK_FEEDBACK")
 
     @property
     def socket_mode(self) -> bool:

@@ -178,13 +178,15 @@ class SlackWeb:
         )
         return str(answer["ts"])
 
-    async def update(self, channel: str, ts: str, text: str) -> None:
+    async def update(
+        self, channel: str, ts: str, text: str, blocks: list[Any] | None = None
+    ) -> None:
         wait = self._edits_paused_until - self._clock()
         if wait > 0:
             raise EditRefused("chat.update is rate limited", retry_after=wait)
         try:
             await self.edit_client.chat_update(
-                channel=channel, ts=ts, text=text, link_names=False, parse="none"
+                channel=channel, ts=ts, text=text, blocks=blocks, link_names=False, parse="none"
             )
         except SlackApiError as exc:
             code = str(exc.response.get("error", "")) if exc.response is not None else ""
@@ -204,17 +206,22 @@ class SlackWeb:
 
 @dataclass
 class SlackSink:
-    """Where one streamed reply goes: a channel, under a thread (or top level in a DM)."""
+    """Where one streamed reply goes: a channel, under a thread (or top level in a DM).
+
+    With `final_blocks`, the answer's last message is finished as blocks (its text, then the
+    feedback buttons)."""
 
     web: SlackWeb
     channel: str
     thread_ts: str | None
+    final_blocks: Callable[[str], list[Any]] | None = None
 
     async def post(self, text: str) -> str:
         return await self.web.post(self.channel, text, self.thread_ts)
 
-    async def edit(self, message_id: str, text: str) -> None:
-        await self.web.update(self.channel, message_id, text)
+    async def edit(self, message_id: str, text: str, *, final: bool = False) -> None:
+        blocks = self.final_blocks(text) if final and self.final_blocks else None
+        await self.web.update(self.channel, message_id, text, blocks)
 
     async def delete(self, message_id: str) -> None:
         await self.web.delete(self.channel, message_id)

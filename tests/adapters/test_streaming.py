@@ -14,7 +14,7 @@ class RecordingSink:
         self.calls.append(("post", message_id, text))
         return message_id
 
-    async def edit(self, message_id: str, text: str) -> None:
+    async def edit(self, message_id: str, text: str, *, final: bool = False) -> None:
         self.messages[message_id] = text
         self.calls.append(("edit", message_id, text))
 
@@ -30,7 +30,7 @@ class RefusingSink(RecordingSink):
         super().__init__()
         self.retry_after = retry_after
 
-    async def edit(self, message_id: str, text: str) -> None:
+    async def edit(self, message_id: str, text: str, *, final: bool = False) -> None:
         self.calls.append(("refused", message_id, text))
         raise EditRefused("ratelimited", retry_after=self.retry_after)
 
@@ -151,7 +151,7 @@ async def test_final_edit_waits_out_a_short_rate_limit_then_succeeds() -> None:
     class OnceLimited(RecordingSink):
         refusals = 1
 
-        async def edit(self, message_id: str, text: str) -> None:
+        async def edit(self, message_id: str, text: str, *, final: bool = False) -> None:
             if self.refusals:
                 self.refusals -= 1
                 raise EditRefused("ratelimited", retry_after=0.01)

@@ -33,6 +33,15 @@ class FakeSlack:
         self.token_ok = True
         # method -> the answer every call gets, until removed (e.g. chat.update always 429)
         self.refusing: dict[str, tuple[int, dict[str, Any], dict[str, str]]] = {}
+        # method -> (calls, per seconds) per workspace, as Slack's tiers; past it: 429 Retry-After
+        self.tiers: dict[str, tuple[int, float]] = {}
+        self.rate_limited: dict[str, int] = defaultdict(int)  # 429s answered, by method
+        self._tier_calls: dict[str, deque[float]] = defaultdict(deque)
+        self.streams: dict[str, dict[str, Any]] = {}  # ts -> stream state (native streaming)
+        self.assistant_calls: list[tuple[str, dict[str, Any]]] = []
+        # channel -> conversations.info "channel" object; members: channel -> user ids
+        self.channel_info: dict[str, dict[str, Any]] = {}
+        self.members: dict[str, list[str]] = {}
         self._clock = itertools.count(1)
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -175,6 +184,9 @@ class FakeSlack:
         if method in self.refusing:
             status, body, headers = self.refusing[method]
             return web.json_response(body, status=status, headers=headers)
+        limited = self._over_tier(method)
+        if limited is not None:
+            return limited
         if not self.token_ok:
             return web.json_response({"ok": False, "error": "invalid_auth"})
         handler = getattr(self, "_" + method.replace(".", "_"), None)
@@ -218,6 +230,83 @@ class FakeSlack:
                 message["text"] = params.get("text", "")
                 return {"ok": True, "channel": params["channel"], "ts": params["ts"]}
         return {"ok": False, "error": "message_not_found"}
+
+    def _over_tier(self, method: str) -> web.Response | None:
+        if method not in self.tiers:
+            return None
+        calls, period = self.tiers[method]
+        now = time.monotonic()
+        recent = self._tier_calls[method]
+        while recent and recent[0] <= now - period:
+            recent.popleft()
+        if len(recent) >= calls:
+            self.rate_limited[method] += 1
+            wait = max(1, int(recent[0] + period - now + 0.999))
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
+                                     headers={"Retry-After": str(wait)})  # fmt: skip
+        recent.append(now)
+        return None
+
+    # --- native streaming (chat.startStream / appendStream / stopStream) ------------------------
+
+    def _chat_startStream(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = params["channel"]
+        if not channel.startswith("D") and not (
+            params.get("recipient_user_id") and params.get("recipient_team_id")
+        ):
+            return {"ok": False, "error": "invalid_arguments"}  # required outside DMs
+        ts = f"1800000000.{next(self._clock):06d}"
+        message = self.add_message(channel, ts, params.get("markdown_text", ""), BOT_USER,
+                                   params.get("thread_ts"), bot_id=BOT_ID, streaming=True)  # fmt: skip
+        self.streams[ts] = {"channel": channel, "message": message, "appends": 0, "open": True}
+        return {"ok": True, "channel": channel, "ts": ts}
+
+    def _chat_appendStream(self, params: dict[str, Any]) -> dict[str, Any]:
+        stream = self.streams.get(params.get("ts", ""))
+        if stream is None or not stream["open"]:
+            return {"ok": False, "error": "message_not_in_streaming_state"}
+        stream["message"]["text"] += params.get("markdown_text", "")
+        stream["appends"] += 1
+        return {"ok": True, "channel": stream["channel"], "ts": params["ts"]}
+
+    def _chat_stopStream(self, params: dict[str, Any]) -> dict[str, Any]:
+        stream = self.streams.get(params.get("ts", ""))
+        if stream is None or not stream["open"]:
+            return {"ok": False, "error": "message_not_in_streaming_state"}
+        stream["message"]["text"] += params.get("markdown_text", "") or ""
+        stream["message"].pop("streaming", None)
+        if params.get("blocks"):
+            blocks = params["blocks"]
+            stream["message"]["blocks"] = json.loads(blocks) if isinstance(blocks, str) else blocks
+        stream["open"] = False
+        return {"ok": True, "channel": stream["channel"], "ts": params["ts"]}
+
+    # --- the assistant pane and what it reads --------------------------------------------------
+
+    def _assistant(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        self.assistant_calls.append((name, params))
+        return {"ok": True}
+
+    def _assistant_threads_setStatus(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._assistant("setStatus", params)
+
+    def _assistant_threads_setTitle(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._assistant("setTitle", params)
+
+    def _assistant_threads_setSuggestedPrompts(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._assistant("setSuggestedPrompts", params)
+
+    def _conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        info = self.channel_info.get(params.get("channel", ""))
+        if info is None:
+            return {"ok": False, "error": "channel_not_found"}
+        return {"ok": True, "channel": info}
+
+    def _conversations_members(self, params: dict[str, Any]) -> dict[str, Any]:
+        members = self.members.get(params.get("channel", ""))
+        if members is None:
+            return {"ok": False, "error": "channel_not_found"}
+        return {"ok": True, "members": members, "response_metadata": {"next_cursor": ""}}
 
     def _chat_delete(self, params: dict[str, Any]) -> dict[str, Any]:
         messages = self.messages[params["channel"]]

@@ -50,7 +50,7 @@ class SlackBots:
         settings = dict(
             OPENAI_BASE_URL=self.model.url, REDIS_URL=self.redis_url, SLACK_BOT_TOKEN="xoxb-test",
             SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=self.slack.url, PORT=str(port),
-            HOST="127.0.0.1", SLACK_EDIT_INTERVAL="0.2",
+            HOST="127.0.0.1", SLACK_EDIT_INTERVAL="0.2", SLACK_STREAMING="edits",
         )  # fmt: skip
         settings.update(env)
         process = BotProcess(self.tmp, bot_env(**settings), name=f"bot{len(self.processes)}")

@@ -155,6 +155,8 @@ async def make_harness(
         "SLACK_SIGNING_SECRET": SECRET,
         "SLACK_API_URL": fake_slack.url,
         "SLACK_EDIT_INTERVAL": "0.2",
+        "SLACK_STREAMING": "edits",
+        "SLACK_FEEDBACK": "false",
         **slack_env,
     }
     bot, app = await start_bot(core, load_slack_settings(_env_file=None, **env))

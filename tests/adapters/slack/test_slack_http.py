@@ -53,7 +53,7 @@ async def running_bot(
     env = bot_env(
         OPENAI_BASE_URL=fake_openai.url, REDIS_URL=REDIS_URL, REDIS_PREFIX=clean_prefix,
         SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=fake_slack.url,
-        PORT=str(port), HOST="127.0.0.1", SLACK_EDIT_INTERVAL="0.2",
+        PORT=str(port), HOST="127.0.0.1", SLACK_EDIT_INTERVAL="0.2", SLACK_STREAMING="edits",
     )  # fmt: skip
     process = await run_bot(tmp_path, env)
     base = f"http://127.0.0.1:{port}"
@@ -161,7 +161,7 @@ async def test_socket_mode_answers_and_acks(
     env = bot_env(
         OPENAI_BASE_URL=fake_openai.url, REDIS_URL=REDIS_URL, REDIS_PREFIX=clean_prefix,
         SLACK_BOT_TOKEN="xoxb-test", SLACK_APP_TOKEN="xapp-test", SLACK_API_URL=fake_slack.url,
-        PORT=str(port), HOST="127.0.0.1", SLACK_EDIT_INTERVAL="0.2",
+        PORT=str(port), HOST="127.0.0.1", SLACK_EDIT_INTERVAL="0.2", SLACK_STREAMING="edits",
     )  # fmt: skip
     process = await run_bot(tmp_path, env)  # no signing secret: Socket Mode needs none
     async with aiohttp.ClientSession() as session:

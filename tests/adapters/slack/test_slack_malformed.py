@@ -55,6 +55,7 @@ async def endpoint(
             PORT=str(port),
             HOST="127.0.0.1",
             SLACK_EDIT_INTERVAL="0.2",
+            SLACK_STREAMING="edits",
         ),
     )
     await process.start()

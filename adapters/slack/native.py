@@ -1,0 +1,186 @@
+"""Answers streamed the way Slack's AI apps do: chat.startStream / appendStream / stopStream.
+
+Slack renders the model's Markdown itself (no mrkdwn conversion, no edit flicker). Text is sent
+in batches (the first at once, then at most every `interval`), never per token, and anything that
+could ping (`<!channel>`, `<@U…>`, `@here`) is made inert before it leaves. When Slack refuses the
+stream at the start (not allowed here, a channel type without streaming, rate limited), the answer
+falls back to the placeholder-and-edit reply; when an append fails half-way, the message already
+shown is finished by edits, so nothing is lost or repeated.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_chat_stream import AsyncChatStream
+
+from adapters.slack.mrkdwn import ZERO_WIDTH, neutralise_pings
+from adapters.streaming import StreamingReply
+
+log = logging.getLogger(__name__)
+
+# chat.startStream refusals after which this answer is streamed by edits instead
+REFUSALS = frozenset(
+    {
+        "not_allowed",
+        "method_not_supported_for_channel_type",
+        "ratelimited",
+        "feature_not_enabled",
+        "invalid_arguments",
+    }
+)
+_PING = re.compile(r"<(?=[!@#])")
+_HELD = re.compile(r"[<@][^\s]{0,40}$")  # a tail that may still become a ping with the next text
+
+
+def safe_markdown(text: str) -> str:
+    """Markdown for Slack with every ping inert: `<!channel>`, `<@U1>`, `<#C1>`, `@here`."""
+    return neutralise_pings(_PING.sub("<" + ZERO_WIDTH, text))
+
+
+class NativeReply:
+    """One answer streamed natively; the same interface as StreamingReply."""
+
+    def __init__(
+        self,
+        client: Any,  # AsyncWebClient
+        *,
+        channel: str,
+        thread_ts: str,
+        recipient_user_id: str | None,
+        recipient_team_id: str | None,
+        fallback: Callable[[], StreamingReply],
+        interval: float = 0.3,
+        final_blocks: Callable[[], Sequence[Any]] | None = None,
+        may_start: Callable[[], Awaitable[bool]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._where = {"channel": channel, "thread_ts": thread_ts,
+                       "recipient_user_id": recipient_user_id,
+                       "recipient_team_id": recipient_team_id}  # fmt: skip
+        self._fallback_factory = fallback
+        self._fallback: StreamingReply | None = None
+        self._interval = interval
+        self._final_blocks = final_blocks
+        self._may_start = may_start  # the workspace's chat.startStream budget
+        self._clock = clock
+        self._stream: AsyncChatStream | None = None
+        self._text = ""  # everything the model said
+        self._sent = 0  # how much of _text has gone to Slack
+        self._last_sent = float("-inf")
+        self.first_visible_at: float | None = None
+        self.fell_back: str | None = None  # why this answer was streamed by edits instead
+        self.appends = 0
+
+    @property
+    def message_ids(self) -> list[str]:
+        if self._fallback is not None:
+            return self._fallback.message_ids
+        return [self._stream.ts] if self._stream is not None and self._stream.ts else []
+
+    async def start(self) -> None:
+        """Nothing to show yet: the message appears with the first text (the pane shows a status
+        meanwhile)."""
+
+    async def feed(self, delta: str) -> None:
+        self._text += delta
+        if self._fallback is not None:
+            await self._fallback.feed(delta)
+        elif self._text.strip() and (
+            self._stream is None or self._clock() - self._last_sent >= self._interval
+        ):
+            await self._send(final=False)
+
+    async def finish(self, note: str = "") -> None:
+        if note:
+            self._text = self._text.rstrip() + f"\n\n_{note}_"
+        if self._fallback is not None:
+            await self._fallback.finish()
+            return
+        if not self._text.strip():
+            await self.fail("The model returned an empty answer; please try rephrasing.")
+            return
+        await self._send(final=True)
+        if self._fallback is None and self._stream is not None:
+            blocks = list(self._final_blocks()) if self._final_blocks else None
+            try:
+                await self._stream.stop(blocks=blocks)
+            except SlackApiError as exc:
+                log.warning("chat.stopStream failed (%s); finishing by edit", _code(exc))
+                await self._switch(started=True)
+                await self._fallback_finish()
+
+    async def fail(self, sentence: str) -> None:
+        if self._fallback is None and self._stream is not None and self._stream.ts:
+            try:
+                await self._stream.stop()
+            except SlackApiError as exc:
+                log.info("could not stop the stream before failing: %s", _code(exc))
+            await self._switch(started=True, text="")
+        if self._fallback is None:
+            self._fallback = self._fallback_factory()
+        await self._fallback.fail(sentence)
+
+    # --- internals ------------------------------------------------------------------------------
+
+    async def _send(self, *, final: bool) -> None:
+        pending = self._text[self._sent :]
+        if not final:
+            held = _HELD.search(pending)  # keep back what a later delta could turn into a ping
+            if held is not None:
+                pending = pending[: held.start()]
+        if not pending:
+            return
+        try:
+            if self._stream is None:
+                if self._may_start is not None and not await self._may_start():
+                    await self._switch(started=False, reason="chat.startStream budget spent")
+                    return
+                self._stream = await self._client.chat_stream(buffer_size=1, **self._where)
+            await self._stream.append(markdown_text=safe_markdown(pending))
+        except SlackApiError as exc:
+            code = _code(exc)
+            if self._stream is None or not self._stream.ts:
+                if code not in REFUSALS and exc.response.status_code != 429:
+                    raise
+                await self._switch(started=False, reason=f"chat.startStream: {code}")
+            else:
+                log.warning("chat.appendStream failed (%s); finishing the answer by edits", code)
+                await self._switch(started=True)
+            return
+        self._sent += len(pending)
+        self.appends += 1
+        self._last_sent = self._clock()
+        if self.first_visible_at is None:
+            self.first_visible_at = self._last_sent
+
+    async def _switch(self, *, started: bool, reason: str = "", text: str | None = None) -> None:
+        """Continue this answer as placeholder-and-edits: in a new message when no stream was
+        shown, else by editing the streamed message (after stopping it)."""
+        self.fell_back = reason or "the stream broke"
+        fallback = self._fallback_factory()
+        if started and self._stream is not None and self._stream.ts:
+            fallback = StreamingReply.resume(fallback.sink, [self._stream.ts], fallback.limit,
+                                             render=fallback.render)  # fmt: skip
+        else:
+            await fallback.start()
+        self._fallback = fallback
+        shown = self._text if text is None else text
+        if shown:
+            await fallback.feed(shown)
+        if self.first_visible_at is None:
+            self.first_visible_at = fallback.first_visible_at
+
+    async def _fallback_finish(self) -> None:
+        assert self._fallback is not None
+        await self._fallback.finish()
+
+
+def _code(error: SlackApiError) -> str:
+    return str(error.response.get("error", "")) if error.response is not None else ""
