@@ -89,6 +89,7 @@ class ConversationEngine:
             ),
         )
         self.summaries = summaries
+        self._in_flight: dict[tuple[ThreadRef, str], PendingAnswer] = {}  # answers running here
 
     def _turn(self, message: IncomingMessage) -> Turn:
         draft = message.as_turn()
@@ -217,6 +218,8 @@ class ConversationEngine:
         pending = PendingAnswer(message, reply, started=time.time()) if reply is not None else None
         user_turn = self._turn(message)
         unsaved: list[Turn] | None = [user_turn]
+        if pending is not None:
+            self._in_flight[(thread, pending.key)] = pending
         try:
             async with self.memory.lock(thread, pending=pending):
                 state = await self.memory.load(thread)
@@ -257,8 +260,18 @@ class ConversationEngine:
                     unsaved = None
                     await self._save(thread, turns, pending)
         finally:
+            if pending is not None:
+                self._in_flight.pop((thread, pending.key), None)
             if unsaved is not None:  # never got the thread (store down, busy, cancelled)
                 await self._save(thread, unsaved, pending)
+
+    async def note_reply(self, message: IncomingMessage, reply: dict[str, Any]) -> None:
+        """The answer to `message` is now shown at `reply` (e.g. a native stream that began with
+        the first text), so a crash can still be settled where people see it."""
+        key = PendingAnswer(message).key
+        pending = self._in_flight.get((message.thread, key))
+        if pending is not None:
+            await self.memory.update_pending(replace(pending, reply=reply))
 
     async def _save(
         self, thread: ThreadRef, turns: list[Turn], pending: PendingAnswer | None

@@ -206,7 +206,7 @@ class SlackBot(SummarySources):
             return self.reply_for(message)
         budget = self.budget
         native = NativeReply(
-            self.web.client,
+            self.web.no_wait_client,  # a 429 means "use edits now", not "wait 30 s"
             channel=message.channel,
             thread_ts=where,
             recipient_user_id=message.user,
@@ -232,6 +232,12 @@ class SlackBot(SummarySources):
             if message.thread_ts and not message.is_dm and not known:
                 await self.backfill(message, thread)
             incoming = await self.incoming(message, thread)
+            if isinstance(reply, NativeReply):
+
+                async def shown_at(ts: str) -> None:
+                    await self.engine.note_reply(incoming, {**shown, "ids": [ts], "native": True})
+
+                reply.on_shown = shown_at
             answer = self.engine.answer(incoming, dialect="markdown", reply=shown)
             async with aclosing(answer) as deltas:
                 async for delta in deltas:
@@ -248,7 +254,13 @@ class SlackBot(SummarySources):
     async def settle(self, pending: PendingAnswer) -> None:
         """End a reply that a stopped process left half-written (bot.recovery)."""
         where = pending.reply
-        sink = SlackSink(self.web, str(where.get("channel", "")), where.get("thread_ts"))
+        channel = str(where.get("channel", ""))
+        if where.get("native") and where.get("ids"):
+            try:  # a stream left open: stop it first, so the message takes the sentence
+                await self.web.client.chat_stopStream(channel=channel, ts=str(where["ids"][0]))
+            except SlackApiError as exc:
+                log.info("could not stop the interrupted stream: %s", exc.response.get("error"))
+        sink = SlackSink(self.web, channel, where.get("thread_ts"))
         reply = StreamingReply.resume(sink, [str(i) for i in where.get("ids", [])], MESSAGE_LIMIT)
         await reply.fail(Interrupted().user_message())
 

@@ -60,6 +60,7 @@ class NativeReply:
         may_start: Callable[[], Awaitable[bool]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.on_shown: Callable[[str], Awaitable[None]] | None = None  # told the stream's ts
         self._client = client
         self._where = {"channel": channel, "thread_ts": thread_ts,
                        "recipient_user_id": recipient_user_id,
@@ -143,7 +144,11 @@ class NativeReply:
                     await self._switch(started=False, reason="chat.startStream budget spent")
                     return
                 self._stream = await self._client.chat_stream(buffer_size=1, **self._where)
-            await self._stream.append(markdown_text=safe_markdown(pending))
+                await self._stream.append(markdown_text=safe_markdown(pending))
+                if self.on_shown is not None and self._stream.ts:
+                    await self.on_shown(self._stream.ts)
+            else:
+                await self._stream.append(markdown_text=safe_markdown(pending))
         except SlackApiError as exc:
             code = _code(exc)
             if self._stream is None or not self._stream.ts:

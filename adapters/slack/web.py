@@ -87,9 +87,10 @@ class Identity:
 class SlackWeb:
     def __init__(self, client: AsyncWebClient, *, clock: Callable[[], float] = time.monotonic):
         self.client = client
-        # Edits are optional until the last one, so a 429 on chat.update is not retried by the
-        # SDK: the reply decides. One pause for the workspace: Slack's limit is per method.
-        self.edit_client = _client(client.token or "", client.base_url, client.session)
+        # For calls that decide for themselves what a 429 means (edits are optional until the
+        # last one; a refused stream falls back to edits), no SDK retry. One pause for the
+        # workspace's edits: Slack's limit is per method.
+        self.no_wait_client = _client(client.token or "", client.base_url, client.session)
         self._edits_paused_until = float("-inf")
         self._clock = clock
         self._names: dict[str, str] = {}
@@ -185,7 +186,7 @@ class SlackWeb:
         if wait > 0:
             raise EditRefused("chat.update is rate limited", retry_after=wait)
         try:
-            await self.edit_client.chat_update(
+            await self.no_wait_client.chat_update(
                 channel=channel, ts=ts, text=text, blocks=blocks, link_names=False, parse="none"
             )
         except SlackApiError as exc:

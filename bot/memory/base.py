@@ -49,6 +49,10 @@ class ThreadMemory(Protocol):
     async def in_flight(self) -> list[PendingAnswer]:
         """Every answer recorded as in flight, by any process."""
 
+    async def update_pending(self, pending: PendingAnswer) -> None:
+        """Record where an answer in flight is shown now (it moved, or got its first message);
+        nothing if it was settled meanwhile."""
+
     def answering(self, pending: PendingAnswer) -> bool:
         """Whether this process is still working on `pending` (its record is not stale)."""
 

@@ -114,6 +114,10 @@ class InProcessMemory:
     async def in_flight(self) -> list[PendingAnswer]:
         return list(self._pending.values())
 
+    async def update_pending(self, pending: PendingAnswer) -> None:
+        if (pending.thread, pending.key) in self._pending:
+            self._pending[(pending.thread, pending.key)] = pending.owned_by(self.owner)
+
     def answering(self, pending: PendingAnswer) -> bool:
         return (pending.thread, pending.key) in self._pending
 

@@ -102,6 +102,12 @@ return 1
 """
 
 GONE_TTL = 3600  # how long a deleted message's tombstone outlives it: longer than any answer
+_UPDATE_PENDING = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+"""
+
 PENDING_TTL = 86_400  # an answer in flight longer than a day is certainly settled by recovery
 IN_FLIGHT_SCAN = 1000  # at most this many records are read per recovery pass
 
@@ -147,6 +153,7 @@ class RedisMemory:
         self._release = client.register_script(_RELEASE)
         self._extend = client.register_script(_EXTEND)
         self._take_over = client.register_script(_TAKE_OVER)
+        self._update_pending = client.register_script(_UPDATE_PENDING)
         self.round_trips = 0  # for benchmarks: network round trips made so far
 
     @classmethod
@@ -297,6 +304,11 @@ class RedisMemory:
         if stale:  # settled between the two reads, or its record expired
             await self._call(self._redis.zrem(self._keys.in_flight, *stale))
         return found
+
+    async def update_pending(self, pending: PendingAnswer) -> None:
+        keys = self._keys.thread(pending.thread)
+        mine = pending.owned_by(self.owner)
+        await self._call(self._update_pending(keys=[keys.pending], args=[mine.key, mine.to_json()]))
 
     def answering(self, pending: PendingAnswer) -> bool:
         return _index_member(pending) in self._answering

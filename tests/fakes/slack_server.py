@@ -249,6 +249,15 @@ class FakeSlack:
 
     # --- native streaming (chat.startStream / appendStream / stopStream) ------------------------
 
+    @staticmethod
+    def _stream_text(params: dict[str, Any]) -> str:
+        """Text sent as markdown_text or as markdown_text chunks (slack_sdk's chat_stream)."""
+        chunks = params.get("chunks") or []
+        if isinstance(chunks, str):
+            chunks = json.loads(chunks)
+        parts = [c.get("text", "") for c in chunks if c.get("type") == "markdown_text"]
+        return (params.get("markdown_text") or "") + "".join(parts)
+
     def _chat_startStream(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = params["channel"]
         if not channel.startswith("D") and not (
@@ -256,7 +265,7 @@ class FakeSlack:
         ):
             return {"ok": False, "error": "invalid_arguments"}  # required outside DMs
         ts = f"1800000000.{next(self._clock):06d}"
-        message = self.add_message(channel, ts, params.get("markdown_text", ""), BOT_USER,
+        message = self.add_message(channel, ts, self._stream_text(params), BOT_USER,
                                    params.get("thread_ts"), bot_id=BOT_ID, streaming=True)  # fmt: skip
         self.streams[ts] = {"channel": channel, "message": message, "appends": 0, "open": True}
         return {"ok": True, "channel": channel, "ts": ts}
@@ -265,7 +274,7 @@ class FakeSlack:
         stream = self.streams.get(params.get("ts", ""))
         if stream is None or not stream["open"]:
             return {"ok": False, "error": "message_not_in_streaming_state"}
-        stream["message"]["text"] += params.get("markdown_text", "")
+        stream["message"]["text"] += self._stream_text(params)
         stream["appends"] += 1
         return {"ok": True, "channel": stream["channel"], "ts": params["ts"]}
 
@@ -273,7 +282,7 @@ class FakeSlack:
         stream = self.streams.get(params.get("ts", ""))
         if stream is None or not stream["open"]:
             return {"ok": False, "error": "message_not_in_streaming_state"}
-        stream["message"]["text"] += params.get("markdown_text", "") or ""
+        stream["message"]["text"] += self._stream_text(params)
         stream["message"].pop("streaming", None)
         if params.get("blocks"):
             blocks = params["blocks"]

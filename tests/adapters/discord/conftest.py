@@ -27,22 +27,22 @@ class DiscordHarness:
     ) -> None:
         self.client, self.fake, self.core, self.runner = client, fake, core, runner
         self.bot = client.bot
-        self._arrived: dict[int, asyncio.Event] = {}
+        self._arrived: dict[tuple[str, int], asyncio.Event] = {}
         handle, forget = self.bot.on_message, self.bot.on_delete
 
         def on_message(message: Any) -> None:  # note each arrival, so tests can await it
             handle(message)
             self._event(message.id).set()
 
-        def on_delete(event: Any) -> None:
+        def on_delete(event: Any) -> None:  # a deletion is its own arrival, not the message's
             forget(event)
-            self._event(event.message_id).set()
+            self._event(event.message_id, "delete").set()
 
         self.bot.on_message = on_message  # type: ignore[method-assign]
         self.bot.on_delete = on_delete  # type: ignore[method-assign]
 
-    def _event(self, message_id: int) -> asyncio.Event:
-        return self._arrived.setdefault(message_id, asyncio.Event())
+    def _event(self, message_id: int, kind: str = "message") -> asyncio.Event:
+        return self._arrived.setdefault((kind, message_id), asyncio.Event())
 
     async def send(
         self,
@@ -65,8 +65,8 @@ class DiscordHarness:
             await self.settle(int(data["id"]))
         return data
 
-    async def settle(self, message_id: int) -> None:
-        await asyncio.wait_for(self._event(message_id).wait(), 10)
+    async def settle(self, message_id: int, kind: str = "message") -> None:
+        await asyncio.wait_for(self._event(message_id, kind).wait(), 10)
         await self.bot.tasks.idle()
 
     async def delete(self, message: dict[str, Any]) -> None:
@@ -74,7 +74,7 @@ class DiscordHarness:
         if message.get("guild_id"):
             payload["guild_id"] = message["guild_id"]
         await self.fake.dispatch("MESSAGE_DELETE", payload)
-        await self.settle(int(message["id"]))
+        await self.settle(int(message["id"]), "delete")
 
     async def close(self) -> None:
         await self.client.close()
