@@ -14,6 +14,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from adapters.intents import Route
+from adapters.slack.assistant import NotesContextStore, Pane, pane_intent
 from adapters.slack.events import (
     PERSON_SUBTYPES,
     Deletion,
@@ -72,6 +73,8 @@ class SlackBot(SummarySources):
         self.feedback: FeedbackStore = feedback or InProcessFeedback()
         self.readiness = readiness
         self.budget: Any = None  # the workspace's Web API budget, when one is kept
+        self.pane = Pane(self, settings.prompts)
+        self.pane_contexts: NotesContextStore | None = None  # set when the pane is wired
         self.channel_log = channel_log
         self.engine = engine
         self.claims = claims
@@ -82,7 +85,37 @@ class SlackBot(SummarySources):
 
     # --- entry points (return within milliseconds) ----------------------------------------
 
-    async def accept(self, body: dict[str, Any], retry_num: int = 0) -> bool:
+    async def accept_pane_opened(self, body: dict[str, Any], retry_num: int = 0) -> bool:
+        """Someone opened the assistant pane: greet them once (across replicas)."""
+        event = body.get("event") or {}
+        thread = event.get("assistant_thread") if isinstance(event, dict) else None
+        if self.stopping:
+            return False
+        if (
+            not isinstance(thread, dict)
+            or not thread.get("channel_id")
+            or not thread.get("thread_ts")
+        ):
+            log.info("assistant_thread_started without a thread: ignored")
+            return True
+        team = str(body.get("team_id") or "")
+        name = f"pane:{thread['channel_id']}:{thread['thread_ts']}"
+        try:
+            won = await self.claims.claim(f"slack:{team}", name)
+        except StoreUnavailable:
+            if retry_num < FINAL_RETRY:
+                return False
+            won = await self.claims.claim_here(f"slack:{team}", name)
+        if won:
+            given = thread.get("context")
+            context: dict[str, Any] = given if isinstance(given, dict) else {}
+            self.tasks.spawn(
+                self.pane.greet(str(thread["channel_id"]), str(thread["thread_ts"]), context),
+                name="slack-pane-greeting",
+            )
+        return True
+
+    async def accept(self, body: dict[str, Any], retry_num: int = 0, *, pane: bool = False) -> bool:
         """Decide, before Slack gets its answer, whether this delivery is ours; the work runs in
         the background. False asks Slack to deliver it again later (HTTP 503 / no Socket Mode
         ack): while shutting down, or while Redis cannot say whether another process has it."""
@@ -120,7 +153,7 @@ class SlackBot(SummarySources):
             log.info("duplicate delivery of %s/%s dropped", read.channel, read.ts)
             return True
         self.tasks.spawn(self.log_message(read), name="slack-log")  # never delays an answer
-        self.tasks.spawn(self.handle_message(read), name=f"slack-event-{event_id}")
+        self.tasks.spawn(self.handle_message(read, pane=pane), name=f"slack-event-{event_id}")
         return True
 
     @property
@@ -148,7 +181,7 @@ class SlackBot(SummarySources):
         if won:
             await self.forget_message(read)
 
-    async def handle_message(self, read: SlackMessage) -> None:
+    async def handle_message(self, read: SlackMessage, *, pane: bool = False) -> None:
         thread = self.thread_of(read)
         try:
             known = bool(read.thread_ts) and await self.engine.knows(thread)
@@ -159,8 +192,11 @@ class SlackBot(SummarySources):
             # A file dropped without a word is not a question (files are not read yet).
             log.info("%s/%s has only files: remembered, not answered", read.channel, read.ts)
             action = Route.OBSERVE
-        if action is Route.ANSWER:
-            await self.answer(read, thread, known=known)
+        if action is Route.ANSWER and pane and (intent := pane_intent(read.text)):
+            await self.pane.thinking(read, first=not known)
+            await self.pane.summarize(read, intent)
+        elif action is Route.ANSWER:
+            await self.answer(read, thread, known=known, pane=pane)
         elif action is Route.OBSERVE:
             await self.observe(read, thread)
         elif action is Route.FORGET:
@@ -219,7 +255,11 @@ class SlackBot(SummarySources):
         )  # fmt: skip
         return native
 
-    async def answer(self, message: SlackMessage, thread: ThreadRef, *, known: bool) -> None:
+    async def answer(
+        self, message: SlackMessage, thread: ThreadRef, *, known: bool, pane: bool = False
+    ) -> None:
+        if pane:
+            await self.pane.thinking(message, first=not known)
         reply = self.answer_reply(message)
         try:
             await reply.start()
@@ -249,6 +289,8 @@ class SlackBot(SummarySources):
             await self.fail(reply, Interrupted("shut down before the answer was finished"))
             raise
         except Exception as exc:
+            if pane:
+                await self.pane.clear(message)
             await self.fail(reply, exc)
 
     async def settle(self, pending: PendingAnswer) -> None:

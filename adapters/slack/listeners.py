@@ -15,9 +15,11 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.assistant import build_assistant
 from adapters.slack.bot import SlackBot
 from adapters.slack.feedback import FEEDBACK_ACTION, on_feedback
 from adapters.slack.summaries import Ack, Respond, on_summarize_command, on_summarize_shortcut
+from bot.kv import InProcessNotes, Notes
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,9 @@ def retry_number(headers: dict[str, Any]) -> int:
         return 0
 
 
-def build_app(bot: SlackBot, client: AsyncWebClient, signing_secret: str | None) -> AsyncApp:
+def build_app(
+    bot: SlackBot, client: AsyncWebClient, signing_secret: str | None, notes: Notes | None = None
+) -> AsyncApp:
     bolt_log = logging.getLogger("slack_bolt")
     if _not_the_token_notice not in bolt_log.filters:
         bolt_log.addFilter(_not_the_token_notice)
@@ -50,6 +54,10 @@ def build_app(bot: SlackBot, client: AsyncWebClient, signing_secret: str | None)
         process_before_response=True,
         logger=bolt_log,
     )
+
+    app.use(
+        build_assistant(bot, notes or InProcessNotes(), retry_number)
+    )  # the pane; before the generic listeners
 
     async def on_event(body: dict[str, Any], request: AsyncBoltRequest) -> BoltResponse | None:
         if await bot.accept(body, retry_number(request.headers)):

@@ -87,7 +87,7 @@ async def start_bot(core: Core, settings: SlackSettings) -> tuple[SlackBot, Asyn
     bot = SlackBot(core.engine, core.claims, web_api, identity, settings, core.channel_log,
                    core.readiness, core.feedback)  # fmt: skip
     secret = settings.signing_secret.get_secret_value() if settings.signing_secret else None
-    app = build_app(bot, client, None if settings.socket_mode else secret)
+    app = build_app(bot, client, None if settings.socket_mode else secret, core.notes)
     log.info("Slack: signed in as %s in team %s", identity.user_id, identity.team_id)
     return bot, app
 

@@ -30,6 +30,14 @@ class SlackSettings(BaseSettings):
     # auto: native streaming (chat.startStream), falling back to edits where Slack refuses it
     streaming: Literal["auto", "native", "edits"] = Field("auto", alias="SLACK_STREAMING")
     feedback: bool = Field(True, alias="SLACK_FEEDBACK")
+    assistant_prompts: str = Field(
+        "Summarize this channel,What did I miss?", alias="SLACK_ASSISTANT_PROMPTS"
+    )
+
+    @property
+    def prompts(self) -> list[str]:
+        """The pane's suggested prompts (Slack shows up to four)."""
+        return [p.strip() for p in self.assistant_prompts.split(",") if p.strip()][:4]
 
     @property
     def socket_mode(self) -> bool:

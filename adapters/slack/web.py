@@ -201,6 +201,33 @@ class SlackWeb:
                 raise EditRefused(f"chat.update refused: {code}") from exc
             raise
 
+    async def both_can_read(self, channel: str, user: str) -> bool:
+        """Whether the bot is in `channel` and `user` can read it: anyone in the workspace can
+        read a public channel; a private channel, group DM or DM only its members."""
+        try:
+            info = (await self.client.conversations_info(channel=channel)).get("channel") or {}
+        except SlackApiError as exc:
+            log.info("conversations.info %s: %s", channel, exc.response.get("error"))
+            return False
+        if not info.get("is_member"):
+            return False
+        if not (info.get("is_private") or info.get("is_im") or info.get("is_mpim")):
+            return True
+        cursor: str | None = None
+        while True:
+            try:
+                answer = await self.client.conversations_members(
+                    channel=channel, cursor=cursor, limit=PAGE
+                )
+            except SlackApiError as exc:
+                log.info("conversations.members %s: %s", channel, exc.response.get("error"))
+                return False
+            if user in (answer.get("members") or []):
+                return True
+            cursor = (answer.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return False
+
     async def delete(self, channel: str, ts: str) -> None:
         await self.client.chat_delete(channel=channel, ts=ts)
 
