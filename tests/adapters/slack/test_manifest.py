@@ -9,11 +9,14 @@ import yaml
 
 from adapters.slack.listeners import SUMMARIZE_COMMAND, SUMMARIZE_SHORTCUT
 from adapters.slack.runner import EVENTS_PATH
+from adapters.slack.settings import SlackSettings
 
 FOLDER = Path(__file__).parents[3] / "adapters" / "slack"
-SCOPES = {"app_mentions:read", "channels:history", "chat:write", "commands", "groups:history",
-          "im:history", "mpim:history", "users:read"}  # fmt: skip
-EVENTS = {"app_mention", "message.channels", "message.groups", "message.im", "message.mpim"}
+SCOPES = {"app_mentions:read", "assistant:write", "channels:history", "channels:read", "chat:write",
+          "commands", "groups:history", "groups:read", "im:history", "im:read", "mpim:history",
+          "mpim:read", "users:read"}  # fmt: skip
+EVENTS = {"app_mention", "assistant_thread_started", "assistant_thread_context_changed",
+          "message.channels", "message.groups", "message.im", "message.mpim"}  # fmt: skip
 
 
 @pytest.mark.parametrize("mode", ["socket-mode", "http"])
@@ -24,6 +27,10 @@ def test_manifest_matches_the_code(mode: str) -> None:
     assert set(settings["event_subscriptions"]["bot_events"]) == EVENTS
     assert settings["socket_mode_enabled"] is (mode == "socket-mode")
     assert settings["interactivity"]["is_enabled"] is True
+    pane = manifest["features"]["assistant_view"]
+    defaults = SlackSettings.model_fields["assistant_prompts"].default.split(",")
+    assert [p["message"] for p in pane["suggested_prompts"]] == defaults
+    assert pane["assistant_description"]
     [command] = manifest["features"]["slash_commands"]
     [shortcut] = manifest["features"]["shortcuts"]
     assert command["command"] == SUMMARIZE_COMMAND
