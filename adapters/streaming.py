@@ -72,12 +72,19 @@ async def end_in_failure(
 
 
 class MessageSink(Protocol):
+    async def prepare(self) -> bool:
+        """Whether this reply may show a placeholder and progress; False: only the finished
+        answer is posted (the platform's budget is short)."""
+
     async def post(self, text: str) -> str:
         """Send a new message in the reply's place; return its id."""
 
-    async def edit(self, message_id: str, text: str, *, final: bool = False) -> None:
-        """Change a message (`final`: the answer's last message, as it stays); raise
-        EditRefused when the platform will not (now or ever)."""
+    async def edit(
+        self, message_id: str, text: str, *, final: bool = False, optional: bool = False
+    ) -> None:
+        """Change a message (`final`: the answer's last message, as it stays; `optional`: a
+        progress edit the sink may refuse to save its budget); raise EditRefused when the
+        platform (or the budget) will not."""
 
     async def delete(self, message_id: str) -> None: ...
 
@@ -167,6 +174,7 @@ class StreamingReply:
         self.edits = 0
         self.posts = 0
         self.refused = 0  # edits the platform refused
+        self.quiet = False  # no placeholder, no progress: the answer is posted when finished
         self._complete = False
         self.first_visible_at: float | None = None  # clock time the first answer text was sent
 
@@ -182,7 +190,7 @@ class StreamingReply:
     ) -> StreamingReply:
         """A reply whose messages were posted already (by a stream that broke, or by another
         process before it died), continued by edits."""
-        reply = cls(sink, limit=limit, interval=interval, render=render)
+        reply = cls(sink, limit=limit, interval=interval, render=render)  # edits a shown message
         reply._ids = list(message_ids)
         reply._shown = [""] * len(message_ids)
         return reply
@@ -204,11 +212,13 @@ class StreamingReply:
         return self._render
 
     async def start(self) -> None:
-        await self._post(self._placeholder)
+        self.quiet = not await self._sink.prepare()
+        if not self.quiet:
+            await self._post(self._placeholder)
 
     async def feed(self, delta: str) -> None:
         self._text += delta
-        if not self._text.strip():
+        if not self._text.strip() or self.quiet:
             return
         if not self._first_text_shown or self._clock() - self._last_flush >= self._interval:
             await self._flush(final=False)
@@ -298,7 +308,7 @@ class StreamingReply:
                 await self._gate.take()
             prepaid = False
             try:
-                await self._sink.edit(self._ids[index], text, final=last)
+                await self._sink.edit(self._ids[index], text, final=last, optional=not final)
             except EditRefused as refusal:
                 self.refused += 1
                 wait = refusal.retry_after

@@ -16,6 +16,7 @@ from bot.feedback import FeedbackStore, InProcessFeedback, RedisFeedback
 from bot.kv import InProcessNotes, Notes, RedisNotes
 from bot.memory import InProcessMemory, RedisMemory, ThreadMemory
 from bot.openai_model import OpenAIChatModel
+from bot.rate_budget import InProcessBudget, RateBudget, RedisBudget
 from bot.readiness import Readiness
 from bot.recovery import Recovery
 from bot.settings import Settings
@@ -46,6 +47,7 @@ class Core:
     notes: Notes
     channel_log: ChannelLog | None  # None when BOT_CHANNEL_LOG_DAYS is 0
     feedback: FeedbackStore = field(default_factory=InProcessFeedback)
+    budget: RateBudget = field(default_factory=InProcessBudget)  # platform rate limits, shared
     readiness: Readiness = field(default_factory=Readiness)
     recovery: Recovery | None = None
     # Set on the first SIGTERM: adapters stop taking work and drain within the grace period.
@@ -151,4 +153,9 @@ async def build_core(settings: Settings) -> Core:
         if isinstance(memory, RedisMemory)
         else InProcessFeedback()
     )
-    return Core(settings, memory, model, engine, claims, notes, channel_log, feedback)
+    budget: RateBudget = (
+        RedisBudget(memory.client, prefix=memory.prefix)
+        if isinstance(memory, RedisMemory)
+        else InProcessBudget()
+    )
+    return Core(settings, memory, model, engine, claims, notes, channel_log, feedback, budget)

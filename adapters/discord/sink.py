@@ -25,6 +25,9 @@ class DiscordSink:
         self._on_post = on_post
         self._sent: dict[str, discord.Message] = {}
 
+    async def prepare(self) -> bool:
+        return True  # Discord's pace is kept per channel by ChannelPace
+
     async def post(self, text: str) -> str:
         reference, self._reply_to = self._reply_to, None  # only the first message is a reply
         if reference is not None:
@@ -36,7 +39,9 @@ class DiscordSink:
             await self._on_post(message)
         return str(message.id)
 
-    async def edit(self, message_id: str, text: str, *, final: bool = False) -> None:
+    async def edit(
+        self, message_id: str, text: str, *, final: bool = False, optional: bool = False
+    ) -> None:
         try:
             self._sent[message_id] = await self._sent[message_id].edit(
                 content=text, allowed_mentions=NO_PINGS
@@ -56,10 +61,15 @@ class PartialSink:
     def __init__(self, channel: discord.PartialMessageable) -> None:
         self._channel = channel
 
+    async def prepare(self) -> bool:
+        return True
+
     async def post(self, text: str) -> str:
         return str((await self._channel.send(text, allowed_mentions=NO_PINGS)).id)
 
-    async def edit(self, message_id: str, text: str, *, final: bool = False) -> None:
+    async def edit(
+        self, message_id: str, text: str, *, final: bool = False, optional: bool = False
+    ) -> None:
         try:
             await self._channel.get_partial_message(int(message_id)).edit(
                 content=text, allowed_mentions=NO_PINGS

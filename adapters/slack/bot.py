@@ -72,7 +72,6 @@ class SlackBot(SummarySources):
     ) -> None:
         self.feedback: FeedbackStore = feedback or InProcessFeedback()
         self.readiness = readiness
-        self.budget: Any = None  # the workspace's Web API budget, when one is kept
         self.pane = Pane(self, settings.prompts)
         self.pane_contexts: NotesContextStore | None = None  # set when the pane is wired
         self.channel_log = channel_log
@@ -240,7 +239,6 @@ class SlackBot(SummarySources):
         where = message.reply_thread_ts
         if self.settings.streaming == "edits" or where is None:
             return self.reply_for(message)
-        budget = self.budget
         native = NativeReply(
             self.web.no_wait_client,  # a 429 means "use edits now", not "wait 30 s"
             channel=message.channel,
@@ -249,9 +247,7 @@ class SlackBot(SummarySources):
             recipient_team_id=message.team or self.me.team_id,
             fallback=lambda: self.reply_for(message),
             final_blocks=feedback_blocks if self.settings.feedback else None,
-            may_start=(lambda: budget.may_start_stream(message.team))
-            if self.settings.streaming == "auto" and budget is not None
-            else None,
+            budget=self.web.budget if self.settings.streaming == "auto" else None,
         )  # fmt: skip
         return native
 

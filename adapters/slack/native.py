@@ -19,6 +19,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_chat_stream import AsyncChatStream
 
+from adapters.slack.budget import SlackBudget
 from adapters.slack.mrkdwn import ZERO_WIDTH, neutralise_pings
 from adapters.streaming import StreamingReply
 
@@ -57,7 +58,7 @@ class NativeReply:
         fallback: Callable[[], StreamingReply],
         interval: float = 0.3,
         final_blocks: Callable[[], Sequence[Any]] | None = None,
-        may_start: Callable[[], Awaitable[bool]] | None = None,
+        budget: SlackBudget | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.on_shown: Callable[[str], Awaitable[None]] | None = None  # told the stream's ts
@@ -69,7 +70,7 @@ class NativeReply:
         self._fallback: StreamingReply | None = None
         self._interval = interval
         self._final_blocks = final_blocks
-        self._may_start = may_start  # the workspace's chat.startStream budget
+        self._budget = budget  # the workspace's shared rate budget
         self._clock = clock
         self._stream: AsyncChatStream | None = None
         self._text = ""  # everything the model said
@@ -111,6 +112,8 @@ class NativeReply:
         if self._fallback is None and self._stream is not None:
             blocks = list(self._final_blocks()) if self._final_blocks else None
             try:
+                if self._budget is not None:
+                    await self._budget.wait("chat.stopStream")
                 await self._stream.stop(blocks=blocks)
             except SlackApiError as exc:
                 log.warning("chat.stopStream failed (%s); finishing by edit", _code(exc))
@@ -140,7 +143,7 @@ class NativeReply:
             return
         try:
             if self._stream is None:
-                if self._may_start is not None and not await self._may_start():
+                if self._budget is not None and not await self._budget.may_start_stream():
                     await self._switch(started=False, reason="chat.startStream budget spent")
                     return
                 self._stream = await self._client.chat_stream(buffer_size=1, **self._where)
@@ -148,6 +151,11 @@ class NativeReply:
                 if self.on_shown is not None and self._stream.ts:
                     await self.on_shown(self._stream.ts)
             else:
+                if self._budget is not None:
+                    if final:
+                        await self._budget.wait("chat.appendStream")
+                    elif not await self._budget.may("chat.appendStream"):
+                        return  # keep buffering: the next append carries more
                 await self._stream.append(markdown_text=safe_markdown(pending))
         except SlackApiError as exc:
             code = _code(exc)

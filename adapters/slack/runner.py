@@ -16,6 +16,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from adapters.quiet_log import QuietLog
 from adapters.slack.bot import SlackBot
+from adapters.slack.budget import SlackBudget
 from adapters.slack.gate import Refused, screen
 from adapters.slack.listeners import build_app
 from adapters.slack.settings import SlackSettings, load_slack_settings
@@ -84,6 +85,7 @@ async def start_bot(core: Core, settings: SlackSettings) -> tuple[SlackBot, Asyn
         raise ConfigError(
             "SLACK_BOT_TOKEN", f"was rejected by Slack ({exc.response.get('error')})"
         ) from None
+    web_api.budget = SlackBudget(core.budget, identity.team_id)
     bot = SlackBot(core.engine, core.claims, web_api, identity, settings, core.channel_log,
                    core.readiness, core.feedback)  # fmt: skip
     secret = settings.signing_secret.get_secret_value() if settings.signing_secret else None

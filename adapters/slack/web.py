@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -16,7 +18,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.streaming import EditRefused
+from adapters.slack.budget import SlackBudget
+from adapters.streaming import FINAL_PATIENCE, EditRefused
+from bot.errors import BotError
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +97,7 @@ class SlackWeb:
         self.no_wait_client = _client(client.token or "", client.base_url, client.session)
         self._edits_paused_until = float("-inf")
         self._clock = clock
+        self.budget: SlackBudget | None = None  # the workspace's shared rate budget
         self._names: dict[str, str] = {}
 
     async def close(self) -> None:
@@ -168,6 +173,8 @@ class SlackWeb:
         return list(reversed(messages[:most]))
 
     async def post(self, channel: str, text: str, thread_ts: str | None) -> str:
+        if self.budget is not None:
+            await self.budget.wait_to_post(channel)
         answer = await self.client.chat_postMessage(
             channel=channel,
             text=text,
@@ -180,11 +187,27 @@ class SlackWeb:
         return str(answer["ts"])
 
     async def update(
-        self, channel: str, ts: str, text: str, blocks: list[Any] | None = None
+        self,
+        channel: str,
+        ts: str,
+        text: str,
+        blocks: list[Any] | None = None,
+        *,
+        optional: bool = False,
+        paid: bool = False,
     ) -> None:
         wait = self._edits_paused_until - self._clock()
         if wait > 0:
             raise EditRefused("chat.update is rate limited", retry_after=wait)
+        if self.budget is not None and not paid:
+            if not optional:
+                try:  # a final edit waits a while for room, then the answer is posted anew
+                    await asyncio.wait_for(self.budget.wait("chat.update"), FINAL_PATIENCE)
+                except TimeoutError:
+                    raise EditRefused("no chat.update budget for the final text") from None
+            elif not await self.budget.may("chat.update"):
+                raise EditRefused("the workspace's chat.update budget is kept for final text",
+                                  retry_after=1.0)  # fmt: skip
         try:
             await self.no_wait_client.chat_update(
                 channel=channel, ts=ts, text=text, blocks=blocks, link_names=False, parse="none"
@@ -196,6 +219,9 @@ class SlackWeb:
             ) or code == "ratelimited":
                 wait = _retry_after(exc)
                 self._edits_paused_until = self._clock() + wait
+                if self.budget is not None:
+                    with contextlib.suppress(BotError):
+                        await self.budget.refused("chat.update", wait)
                 raise EditRefused("chat.update is rate limited", retry_after=wait) from exc
             if code in UNEDITABLE:
                 raise EditRefused(f"chat.update refused: {code}") from exc
@@ -229,6 +255,8 @@ class SlackWeb:
                 return False
 
     async def delete(self, channel: str, ts: str) -> None:
+        if self.budget is not None:
+            await self.budget.wait("chat.delete")
         await self.client.chat_delete(channel=channel, ts=ts)
 
 
@@ -243,13 +271,28 @@ class SlackSink:
     channel: str
     thread_ts: str | None
     final_blocks: Callable[[str], list[Any]] | None = None
+    prepaid: int = 0  # final edits already paid for from the workspace's chat.update budget
+
+    async def prepare(self) -> bool:
+        """A placeholder only when its final edit can be paid for now; else the answer is posted
+        whole when it is finished (one message, no edits)."""
+        if self.web.budget is None:
+            return True
+        if await self.web.budget.prepay_final():
+            self.prepaid += 1
+            return True
+        return False
 
     async def post(self, text: str) -> str:
         return await self.web.post(self.channel, text, self.thread_ts)
 
-    async def edit(self, message_id: str, text: str, *, final: bool = False) -> None:
+    async def edit(
+        self, message_id: str, text: str, *, final: bool = False, optional: bool = False
+    ) -> None:
         blocks = self.final_blocks(text) if final and self.final_blocks else None
-        await self.web.update(self.channel, message_id, text, blocks)
+        paid = not optional and self.prepaid > 0
+        self.prepaid -= 1 if paid else 0
+        await self.web.update(self.channel, message_id, text, blocks, optional=optional, paid=paid)
 
     async def delete(self, message_id: str) -> None:
         await self.web.delete(self.channel, message_id)

@@ -8,13 +8,18 @@ class RecordingSink:
         self.messages: dict[str, str] = {}
         self.calls: list[tuple[str, str, str]] = []
 
+    async def prepare(self) -> bool:
+        return True
+
     async def post(self, text: str) -> str:
         message_id = f"m{len(self.messages)}"
         self.messages[message_id] = text
         self.calls.append(("post", message_id, text))
         return message_id
 
-    async def edit(self, message_id: str, text: str, *, final: bool = False) -> None:
+    async def edit(
+        self, message_id: str, text: str, *, final: bool = False, optional: bool = False
+    ) -> None:
         self.messages[message_id] = text
         self.calls.append(("edit", message_id, text))
 
@@ -30,7 +35,9 @@ class RefusingSink(RecordingSink):
         super().__init__()
         self.retry_after = retry_after
 
-    async def edit(self, message_id: str, text: str, *, final: bool = False) -> None:
+    async def edit(
+        self, message_id: str, text: str, *, final: bool = False, optional: bool = False
+    ) -> None:
         self.calls.append(("refused", message_id, text))
         raise EditRefused("ratelimited", retry_after=self.retry_after)
 
@@ -151,7 +158,9 @@ async def test_final_edit_waits_out_a_short_rate_limit_then_succeeds() -> None:
     class OnceLimited(RecordingSink):
         refusals = 1
 
-        async def edit(self, message_id: str, text: str, *, final: bool = False) -> None:
+        async def edit(
+            self, message_id: str, text: str, *, final: bool = False, optional: bool = False
+        ) -> None:
             if self.refusals:
                 self.refusals -= 1
                 raise EditRefused("ratelimited", retry_after=0.01)

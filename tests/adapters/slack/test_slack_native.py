@@ -145,3 +145,32 @@ async def test_feedback_is_recorded_once_per_person_per_answer(
     assert all(r["response_type"] == "ephemeral" for r in fake_slack.responses)
     assert await native.core.feedback.counts(f"slack:{TEAM}") == {"bad": 1, "good": 1}
     assert f"slack:{TEAM}:C1:{MENTION_TS}" in caplog.text  # the 👎 is logged for review
+
+
+SLACK_TIERS = {"chat.update": (50, 60.0), "chat.delete": (50, 60.0), "chat.startStream": (20, 60.0),
+               "chat.stopStream": (20, 60.0), "chat.appendStream": (100, 60.0)}  # fmt: skip
+
+
+async def test_fifty_mentions_at_once_stay_within_slacks_tiers(
+    native: SlackHarness, fake_openai: FakeOpenAI, fake_slack: FakeSlack
+) -> None:
+    import asyncio
+    import time
+
+    fake_slack.tiers = dict(SLACK_TIERS)
+    fake_openai.responder = lambda request: Reply(
+        text="answer " + str(request["messages"][-1]["content"]).split()[-1], token_delay=0.01
+    )
+    started = time.monotonic()
+    await asyncio.gather(*(
+        native.event(mention(f"q{n}", f"1700000002.{n:06d}") | {"channel": f"C{n}"}, settle=False)
+        for n in range(50)
+    ))  # fmt: skip
+    await native.bot.tasks.idle()
+    makespan = time.monotonic() - started
+    assert sum(fake_slack.rate_limited.values()) == 0  # the bot paced itself: no 429
+    for n in range(50):
+        [message] = fake_slack.bot_messages(f"C{n}")  # one message per answer, whole
+        assert message["text"] == f"answer q{n}", (n, message["text"])
+    assert len(fake_slack.called("chat.startStream")) <= 20
+    assert makespan < 15

@@ -113,7 +113,7 @@ async def test_two_hundred_mentions_delivered_twice_are_answered_once(
     small = connect_redis(REDIS_URL, max_connections=20, pool_timeout=10)  # far below the burst
     harness = await make_harness(fake_openai, fake_slack, clean_prefix, client=small)
     events = [
-        message_event(f"<@{BOT_USER}> q{n}", f"1700000001.{n:06d}", channel=f"C{n % 7}",
+        message_event(f"<@{BOT_USER}> q{n}", f"1700000001.{n:06d}", channel=f"C{n % 50}",
                       kind="app_mention")
         for n in range(200)
     ]  # fmt: skip
@@ -123,7 +123,7 @@ async def test_two_hundred_mentions_delivered_twice_are_answered_once(
     await harness.bot.tasks.idle()
     assert all(r.status == 200 for r in responses)
     assert len(fake_openai.requests) == 200
-    answers = [m["text"] for c in range(7) for m in harness.slack.bot_messages(f"C{c}")]
+    answers = [m["text"] for c in range(50) for m in harness.slack.bot_messages(f"C{c}")]
     assert sorted(answers) == sorted(f"echo: Alice: q{n}" for n in range(200))
     await harness.close()
 
