@@ -24,6 +24,7 @@ test: lint
 bench: install
 	$(BIN)/python -m bench.core
 	$(BIN)/python -m bench.slack
+	$(BIN)/python -m bench.slack_streaming
 	$(BIN)/python -m bench.discord
 	$(BIN)/python -m bench.summary
 	$(BIN)/python -m bench.faults

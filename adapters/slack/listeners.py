@@ -11,6 +11,9 @@ import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.middleware.authorization.async_single_team_authorization import (
+    AsyncSingleTeamAuthorization,
+)
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
@@ -55,9 +58,13 @@ def build_app(
         logger=bolt_log,
     )
 
-    app.use(
-        build_assistant(bot, notes or InProcessNotes(), retry_number)
-    )  # the pane; before the generic listeners
+    # Bolt asks auth.test on the first request and caches it; a burst at start-up would ask it
+    # once per request until the first answer came back. The bot has asked it already.
+    for middleware in app._async_middleware_list:
+        if isinstance(middleware, AsyncSingleTeamAuthorization) and bot.web.auth_test is not None:
+            middleware.auth_test_result = bot.web.auth_test
+    # the assistant pane, before the generic listeners
+    app.use(build_assistant(bot, notes or InProcessNotes(), retry_number))
 
     async def on_event(body: dict[str, Any], request: AsyncBoltRequest) -> BoltResponse | None:
         if await bot.accept(body, retry_number(request.headers)):

@@ -99,6 +99,7 @@ class SlackWeb:
         self._clock = clock
         self.budget: SlackBudget | None = None  # the workspace's shared rate budget
         self._names: dict[str, str] = {}
+        self.auth_test: Any = None
 
     async def close(self) -> None:
         if self.client.session is not None:
@@ -106,6 +107,7 @@ class SlackWeb:
 
     async def identity(self) -> Identity:
         answer = await self.client.auth_test()
+        self.auth_test = answer  # slack_bolt's authorization reuses it (see listeners.py)
         return Identity(
             user_id=str(answer["user_id"]),
             bot_id=answer.get("bot_id"),

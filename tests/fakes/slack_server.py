@@ -103,6 +103,7 @@ class FakeSlack:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/respond/{id}", self._respond)
         app.router.add_get("/_calls", self._calls)
+        app.router.add_get("/_state", self._state)
         app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -160,6 +161,11 @@ class FakeSlack:
             for (m, p), t in zip(self.calls, self.call_times, strict=True)
         ]
         return web.json_response(calls)
+
+    async def _state(self, _: web.Request) -> web.Response:
+        """What the bot left in each channel, and the 429s it was given (for benchmarks)."""
+        shown = {c: [m["text"] for m in self.bot_messages(c)] for c in list(self.messages)}
+        return web.json_response({"messages": shown, "rate_limited": dict(self.rate_limited)})
 
     async def _respond(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -356,8 +362,15 @@ class FakeSlack:
         return self._page(sorted(items, key=lambda m: -float(m["ts"])), params)
 
 
-async def _serve_forever() -> None:
+# Slack's per-workspace tiers, as `--tiers` enforces them
+TIERS = {"chat.update": (50, 60.0), "chat.delete": (50, 60.0), "chat.startStream": (20, 60.0),
+         "chat.stopStream": (20, 60.0), "chat.appendStream": (100, 60.0)}  # fmt: skip
+
+
+async def _serve_forever(tiers: bool = False) -> None:
     slack = FakeSlack()
+    if tiers:
+        slack.tiers = dict(TIERS)
     for user, name in (("UALICE", "Alice"), ("UBOB", "Bob")):
         slack.add_user(user, name)
     print(await slack.start(), flush=True)
@@ -365,4 +378,6 @@ async def _serve_forever() -> None:
 
 
 if __name__ == "__main__":  # a stand-alone fake for benchmarks and manual runs
-    asyncio.run(_serve_forever())
+    import sys
+
+    asyncio.run(_serve_forever(tiers="--tiers" in sys.argv))

@@ -10,7 +10,7 @@ import pytest
 
 from tests.adapters.slack.conftest import SlackHarness, make_harness, message_event
 from tests.fakes.openai_server import FakeOpenAI, Reply
-from tests.fakes.slack_server import BOT_USER, TEAM, FakeSlack
+from tests.fakes.slack_server import BOT_USER, TEAM, TIERS, FakeSlack
 
 MENTION_TS = "1700000000.000100"
 
@@ -147,17 +147,13 @@ async def test_feedback_is_recorded_once_per_person_per_answer(
     assert f"slack:{TEAM}:C1:{MENTION_TS}" in caplog.text  # the 👎 is logged for review
 
 
-SLACK_TIERS = {"chat.update": (50, 60.0), "chat.delete": (50, 60.0), "chat.startStream": (20, 60.0),
-               "chat.stopStream": (20, 60.0), "chat.appendStream": (100, 60.0)}  # fmt: skip
-
-
 async def test_fifty_mentions_at_once_stay_within_slacks_tiers(
     native: SlackHarness, fake_openai: FakeOpenAI, fake_slack: FakeSlack
 ) -> None:
     import asyncio
     import time
 
-    fake_slack.tiers = dict(SLACK_TIERS)
+    fake_slack.tiers = dict(TIERS)
     fake_openai.responder = lambda request: Reply(
         text="answer " + str(request["messages"][-1]["content"]).split()[-1], token_delay=0.01
     )
