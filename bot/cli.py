@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from bot.core import Core, build_core
 from bot.errors import BotError, ConfigError
 from bot.frontends import Adapter, discover
-from bot.settings import Settings, load_settings
+from bot.settings import Settings, load_settings, read_settings
 
 EXIT_CONFIG = 2
 EXIT_FAILURE = 1
@@ -41,7 +41,33 @@ def _parser() -> argparse.ArgumentParser:
         help="start the configured platform adapters (Slack, Discord)",
         description="Start every platform adapter whose tokens are set, in one process.",
     )
+    commands.add_parser(
+        "feedback",
+        help="print the 👍 / 👎 counts people gave answers, per workspace",
+        description="Print the feedback counts kept in Redis (REDIS_URL), per workspace.",
+    )
     return parser
+
+
+async def _print_feedback(settings: Settings) -> None:
+    from bot.feedback import RedisFeedback
+    from bot.redis_pool import connect_redis
+
+    if not settings.redis_url:
+        raise ConfigError("REDIS_URL", "is not set; feedback is kept in Redis")
+    client = connect_redis(settings.redis_url)
+    try:
+        store = RedisFeedback(client, prefix=settings.redis_prefix)
+        scopes = await store.scopes()
+        if not scopes:
+            print("No feedback yet.")
+        for scope in scopes:
+            counts = await store.counts(scope)
+            good, bad = counts.get("good", 0), counts.get("bad", 0)
+            share = f"{100 * good / (good + bad):.0f}% helpful" if good + bad else "-"
+            print(f"{scope}: 👍 {good}  👎 {bad}  ({share})")
+    finally:
+        await client.aclose()
 
 
 def _configure_logging(settings: Settings, *, quiet: bool) -> None:
@@ -140,6 +166,9 @@ def _choose(command: str, available: dict[str, Adapter]) -> list[Adapter]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "feedback":  # needs Redis only, not a model or a platform
+            asyncio.run(_print_feedback(read_settings(Settings)))
+            return 0
         settings = load_settings()
         _configure_logging(settings, quiet=args.command == "console")
         adapters = _choose(args.command, discover())
