@@ -170,3 +170,15 @@ async def test_fifty_mentions_at_once_stay_within_slacks_tiers(
         assert message["text"] == f"answer q{n}", (n, message["text"])
     assert len(fake_slack.called("chat.startStream")) <= 20
     assert makespan < 15
+
+
+async def test_answers_finished_by_edits_carry_the_feedback_buttons_too(
+    native: SlackHarness, fake_openai: FakeOpenAI, fake_slack: FakeSlack
+) -> None:
+    fake_slack.fail("chat.startStream", body={"ok": False, "error": "not_allowed"})
+    fake_openai.push(Reply(text="Edited in."))
+    await native.event(mention("via edits"))
+    final = fake_slack.called("chat.update")[-1]
+    blocks = json.loads(final["blocks"]) if isinstance(final["blocks"], str) else final["blocks"]
+    assert blocks[0]["text"]["text"] == "Edited in."
+    assert blocks[-1]["type"] == "context_actions"
