@@ -111,7 +111,7 @@ async def burst(bench: Bench, tmp: Path) -> None:
             await asyncio.sleep(0.01)
 
     sampler = asyncio.create_task(sample())
-    events = [(mention(n, f"CB{n % 10}"), n) for n in range(200)]
+    events = [(mention(n, f"CB{n % 100}"), n) for n in range(200)]
     deliveries = [bench.deliver(port, e, f"Ev{n}") for e, n in events]
     deliveries += [bench.deliver(port, e, f"Em{n}") for e, n in events]  # as app_mention+message
     statuses = Counter(await asyncio.gather(*deliveries))
@@ -145,7 +145,7 @@ async def outage(bench: Bench, tmp: Path, messages: int = 500) -> None:
 
     async def slack_delivers(n: int) -> None:
         nonlocal refused
-        event, event_id = mention(n, f"CO{n % 20}"), f"Eo{n}"
+        event, event_id = mention(n, f"CO{n % 100}"), f"Eo{n}"
         copies = rng.choice((1, 2, 3))
         statuses = await asyncio.gather(
             *(bench.deliver(rng.choice(ports), event, event_id) for _ in range(copies))

@@ -160,7 +160,11 @@ async def test_redis_killed_and_restarted_under_load_gives_no_duplicates(
     bots: SlackBots, fake_openai: FakeOpenAI, fake_slack: FakeSlack, redis_server: RedisServer
 ) -> None:
     bot = await bots.start()
-    events = [(f"Ev{n}", mention(f"q{n}", f"1700000001.{n:06d}")) for n in range(30)]
+    # a channel each: Slack (and so the bot) posts about one message a second per channel
+    events = [
+        (f"Ev{n}", mention(f"q{n}", f"1700000001.{n:06d}") | {"channel": f"C{n}"})
+        for n in range(30)
+    ]
     refused: list[tuple[str, dict]] = []
 
     async def deliver_twice(index: int) -> None:
@@ -183,12 +187,16 @@ async def test_redis_killed_and_restarted_under_load_gives_no_duplicates(
         for retry in (1, 2, 3):
             if await bots.deliver(bot, event, event_id, retry) == 200:
                 break
+
+    def every_reply() -> list[dict]:
+        return [m for n in range(30) for m in fake_slack.bot_messages(f"C{n}")]
+
     await fake_slack.wait_for(
-        lambda: len([t for t in bots.texts() if not t.startswith("_")]) >= 30, seconds=20
+        lambda: len([m for m in every_reply() if not m["text"].startswith("_")]) >= 30, seconds=20
     )
-    answers = bots.texts()
+    answers = [m["text"] for m in every_reply()]
     threads: dict[str, int] = {}
-    for message in fake_slack.bot_messages("C1"):
+    for message in every_reply():
         threads[message["thread_ts"]] = threads.get(message["thread_ts"], 0) + 1
     assert set(threads.values()) == {1}, f"some message got more than one reply: {threads}"
     assert len(threads) == 30  # every message answered or told why
