@@ -176,6 +176,8 @@ async def outage(bench: Bench, tmp: Path, messages: int = 500) -> None:
     await bench.slack.wait_for(lambda: _settled(bench, "CO", messages), seconds=60)
     replies = {k: v for k, v in bench.replies().items() if k.startswith("CO")}
     duplicates = sum(1 for v in replies.values() if len(v) > 1)
+    for thread, texts in list((k, v) for k, v in replies.items() if len(v) > 1)[:3]:
+        print(f"  (2+ replies in {thread}: {texts})")
     told = sum(1 for v in replies.values() if v[-1] in (STORE_DOWN, INTERRUPTED))
     print(f"2. Outage: {messages} messages delivered 1-3 times across 2 replicas, "
           f"Redis killed at {killed_at:.1f} s, back at {restarted_at:.1f} s")  # fmt: skip
@@ -195,7 +197,7 @@ async def sigterm(bench: Bench, tmp: Path) -> None:
     await redis.start()
     bot, port = await bench.start_bot(redis.url, "term")
     bench.model.push(*(Reply(hang=True) for _ in range(20)))
-    await asyncio.gather(*(bench.deliver(port, mention(n, "CT"), f"Et{n}") for n in range(20)))
+    await asyncio.gather(*(bench.deliver(port, mention(n, f"CT{n}"), f"Et{n}") for n in range(20)))
     await bench.slack.wait_for(
         lambda: len([k for k in bench.replies() if k.startswith("CT")]) == 20
     )
@@ -215,10 +217,11 @@ async def sigkill(bench: Bench, tmp: Path) -> None:
     (tmp / "kill").mkdir()
     redis = RedisServer(tmp / "kill")
     await redis.start()
-    bot, port = await bench.start_bot(redis.url, "kill")
+    # streamed natively (the default): half-written answers are on screen when the kill comes
+    bot, port = await bench.start_bot(redis.url, "kill", SLACK_STREAMING="auto")
     for _ in range(20):
         bench.model.push(Reply(text=" ".join(["word"] * 400), token_delay=0.05))
-    await asyncio.gather(*(bench.deliver(port, mention(n, "CK"), f"Ek{n}") for n in range(20)))
+    await asyncio.gather(*(bench.deliver(port, mention(n, f"CK{n}"), f"Ek{n}") for n in range(20)))
 
     def half_written() -> bool:
         shown = [v for k, v in bench.replies().items() if k.startswith("CK")]
@@ -228,13 +231,19 @@ async def sigkill(bench: Bench, tmp: Path) -> None:
     bot.signal(signal.SIGKILL)
     await bot.wait(10)
     restarted = time.monotonic()
-    await bench.start_bot(redis.url, "kill-restarted")
+    await bench.start_bot(redis.url, "kill-restarted", SLACK_STREAMING="auto")
 
     def settled() -> bool:
         shown = [v for k, v in bench.replies().items() if k.startswith("CK")]
         return all(v[-1] == INTERRUPTED for v in shown)
 
-    await bench.slack.wait_for(settled, seconds=60)
+    try:
+        await bench.slack.wait_for(settled, seconds=60)
+    except TimeoutError:
+        left = {k: v[-1][:40] for k, v in bench.replies().items()
+                if k.startswith("CK") and v[-1] != INTERRUPTED}  # fmt: skip
+        print(f"  not settled within 60 s: {left}")
+        print(bench.processes[-1].log()[-3000:])
     print("4. SIGKILL with 20 answers half-written, then a restart")
     row("seconds from restart to all 20 settled", f"{time.monotonic() - restarted:.2f} s")
     await redis.stop()

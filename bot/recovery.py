@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from bot.engine import ConversationEngine
@@ -45,6 +46,7 @@ class Recovery:
         self._alive_for = alive_for
         self._part = part  # the readiness part this loop reports on; None: nothing to report
         self._settlers: dict[str, Settle] = {}
+        self._silent_since: dict[str, float] = {}  # owner -> when this process first missed it
         self.settled = 0
 
     def register(self, platform: str, settle: Settle) -> None:
@@ -83,14 +85,20 @@ class Recovery:
                 await self._memory.append(record.thread, settled=record)
                 await self._keep(record)
         owners = {r.owner for r in records} - {me}
-        dead = owners - await self._memory.live_owners(owners)
-        count = 0
-        for record in records:
-            if record.owner in dead and await self._memory.take_over(record):
-                await self._settle(record)
-                count += 1
-        self.settled += count
-        return count
+        dead = self._confirmed_dead(owners - await self._memory.live_owners(owners))
+        taken = [r for r in records if r.owner in dead and await self._memory.take_over(r)]
+        # together: one reply waiting on the platform's rate limit must not hold up the rest
+        await asyncio.gather(*(self._settle(record) for record in taken))
+        self.settled += len(taken)
+        return len(taken)
+
+    def _confirmed_dead(self, silent: set[str]) -> set[str]:
+        """Owners this process has seen silent for a whole liveness period. A liveness key can
+        lapse while the owner is alive (Redis restarted, or was unreachable for a while): the
+        owner renews it within a beat, and is not taken for dead meanwhile."""
+        now = time.monotonic()
+        self._silent_since = {o: self._silent_since.get(o, now) for o in silent}
+        return {o for o, since in self._silent_since.items() if now - since >= self._alive_for}
 
     async def _settle(self, record: PendingAnswer) -> None:
         log.info(
