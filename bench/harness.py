@@ -28,10 +28,11 @@ async def fake_server(module: str, *args: str) -> AsyncIterator[str]:
         await process.wait()
 
 
-def model_server(latency: float = 0.0, token_delay: float = 0.0) -> Any:
+def model_server(latency: float = 0.0, token_delay: float = 0.0, words: int = 0) -> Any:
     return fake_server(
-        "tests.fakes.openai_server", "--latency", str(latency), "--token-delay", str(token_delay)
-    )
+        "tests.fakes.openai_server", "--latency", str(latency), "--token-delay", str(token_delay),
+        "--words", str(words),
+    )  # fmt: skip
 
 
 class TimedModel:

@@ -108,17 +108,25 @@ class NativeReply:
         if not self._text.strip():
             await self.fail("The model returned an empty answer; please try rephrasing.")
             return
-        await self._send(final=True)
-        if self._fallback is None and self._stream is not None:
-            blocks = list(self._final_blocks()) if self._final_blocks else None
-            try:
-                if self._budget is not None:
-                    await self._budget.wait("chat.stopStream")
-                await self._stream.stop(blocks=blocks)
-            except SlackApiError as exc:
-                log.warning("chat.stopStream failed (%s); finishing by edit", _code(exc))
-                await self._switch(started=True)
-                await self._fallback_finish()
+        if self._stream is None:
+            await self._send(final=True)  # the whole answer starts the stream (or falls back)
+        if self._fallback is not None:
+            await self._fallback.finish()
+            return
+        assert self._stream is not None
+        # The rest of the text goes with the stop: one call fewer, and no wait for append room.
+        rest = self._text[self._sent :]
+        blocks = list(self._final_blocks()) if self._final_blocks else None
+        try:
+            if self._budget is not None:
+                await self._budget.wait("chat.stopStream")
+            await self._stream.stop(markdown_text=safe_markdown(rest) if rest else None,
+                                    blocks=blocks)  # fmt: skip
+            self._sent = len(self._text)
+        except SlackApiError as exc:
+            log.warning("chat.stopStream failed (%s); finishing by edit", _code(exc))
+            await self._switch(started=True)
+            await self._fallback_finish()
 
     async def fail(self, sentence: str) -> None:
         if self._fallback is None and self._stream is not None and self._stream.ts:
@@ -151,11 +159,8 @@ class NativeReply:
                 if self.on_shown is not None and self._stream.ts:
                     await self.on_shown(self._stream.ts)
             else:
-                if self._budget is not None:
-                    if final:
-                        await self._budget.wait("chat.appendStream")
-                    elif not await self._budget.may("chat.appendStream"):
-                        return  # keep buffering: the next append carries more
+                if self._budget is not None and not await self._budget.may("chat.appendStream"):
+                    return  # keep buffering: the next append (or the stop) carries more
                 await self._stream.append(markdown_text=safe_markdown(pending))
         except SlackApiError as exc:
             code = _code(exc)

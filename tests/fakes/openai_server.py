@@ -226,7 +226,9 @@ async def _send(response: web.StreamResponse, payload: dict[str, Any]) -> None:
     await response.write(f"data: {json.dumps(payload)}\n\n".encode())
 
 
-async def _serve_forever(latency: float, token_delay: float, summarize: bool) -> None:
+async def _serve_forever(
+    latency: float, token_delay: float, summarize: bool, words: int = 0
+) -> None:
     def respond(request: dict[str, Any]) -> Reply:
         if summarize:
             from tests.fakes.summarizer_model import summarizer
@@ -234,7 +236,10 @@ async def _serve_forever(latency: float, token_delay: float, summarize: bool) ->
             reply = summarizer(request)
             reply.token_delay = token_delay
             return reply
-        return Reply(text=f"echo: {last_user_text(request)[-200:]}", token_delay=token_delay)
+        text = f"echo: {last_user_text(request)[-200:]}"
+        if words:  # an answer of a realistic length: the echo, then filler words
+            text += " " + " ".join(f"w{n}" for n in range(words))
+        return Reply(text=text, token_delay=token_delay)
 
     server = FakeOpenAI(responder=respond, model_latency=latency)
     print(await server.start(), flush=True)
@@ -248,5 +253,10 @@ if __name__ == "__main__":  # a stand-alone server for benchmarks and manual run
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before the first token")
     parser.add_argument("--token-delay", type=float, default=0.0, help="seconds between tokens")
     parser.add_argument("--summarizer", action="store_true", help="answer like a summarizer")
+    parser.add_argument("--words", type=int, default=0, help="add this many words to each echo")
     arguments = parser.parse_args()
-    asyncio.run(_serve_forever(arguments.latency, arguments.token_delay, arguments.summarizer))
+    asyncio.run(
+        _serve_forever(
+            arguments.latency, arguments.token_delay, arguments.summarizer, arguments.words
+        )
+    )

@@ -165,7 +165,9 @@ class FakeSlack:
     async def _state(self, _: web.Request) -> web.Response:
         """What the bot left in each channel, and the 429s it was given (for benchmarks)."""
         shown = {c: [m["text"] for m in self.bot_messages(c)] for c in list(self.messages)}
-        return web.json_response({"messages": shown, "rate_limited": dict(self.rate_limited)})
+        streaming = sorted({s["channel"] for s in self.streams.values() if s["open"]})
+        return web.json_response({"messages": shown, "rate_limited": dict(self.rate_limited),
+                                  "streaming": streaming})  # fmt: skip
 
     async def _respond(self, request: web.Request) -> web.Response:
         body = await request.json()
