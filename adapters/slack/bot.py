@@ -1,7 +1,9 @@
 """Slack messages to core calls: a mention becomes `engine.answer`, streamed into the thread.
 
-Listeners (adapters/slack/listeners.py) only hand payloads to `SlackBot.on_event`, which returns
-at once; the work runs in the background after Slack has its ack.
+Listeners (adapters/slack/listeners.py) hand payloads to `SlackBot.accept`, which claims the
+message and returns within milliseconds; the work runs in the background after Slack has its ack.
+Reading threads and logging channels is in history.py, the summaries in summary_sources.py, the
+assistant pane in assistant.py.
 """
 
 from __future__ import annotations
@@ -16,33 +18,30 @@ from slack_sdk.errors import SlackApiError
 from adapters.intents import Route
 from adapters.slack.assistant import NotesContextStore, Pane, pane_intent
 from adapters.slack.events import (
-    PERSON_SUBTYPES,
     Deletion,
     Ignored,
     SlackMessage,
-    plain_text,
     read_event,
     readable_text,
     route,
     ts_time,
 )
 from adapters.slack.feedback import answer_blocks, feedback_blocks
+from adapters.slack.history import SlackHistory
 from adapters.slack.mrkdwn import to_mrkdwn
 from adapters.slack.native import NativeReply
 from adapters.slack.settings import SlackSettings
-from adapters.slack.summary_sources import SummarySources
 from adapters.slack.web import Identity, SlackSink, SlackWeb, api_error_sentence
 from adapters.streaming import Reply, StreamingReply, end_in_failure
 from adapters.tasks import BackgroundTasks
 from bot.channel_log import ChannelLog
 from bot.claims import Claims
-from bot.conversation import IncomingMessage, ThreadRef, Turn
+from bot.conversation import IncomingMessage, ThreadRef
 from bot.engine import ConversationEngine
 from bot.errors import AnswerCutOff, BotError, Interrupted, StoreUnavailable, explain
 from bot.feedback import FeedbackStore, InProcessFeedback
 from bot.inflight import PendingAnswer
 from bot.readiness import Readiness
-from bot.sources import SourceMessage
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ def failure_sentence(error: BaseException) -> str:
     return explain(error)
 
 
-class SlackBot(SummarySources):
+class SlackBot(SlackHistory):
     def __init__(
         self,
         engine: ConversationEngine,
@@ -336,70 +335,3 @@ class SlackBot(SummarySources):
             await self.web.post(message.channel, text, message.reply_thread_ts)
         except SlackApiError as exc:
             log.error("cannot post in %s: %s", message.channel, exc.response.get("error"))
-
-    # --- reading threads from Slack ----------------------------------------------------------
-
-    async def thread_turns(
-        self, channel: str, thread_ts: str, *, before: str | None = None
-    ) -> list[Turn]:
-        """A thread as turns, read once from conversations.replies (for late joins, summaries)."""
-        messages = await self.web.thread(channel, thread_ts)
-        if before is not None:
-            messages = [m for m in messages if float(m.get("ts", 0)) < float(before)]
-        return await self.turns_from(messages)
-
-    async def turns_from(self, messages: list[dict[str, Any]]) -> list[Turn]:
-        people: set[str] = set()
-        usable = []
-        for m in messages:
-            if m.get("subtype") not in PERSON_SUBTYPES and m.get("subtype") != "bot_message":
-                continue
-            if not isinstance(m.get("text"), str) or not m["text"].strip():
-                continue
-            usable.append(m)
-            if m.get("user"):
-                people.add(str(m["user"]))
-        names = await self.web.names_of(people)
-        turns = []
-        for m in usable:
-            mine = m.get("user") == self.me.user_id or (
-                self.me.bot_id and m.get("bot_id") == self.me.bot_id
-            )
-            if m.get("bot_id") and not mine:
-                continue  # other bots' chatter is not part of the conversation
-            user = str(m.get("user") or "")
-            turns.append(
-                Turn(
-                    role="assistant" if mine else "user",
-                    text=plain_text(m["text"], bot_user_id=self.me.user_id, names=names),
-                    author_id=user,
-                    author_name=self.engine.config.bot_name if mine else names.get(user, user),
-                    message_id=str(m.get("ts", "")),
-                    at=ts_time(str(m.get("ts", ""))),
-                )
-            )
-        return turns
-
-    async def backfill(self, message: SlackMessage, thread: ThreadRef) -> None:
-        assert message.thread_ts is not None
-        turns = await self.thread_turns(message.channel, message.thread_ts, before=message.ts)
-        kept = await self.engine.seed(thread, turns)
-        log.info("read %d earlier messages of %s, kept %d", len(turns), thread, kept)
-
-    async def log_message(self, message: SlackMessage) -> None:
-        """Keep a person's channel message in the channel log, for summaries later."""
-        if self.channel_log is None or message.is_dm:
-            return
-        try:
-            names = await self.web.names_of({message.user, *message.mentioned_users})
-            source = SourceMessage(
-                message_id=message.ts,
-                author=names[message.user],
-                text=readable_text(message, bot_user_id=self.me.user_id, names=names),
-                at=ts_time(message.ts),
-                link=self.permalink(message.channel, message.ts, message.thread_ts),
-                author_id=message.user,
-            )
-            await self.channel_log.record(self.scope(message.team, message.channel), source)
-        except (BotError, SlackApiError) as exc:
-            log.warning("could not log %s/%s: %s", message.channel, message.ts, exc)

@@ -1,0 +1,86 @@
+"""Reading Slack into the core's terms: a thread as turns (for late joins and summaries), and a
+person's channel message into the channel log."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+from adapters.slack.events import PERSON_SUBTYPES, SlackMessage, plain_text, readable_text, ts_time
+from adapters.slack.summary_sources import SummarySources
+from bot.conversation import ThreadRef, Turn
+from bot.errors import BotError
+from bot.sources import SourceMessage
+
+log = logging.getLogger(__name__)
+
+
+class SlackHistory(SummarySources):
+    """Mixed into SlackBot, which provides what SummarySources declares."""
+
+    async def thread_turns(
+        self, channel: str, thread_ts: str, *, before: str | None = None
+    ) -> list[Turn]:
+        """A thread as turns, read once from conversations.replies (for late joins, summaries)."""
+        messages = await self.web.thread(channel, thread_ts)
+        if before is not None:
+            messages = [m for m in messages if float(m.get("ts", 0)) < float(before)]
+        return await self.turns_from(messages)
+
+    async def turns_from(self, messages: list[dict[str, Any]]) -> list[Turn]:
+        people: set[str] = set()
+        usable = []
+        for m in messages:
+            if m.get("subtype") not in PERSON_SUBTYPES and m.get("subtype") != "bot_message":
+                continue
+            if not isinstance(m.get("text"), str) or not m["text"].strip():
+                continue
+            usable.append(m)
+            if m.get("user"):
+                people.add(str(m["user"]))
+        names = await self.web.names_of(people)
+        turns = []
+        for m in usable:
+            mine = m.get("user") == self.me.user_id or (
+                self.me.bot_id and m.get("bot_id") == self.me.bot_id
+            )
+            if m.get("bot_id") and not mine:
+                continue  # other bots' chatter is not part of the conversation
+            user = str(m.get("user") or "")
+            turns.append(
+                Turn(
+                    role="assistant" if mine else "user",
+                    text=plain_text(m["text"], bot_user_id=self.me.user_id, names=names),
+                    author_id=user,
+                    author_name=self.engine.config.bot_name if mine else names.get(user, user),
+                    message_id=str(m.get("ts", "")),
+                    at=ts_time(str(m.get("ts", ""))),
+                )
+            )
+        return turns
+
+    async def backfill(self, message: SlackMessage, thread: ThreadRef) -> None:
+        assert message.thread_ts is not None
+        turns = await self.thread_turns(message.channel, message.thread_ts, before=message.ts)
+        kept = await self.engine.seed(thread, turns)
+        log.info("read %d earlier messages of %s, kept %d", len(turns), thread, kept)
+
+    async def log_message(self, message: SlackMessage) -> None:
+        """Keep a person's channel message in the channel log, for summaries later."""
+        if self.channel_log is None or message.is_dm:
+            return
+        try:
+            names = await self.web.names_of({message.user, *message.mentioned_users})
+            source = SourceMessage(
+                message_id=message.ts,
+                author=names[message.user],
+                text=readable_text(message, bot_user_id=self.me.user_id, names=names),
+                at=ts_time(message.ts),
+                link=self.permalink(message.channel, message.ts, message.thread_ts),
+                author_id=message.user,
+            )
+            await self.channel_log.record(self.scope(message.team, message.channel), source)
+        except (BotError, SlackApiError) as exc:
+            log.warning("could not log %s/%s: %s", message.channel, message.ts, exc)
