@@ -1,6 +1,7 @@
 """Thread memory in Redis: one round trip to load a thread, one to save, a lock across processes.
 
 Key layout is in `bot.keys`. Writes run in MULTI/EXEC or Lua so a thread is never half-written.
+Answers in flight (their records, liveness, taking over a dead owner's) are in redis_inflight.py.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -23,6 +24,12 @@ from bot.errors import StoreUnavailable, ThreadBusy
 from bot.inflight import PendingAnswer
 from bot.keys import DEFAULT_PREFIX, KeyBuilder, ThreadKeys
 from bot.memory.base import LocalLocks
+from bot.memory.redis_inflight import (
+    TAKE_OVER,
+    UPDATE_PENDING,
+    InFlightRecords,
+    index_member,
+)
 from bot.redis_pool import connect_redis
 
 log = logging.getLogger(__name__)
@@ -86,35 +93,7 @@ return 0
 """
 
 
-# Take over a dead owner's answer in flight: drop its record and the lock it still holds. Only the
-# caller that finds the record still naming that owner gets 1.
-_TAKE_OVER = """
-local raw = redis.call('HGET', KEYS[1], ARGV[1])
-if not raw then return 0 end
-local ok, rec = pcall(cjson.decode, raw)
-if ok and rec['owner'] ~= ARGV[2] then return 0 end
-redis.call('HDEL', KEYS[1], ARGV[1])
-local holder = redis.call('GET', KEYS[2])
-if holder and string.sub(holder, 1, #ARGV[2] + 1) == ARGV[2] .. ':' then
-  redis.call('DEL', KEYS[2])
-end
-return 1
-"""
-
 GONE_TTL = 3600  # how long a deleted message's tombstone outlives it: longer than any answer
-_UPDATE_PENDING = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-end
-"""
-
-PENDING_TTL = 86_400  # an answer in flight longer than a day is certainly settled by recovery
-IN_FLIGHT_SCAN = 1000  # at most this many records are read per recovery pass
-
-
-def _index_member(pending: PendingAnswer) -> str:
-    t = pending.thread
-    return json.dumps([t.platform, t.workspace, t.channel, t.thread, pending.key])
 
 
 def _state(raw_turns: list[bytes], summary: bytes | None) -> ThreadState:
@@ -126,7 +105,7 @@ def encode_turn(turn: Turn) -> str:
     return json.dumps(turn.to_json(), ensure_ascii=False, separators=(",", ":"))
 
 
-class RedisMemory:
+class RedisMemory(InFlightRecords):
     def __init__(
         self,
         client: aioredis.Redis,
@@ -152,8 +131,8 @@ class RedisMemory:
         self._append = client.register_script(_APPEND)
         self._release = client.register_script(_RELEASE)
         self._extend = client.register_script(_EXTEND)
-        self._take_over = client.register_script(_TAKE_OVER)
-        self._update_pending = client.register_script(_UPDATE_PENDING)
+        self._take_over = client.register_script(TAKE_OVER)
+        self._update_pending = client.register_script(UPDATE_PENDING)
         self.round_trips = 0  # for benchmarks: network round trips made so far
 
     @classmethod
@@ -200,8 +179,8 @@ class RedisMemory:
             keys=[keys.turns, keys.meta, keys.gone, keys.pending], args=args, client=pipe
         )
         if settled is not None:
-            self._answering.discard(_index_member(settled))  # over, even if this save fails
-            pipe.zrem(self._keys.in_flight, _index_member(settled))
+            self._answering.discard(index_member(settled))  # over, even if this save fails
+            pipe.zrem(self._keys.in_flight, index_member(settled))
         await self._call(pipe.execute())
 
     async def fold(self, thread: ThreadRef, summary: str, through: Turn) -> None:
@@ -268,73 +247,6 @@ class RedisMemory:
                 raise ThreadBusy(f"{keys.lock} was held for more than {self._lock_wait:.0f} s")
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.1)
-
-    async def _record(self, keys: ThreadKeys, pending: PendingAnswer) -> None:
-        pipe = self._redis.pipeline(transaction=False)
-        self._queue_record(pipe, keys, pending)
-        await self._call(pipe.execute())
-
-    def _queue_record(self, pipe: Any, keys: ThreadKeys, pending: PendingAnswer) -> None:
-        mine = pending.owned_by(self.owner)
-        self._answering.add(_index_member(mine))
-        pipe.hset(keys.pending, mine.key, mine.to_json())
-        pipe.expire(keys.pending, PENDING_TTL)
-        pipe.zadd(self._keys.in_flight, {_index_member(mine): mine.started})
-
-    async def in_flight(self) -> list[PendingAnswer]:
-        members = cast(
-            list[bytes],
-            await self._call(self._redis.zrange(self._keys.in_flight, 0, IN_FLIGHT_SCAN - 1)),
-        )
-        located: list[tuple[bytes, ThreadKeys, str]] = []
-        for member in members:
-            platform, workspace, channel, thread, key = (str(p) for p in json.loads(member))
-            keys = self._keys.thread(ThreadRef(platform, workspace, channel, thread))
-            located.append((member, keys, key))
-        if not located:
-            return []
-        pipe = self._redis.pipeline(transaction=False)
-        for _, keys, key in located:
-            pipe.hget(keys.pending, key)
-        records = await self._call(pipe.execute())
-        found = [PendingAnswer.from_json(raw) for raw in records if raw is not None]
-        stale = [
-            member for (member, _, _), raw in zip(located, records, strict=True) if raw is None
-        ]
-        if stale:  # settled between the two reads, or its record expired
-            await self._call(self._redis.zrem(self._keys.in_flight, *stale))
-        return found
-
-    async def update_pending(self, pending: PendingAnswer) -> None:
-        keys = self._keys.thread(pending.thread)
-        mine = pending.owned_by(self.owner)
-        await self._call(self._update_pending(keys=[keys.pending], args=[mine.key, mine.to_json()]))
-
-    def answering(self, pending: PendingAnswer) -> bool:
-        return _index_member(pending) in self._answering
-
-    async def heartbeat(self, ttl: float) -> None:
-        await self._call(self._redis.set(self._keys.alive(self.owner), "1", px=int(ttl * 1000)))
-
-    async def live_owners(self, owners: set[str]) -> set[str]:
-        ordered = sorted(owners)
-        if not ordered:
-            return set()
-        pipe = self._redis.pipeline(transaction=False)
-        for owner in ordered:
-            pipe.exists(self._keys.alive(owner))
-        answers = await self._call(pipe.execute())
-        return {owner for owner, alive in zip(ordered, answers, strict=True) if alive}
-
-    async def take_over(self, pending: PendingAnswer) -> bool:
-        keys = self._keys.thread(pending.thread)
-        pipe = self._redis.pipeline(transaction=False)
-        await self._take_over(
-            keys=[keys.pending, keys.lock], args=[pending.key, pending.owner], client=pipe
-        )
-        pipe.zrem(self._keys.in_flight, _index_member(pending))
-        taken, _ = await self._call(pipe.execute())
-        return bool(taken)
 
     async def _keep(self, key: str, token: str) -> None:
         """Renew the lock while an answer streams, so a long answer keeps it."""
