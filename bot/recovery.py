@@ -26,6 +26,9 @@ Settle = Callable[[PendingAnswer], Awaitable[None]]
 
 BEAT = 2.0  # seconds between liveness renewals (and recovery passes)
 ALIVE_FOR = 10.0  # a process silent this long is dead: its answers are settled by others
+# ...once this process has also seen it missing for this long: after Redis restarts every
+# liveness key is gone, and a live process renews its own within a beat.
+CONFIRM = 3 * BEAT
 
 
 class Recovery:
@@ -37,8 +40,10 @@ class Recovery:
         *,
         beat: float = BEAT,
         alive_for: float = ALIVE_FOR,
+        confirm: float = CONFIRM,
         part: str | None = "redis",
     ) -> None:
+        self._confirm = confirm
         self._memory = memory
         self._engine = engine
         self._readiness = readiness
@@ -93,12 +98,12 @@ class Recovery:
         return len(taken)
 
     def _confirmed_dead(self, silent: set[str]) -> set[str]:
-        """Owners this process has seen silent for a whole liveness period. A liveness key can
-        lapse while the owner is alive (Redis restarted, or was unreachable for a while): the
-        owner renews it within a beat, and is not taken for dead meanwhile."""
+        """Owners this process has seen silent for `confirm` seconds. A liveness key can lapse
+        while the owner is alive (Redis restarted, or was unreachable for a while): the owner
+        renews it within a beat, and is not taken for dead meanwhile."""
         now = time.monotonic()
         self._silent_since = {o: self._silent_since.get(o, now) for o in silent}
-        return {o for o, since in self._silent_since.items() if now - since >= self._alive_for}
+        return {o for o, since in self._silent_since.items() if now - since >= self._confirm}
 
     async def _settle(self, record: PendingAnswer) -> None:
         log.info(
@@ -107,11 +112,13 @@ class Recovery:
             record.thread,
             record.owner,
         )
+        # The question first: once people see the sentence they may write again in the thread,
+        # and the thread must already be known (its record is gone with the take-over).
+        await self._keep(record)
         try:
             await self._settlers[record.thread.platform](record)
         except Exception:
             log.exception("could not end the interrupted reply in %s", record.thread)
-        await self._keep(record)
 
     async def _keep(self, record: PendingAnswer) -> None:
         try:

@@ -91,7 +91,7 @@ async def test_recovery_settles_the_answers_of_a_dead_process_only(
     )
     async with alive.lock(other, pending=kept):
         engine = ConversationEngine(alive, model, EstimatingCounter())
-        recovery = Recovery(alive, engine, Readiness(), alive_for=0.2)
+        recovery = Recovery(alive, engine, Readiness(), alive_for=0.2, confirm=0.2)
         ended: list[PendingAnswer] = []
 
         async def settle(record: PendingAnswer) -> None:
