@@ -12,16 +12,11 @@ from adapters.slack.settings import load_slack_settings
 from adapters.slack.web import SlackWeb, make_client
 from bot.redis_pool import connect_redis
 from tests.adapters.slack.conftest import SECRET, SlackHarness, message_event
+from tests.adapters.slack.test_slack_conversations import MENTION_TS, prompt_text
 from tests.conftest import REDIS_URL, redis_core
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.processes import free_port
 from tests.fakes.slack_server import BOT_USER, FakeSlack
-
-MENTION_TS = "1700000000.000100"
-
-
-def prompt_text(request: dict) -> str:
-    return "\n".join(str(m["content"]) for m in request["messages"])
 
 
 async def test_follow_up_during_the_first_answer_is_answered_after_it(
