@@ -13,6 +13,7 @@ came back empty) this process still handles each message at most once: `claim` r
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -21,6 +22,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from bot.errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TTL = 3600
 
@@ -105,3 +108,12 @@ class RedisClaims:
             await self._redis.delete(*self._keys(scope, names))
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+
+
+async def claim_or_here(claims: Claims, scope: str, *names: str) -> bool:
+    """Claim in the shared store, or in this process while the store cannot be reached."""
+    try:
+        return await claims.claim(scope, *names)
+    except StoreUnavailable as exc:
+        log.warning("Redis is down (%s): %s claimed in this process only", exc, ", ".join(names))
+        return await claims.claim_here(scope, *names)

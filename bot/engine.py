@@ -232,7 +232,7 @@ class ConversationEngine:
                 plan = await self._plan(thread, state.summary, history, user_turn, dialect)
                 self.last_plan = plan
                 parts: list[str] = []
-                ending = ""  # how the stored answer ends: complete, or marked as cut off
+                finished = cut_off = False
                 try:
                     async for delta in self.model.stream(
                         plan.messages, max_tokens=self.config.max_answer_tokens
@@ -240,15 +240,15 @@ class ConversationEngine:
                         parts.append(delta)
                         yield delta
                 except AnswerCutOff:
-                    ending = " [cut off]"
+                    cut_off = True
                     raise
                 else:
-                    ending = "complete"
+                    finished = True
                 finally:
                     turns = [] if already_saved else [user_turn]
                     text = "".join(parts).strip()
-                    if ending and text:
-                        stored = text if ending == "complete" else text + ending
+                    if (finished or cut_off) and text:
+                        stored = text + (" [cut off]" if cut_off else "")
                         turns.append(
                             Turn(
                                 role="assistant",

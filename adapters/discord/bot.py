@@ -29,7 +29,7 @@ from adapters.rendering import split_message
 from adapters.streaming import ChannelPace, StreamingReply, end_in_failure
 from adapters.tasks import BackgroundTasks
 from bot.channel_log import ChannelLog
-from bot.claims import Claims
+from bot.claims import Claims, claim_or_here
 from bot.conversation import ThreadRef
 from bot.engine import ConversationEngine
 from bot.errors import AnswerCutOff, BotError, Interrupted, StoreUnavailable, explain
@@ -146,12 +146,7 @@ class DiscordBot(Conversations, ChannelSummaries):
         if not (quick.is_dm or quick.mentions_me or quick.replies_to_me or quick.in_thread):
             return  # channel chatter: logged, nothing to answer
         scope = f"discord:{guild_id_of(message) or 'dm'}"
-        try:
-            won = await self.claims.claim(scope, f"msg:{message.id}")
-        except StoreUnavailable as exc:
-            log.warning("Redis is down (%s): message %s claimed in this process", exc, message.id)
-            won = await self.claims.claim_here(scope, f"msg:{message.id}")
-        if not won:
+        if not await claim_or_here(self.claims, scope, f"msg:{message.id}"):
             log.info("duplicate delivery of message %s dropped", message.id)
             return
         ref = self.thread_ref(message)
@@ -296,10 +291,8 @@ class DiscordBot(Conversations, ChannelSummaries):
     async def forget_message(self, event: discord.RawMessageDeleteEvent) -> None:
         guild = str(event.guild_id) if event.guild_id else "@me"
         scope = f"discord:{event.guild_id or 'dm'}"
-        try:  # a deleted message that is still to be handled never is
-            await self.claims.claim(scope, f"msg:{event.message_id}")
-        except StoreUnavailable:
-            await self.claims.claim_here(scope, f"msg:{event.message_id}")
+        # a deleted message that is still to be handled never is
+        await claim_or_here(self.claims, scope, f"msg:{event.message_id}")
         if self.channel_log is not None and event.guild_id:
             try:
                 await self.channel_log.remove(

@@ -35,7 +35,7 @@ from adapters.slack.web import Identity, SlackSink, SlackWeb, api_error_sentence
 from adapters.streaming import Reply, StreamingReply, end_in_failure
 from adapters.tasks import BackgroundTasks
 from bot.channel_log import ChannelLog
-from bot.claims import Claims
+from bot.claims import Claims, claim_or_here
 from bot.conversation import IncomingMessage, ThreadRef
 from bot.engine import ConversationEngine
 from bot.errors import AnswerCutOff, BotError, Interrupted, StoreUnavailable, explain
@@ -98,12 +98,9 @@ class SlackBot(SlackHistory):
             return True
         team = str(body.get("team_id") or "")
         name = f"pane:{thread['channel_id']}:{thread['thread_ts']}"
-        try:
-            won = await self.claims.claim(f"slack:{team}", name)
-        except StoreUnavailable:
-            if retry_num < FINAL_RETRY:
-                return False
-            won = await self.claims.claim_here(f"slack:{team}", name)
+        won = await self.claim_delivery(f"slack:{team}", [name], retry_num)
+        if won is None:
+            return False
         if won:
             given = thread.get("context")
             context: dict[str, Any] = given if isinstance(given, dict) else {}
@@ -138,21 +135,26 @@ class SlackBot(SlackHistory):
             return True
         names = [f"msg:{read.channel}:{read.ts}"] + ([f"event:{event_id}"] if event_id else [])
         scope = f"slack:{read.team}"
-        try:
-            won = await self.claims.claim(scope, *names)
-        except StoreUnavailable as exc:
-            if retry_num < FINAL_RETRY:
-                # Another process may have it; Slack delivers it again in a minute or so.
-                log.warning("Redis is down (%s): asking Slack to deliver %s again", exc, read.ts)
-                return False
-            log.warning("Redis is down (%s): Slack's last retry of %s claimed here", exc, read.ts)
-            won = await self.claims.claim_here(scope, *names)
+        won = await self.claim_delivery(scope, names, retry_num)
+        if won is None:
+            return False
         if not won:
             log.info("duplicate delivery of %s/%s dropped", read.channel, read.ts)
             return True
         self.tasks.spawn(self.log_message(read), name="slack-log")  # never delays an answer
         self.tasks.spawn(self.handle_message(read, pane=pane), name=f"slack-event-{event_id}")
         return True
+
+    async def claim_delivery(self, scope: str, names: list[str], retry_num: int) -> bool | None:
+        """Claim a delivery across processes. None while Redis is down and Slack will deliver
+        it again (another process may have it); Slack's last retry is claimed here instead."""
+        if retry_num >= FINAL_RETRY:
+            return await claim_or_here(self.claims, scope, *names)
+        try:
+            return await self.claims.claim(scope, *names)
+        except StoreUnavailable as exc:
+            log.warning("Redis is down (%s): asking Slack to deliver %s again", exc, names[0])
+            return None
 
     @property
     def stopping(self) -> bool:
@@ -168,14 +170,10 @@ class SlackBot(SlackHistory):
                 log.warning("could not drop a deleted message from the log: %s", exc)
         scope = f"slack:{read.team}"
         names = (f"event:{event_id}", f"deleted:{read.channel}:{read.deleted_ts}")
-        try:
-            won = await self.claims.claim(scope, *names)
-            # Slack does not order events: if the message itself comes after this, it finds
-            # itself claimed and is never answered.
-            await self.claims.claim(scope, f"msg:{read.channel}:{read.deleted_ts}")
-        except StoreUnavailable:
-            won = await self.claims.claim_here(scope, *names)
-            await self.claims.claim_here(scope, f"msg:{read.channel}:{read.deleted_ts}")
+        won = await claim_or_here(self.claims, scope, *names)
+        # Slack does not order events: if the message itself comes after this, it finds itself
+        # claimed and is never answered.
+        await claim_or_here(self.claims, scope, f"msg:{read.channel}:{read.deleted_ts}")
         if won:
             await self.forget_message(read)
 

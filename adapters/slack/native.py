@@ -126,7 +126,8 @@ class NativeReply:
         except SlackApiError as exc:
             log.warning("chat.stopStream failed (%s); finishing by edit", _code(exc))
             await self._switch(started=True)
-            await self._fallback_finish()
+            assert self._fallback is not None
+            await self._fallback.finish()
 
     async def fail(self, sentence: str) -> None:
         if self._fallback is None and self._stream is not None and self._stream.ts:
@@ -194,10 +195,6 @@ class NativeReply:
             await fallback.feed(shown)
         if self.first_visible_at is None:
             self.first_visible_at = fallback.first_visible_at
-
-    async def _fallback_finish(self) -> None:
-        assert self._fallback is not None
-        await self._fallback.finish()
 
 
 def _code(error: SlackApiError) -> str:
