@@ -14,6 +14,7 @@ Purpose = Literal["answer", "fold", "summary", "chunk"]
 class ChatMessage:
     role: ChatRole
     content: str
+    images: tuple[str, ...] = ()  # data: URLs shown with a user message, for models that see
 
 
 @dataclass(frozen=True, slots=True)

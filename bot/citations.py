@@ -61,7 +61,8 @@ def resolve(
     text = re.sub(r"[ \t]+\n", "\n", text).strip()
     if dialect == "plain" and cited:
         lines = [
-            f"[{numbers[k]}] {s.author}, {s.at:%Y-%m-%d %H:%M}" + (f" — {s.link}" if s.link else "")
+            f"[{numbers[k]}] {s.where or f'{s.author}, {s.at:%Y-%m-%d %H:%M}'}"
+            + (f" — {s.link}" if s.link else "")
             for k, s in sources.items()
             if k in numbers
         ]
@@ -71,6 +72,8 @@ def resolve(
 
 
 def render_refs(refs: Sequence[tuple[int, SourceMessage]], dialect: str) -> str:
+    if refs and all(source.where for _, source in refs):  # places in a document, not messages
+        return "(" + "; ".join(source.where for _, source in refs) + ")"
     parts = []
     for number, source in refs:
         if dialect == "markdown" and source.link:

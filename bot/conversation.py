@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from bot.files.refs import FileRef
+
 Role = Literal["user", "assistant"]
 
 # A single message this long is already far past every platform's own limit.
@@ -36,9 +38,11 @@ class Turn:
     message_id: str = ""
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
     tokens: int = 0  # counted once when the turn is made, so planning a prompt only adds ints
+    # Images shared without a question: shown to the model with the next question, then dropped.
+    files: tuple[FileRef, ...] = ()
 
-    def to_json(self) -> dict[str, str | int]:
-        return {
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
             "role": self.role,
             "text": self.text,
             "author_id": self.author_id,
@@ -47,6 +51,9 @@ class Turn:
             "at": self.at.isoformat(),
             "tokens": self.tokens,
         }
+        if self.files:
+            data["files"] = [f.to_json() for f in self.files]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Turn:
@@ -59,6 +66,9 @@ class Turn:
             message_id=data.get("message_id", ""),
             at=datetime.fromisoformat(data["at"]) if data.get("at") else datetime.now(UTC),
             tokens=int(data.get("tokens") or 0),
+            files=tuple(
+                FileRef.from_json(f) for f in data.get("files") or () if isinstance(f, dict)
+            ),
         )
 
 
@@ -72,6 +82,7 @@ class IncomingMessage:
     author_name: str
     message_id: str = ""
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    files: tuple[FileRef, ...] = ()  # attachments, and those of messages shared into it
 
     def as_turn(self, tokens: int = 0) -> Turn:
         return Turn(

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from typing import cast
 from urllib.parse import urlsplit, urlunsplit
 
 from bot.channel_log import ChannelLog, InProcessChannelLog, RedisChannelLog
@@ -13,6 +14,8 @@ from bot.claims import Claims, InProcessClaims, RedisClaims
 from bot.engine import ConversationEngine, EngineConfig
 from bot.errors import StoreUnavailable
 from bot.feedback import FeedbackStore, InProcessFeedback, RedisFeedback
+from bot.files.answering import Vision
+from bot.files.reading import FileReader
 from bot.kv import InProcessNotes, Notes, RedisNotes
 from bot.memory import InProcessMemory, RedisMemory, ThreadMemory
 from bot.openai_model import OpenAIChatModel
@@ -146,7 +149,14 @@ async def build_core(settings: Settings) -> Core:
         max_messages=settings.summary_max_messages,
     )
     engine = ConversationEngine(
-        memory, model, counter, config, summaries=SummaryStore(notes), summary_config=summary_config
+        memory,
+        model,
+        counter,
+        config,
+        summaries=SummaryStore(notes),
+        summary_config=summary_config,
+        files=FileReader(settings.file_limits()),  # adapters register how they download
+        vision=cast(Vision, settings.vision),
     )
     feedback: FeedbackStore = (
         RedisFeedback(memory.client, prefix=memory.prefix)

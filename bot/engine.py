@@ -17,9 +17,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from bot.chat_model import ChatModel
+from bot.chat_model import ChatMessage, ChatModel
 from bot.conversation import IncomingMessage, ThreadRef, ThreadState, Turn
-from bot.errors import AnswerCutOff, InvalidRequest, ModelError, StoreUnavailable
+from bot.errors import AnswerCutOff, ImagesRefused, InvalidRequest, ModelError, StoreUnavailable
+from bot.files.answering import FileAnswering, FileTurn, Vision, note
+from bot.files.reading import FileReader
+from bot.files.turns import unshown_images
 from bot.folding import fold_turns
 from bot.inflight import PendingAnswer
 from bot.memory.base import ThreadMemory
@@ -62,7 +65,7 @@ def _today() -> date:
     return datetime.now(UTC).date()
 
 
-class ConversationEngine:
+class ConversationEngine(FileAnswering):
     def __init__(
         self,
         memory: ThreadMemory,
@@ -73,11 +76,17 @@ class ConversationEngine:
         today: Callable[[], date] = _today,
         summaries: SummaryStore | None = None,
         summary_config: SummaryConfig | None = None,
+        files: FileReader | None = None,
+        vision: Vision = "auto",
     ) -> None:
+        self.files = files or FileReader()
+        self.vision = vision
+        self.images_refused = False
         self.memory = memory
         self.model = model
         self.counter = counter
         self.config = config or EngineConfig()
+        self.max_prompt_tokens = self.config.max_prompt_tokens
         self._today = today
         self.last_plan: PromptPlan | None = None  # what the latest answer sent, for benchmarks
         self.summarizer = Summarizer(
@@ -93,6 +102,9 @@ class ConversationEngine:
 
     def _turn(self, message: IncomingMessage) -> Turn:
         draft = message.as_turn()
+        if message.files:  # until the files are read, memory names them
+            named = ", ".join(f.name for f in message.files)
+            draft = replace(draft, text=f"{message.text.strip()}\n[shared: {named}]".strip())
         return message.as_turn(tokens=self.counter.count(render_turn(draft)))
 
     async def observe(self, message: IncomingMessage) -> None:
@@ -212,7 +224,7 @@ class ConversationEngine:
         cut-off answer is saved as far as it got; a failed one not at all. A failed save is
         logged, never shown in place of a finished answer. Model errors reach the caller.
         """
-        if not message.text.strip():
+        if not message.text.strip() and not message.files:
             raise InvalidRequest("Your message was empty; write your question after mentioning me.")
         thread = message.thread
         pending = PendingAnswer(message, reply, started=time.time()) if reply is not None else None
@@ -229,15 +241,28 @@ class ConversationEngine:
                     for t in state.turns
                     if not already_saved or t.message_id != message.message_id
                 ]
-                plan = await self._plan(thread, state.summary, history, user_turn, dialect)
+                carried = unshown_images(history)
+                with_files: FileTurn | None = None
+                if message.files or carried:
+                    with_files = await self.file_turn(message, carried)
+                    user_turn = with_files.stored
+                    unsaved = [user_turn]
+                plan = await self._plan(
+                    thread,
+                    state.summary,
+                    history,
+                    with_files.prompt if with_files else user_turn,
+                    dialect,
+                    reserve=with_files.image_tokens if with_files else 0,
+                )
                 self.last_plan = plan
                 parts: list[str] = []
                 finished = cut_off = False
                 try:
-                    async for delta in self.model.stream(
-                        plan.messages, max_tokens=self.config.max_answer_tokens
-                    ):
-                        parts.append(delta)
+                    for line in with_files.notes if with_files else ():
+                        yield note(line, dialect or self.config.dialect)
+                    images = with_files.images if with_files else ()
+                    async for delta in self._stream(plan.messages, images, dialect, parts):
                         yield delta
                 except AnswerCutOff:
                     cut_off = True
@@ -264,6 +289,37 @@ class ConversationEngine:
                 self._in_flight.pop((thread, pending.key), None)
             if unsaved is not None:  # never got the thread (store down, busy, cancelled)
                 await self._save(thread, unsaved, pending)
+
+    async def _stream(
+        self,
+        messages: Sequence[ChatMessage],
+        images: tuple[str, ...],
+        dialect: str | None,
+        parts: list[str],
+    ) -> AsyncGenerator[str, None]:
+        """The model's answer, images attached to the last message; in auto vision mode, a model
+        that refuses images is asked again without them (parts collects the model's text)."""
+        if images:
+            last = messages[-1]
+            try:
+                async for delta in self.model.stream(
+                    [*messages[:-1], replace(last, images=images)],
+                    max_tokens=self.config.max_answer_tokens,
+                ):
+                    parts.append(delta)
+                    yield delta
+                return
+            except ImagesRefused:
+                if self.vision != "auto" or parts:
+                    raise
+                yield note(self.without_images(), dialect or self.config.dialect)
+            unseen = last.content.replace(
+                "attached below", "not shown: this model cannot see images"
+            )
+            messages = [*messages[:-1], replace(last, content=unseen)]
+        async for delta in self.model.stream(messages, max_tokens=self.config.max_answer_tokens):
+            parts.append(delta)
+            yield delta
 
     async def note_reply(self, message: IncomingMessage, reply: dict[str, Any]) -> None:
         """The answer to `message` is now shown at `reply` (e.g. a native stream that began with
@@ -293,6 +349,8 @@ class ConversationEngine:
         history: list[Turn],
         new: Turn,
         dialect: str | None,
+        *,
+        reserve: int = 0,
     ) -> PromptPlan:
         system = system_prompt(
             self.config.system_prompt,
@@ -300,7 +358,7 @@ class ConversationEngine:
             today=self._today(),
             dialect=dialect or self.config.dialect,
         )
-        budget = self.config.max_prompt_tokens
+        budget = self.config.max_prompt_tokens - reserve  # images sent with the new message
         plan = plan_prompt(
             self.counter,
             system=system,

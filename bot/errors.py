@@ -6,6 +6,7 @@
     ├── StoreUnavailable       the conversation store (Redis) cannot be reached
     ├── ThreadBusy             another answer in the same thread held it for too long
     ├── Interrupted            the bot stopped or restarted while answering
+    ├── FileProblem            a shared file cannot be read (type, size, download, corrupt)
     └── ModelError             the chat model failed
         ├── ModelRateLimited   429; carries retry_after in seconds when the server said
         ├── ModelTimeout       no answer in time
@@ -13,6 +14,7 @@
         ├── ContentFiltered    the provider's content filter refused the prompt or the answer
         ├── ModelMisconfigured bad key, unknown model or deployment, no quota
         ├── ModelUnavailable   connection refused, 5xx, the stream broke off
+        ├── ImagesRefused      the model does not take image input
         └── AnswerCutOff       the stream ended cleanly but unfinished; carries what arrived
 
 Library errors are wrapped at the port edge (`raise ... from exc`), so nothing above the ports
@@ -72,6 +74,13 @@ class Interrupted(BotError):
         )
 
 
+class FileProblem(BotError):
+    """Its message is the sentence the user reads, naming the file and the limit."""
+
+    def user_message(self) -> str:
+        return str(self)
+
+
 class ModelError(BotError):
     def user_message(self) -> str:
         return "The language model failed to answer; please try again."
@@ -118,6 +127,11 @@ class ModelMisconfigured(ModelError):
 class ModelUnavailable(ModelError):
     def user_message(self) -> str:
         return "The language model is unavailable right now; please try again in a minute."
+
+
+class ImagesRefused(ModelError):
+    def user_message(self) -> str:
+        return "The language model I use cannot look at images; ask about the text instead."
 
 
 class AnswerCutOff(ModelError):

@@ -17,6 +17,7 @@ from bot.errors import (
     AnswerCutOff,
     ContentFiltered,
     ContextTooLong,
+    ImagesRefused,
     ModelError,
     ModelMisconfigured,
     ModelRateLimited,
@@ -35,6 +36,10 @@ _CONTEXT_WORDS = re.compile(
     re.IGNORECASE,
 )
 _FILTER_WORDS = re.compile(r"content[_ ]filter|content management policy", re.IGNORECASE)
+# How OpenAI, Azure, vLLM, Ollama and llama.cpp say a model takes no image input.
+_IMAGE_WORDS = re.compile(
+    r"image|vision|multimodal|multi-modal|content type|content part|must be a string", re.IGNORECASE
+)
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -83,6 +88,24 @@ def translate_error(exc: BaseException) -> ModelError:
     if isinstance(exc, openai.APIStatusError) and exc.status_code < 500:
         return ModelMisconfigured(f"the model rejected the request ({exc.status_code}): {message}")
     return ModelUnavailable(f"the model is unavailable: {message}")
+
+
+def _refuses_images(exc: BaseException, error: ModelError) -> bool:
+    """A 400-class refusal of a request that carried images, in words about images."""
+    return (
+        isinstance(exc, openai.APIStatusError)
+        and exc.status_code in (400, 404, 415, 422, 500)
+        and not isinstance(error, ContextTooLong | ContentFiltered)
+        and bool(_IMAGE_WORDS.search(str(getattr(exc, "message", None) or exc)))
+    )
+
+
+def _message_param(message: ChatMessage) -> ChatCompletionMessageParam:
+    if not message.images:
+        return cast(ChatCompletionMessageParam, {"role": message.role, "content": message.content})
+    parts: list[dict[str, Any]] = [{"type": "text", "text": message.content}]
+    parts += [{"type": "image_url", "image_url": {"url": url}} for url in message.images]
+    return cast(ChatCompletionMessageParam, {"role": message.role, "content": parts})
 
 
 def build_client(settings: Settings) -> openai.AsyncOpenAI:
@@ -156,10 +179,8 @@ class OpenAIChatModel:
         max_tokens: int | None = None,
         purpose: Purpose = "answer",
     ) -> AsyncIterator[str]:
-        payload = [
-            cast(ChatCompletionMessageParam, {"role": m.role, "content": m.content})
-            for m in messages
-        ]
+        payload = [_message_param(m) for m in messages]
+        with_images = any(m.images for m in messages)
         cap_new = (
             max_tokens if max_tokens and self._limit_param == "max_completion_tokens" else None
         )
@@ -203,6 +224,8 @@ class OpenAIChatModel:
             raise
         except (openai.OpenAIError, httpx2.HTTPError, TimeoutError) as exc:
             error = translate_error(exc)
+            if with_images and _refuses_images(exc, error):
+                error = ImagesRefused(str(error))
             log.warning("model call (%s) failed: %s", purpose, error)
             raise error from exc
         finally:

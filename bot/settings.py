@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.files.limits import MB, FileLimits
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -54,11 +55,32 @@ class Settings(BaseSettings):
     channel_log_days: float = Field(7.0, alias="BOT_CHANNEL_LOG_DAYS", ge=0, le=365)
     channel_log_max: int = Field(20_000, alias="BOT_CHANNEL_LOG_MAX", ge=100, le=1_000_000)
 
+    # Files and images people share.
+    vision: str = Field("auto", alias="OPENAI_VISION", pattern=r"^(auto|on|off)$")
+    max_file_mb: float = Field(10.0, alias="BOT_MAX_FILE_MB", gt=0, le=512)
+    max_message_files_mb: float = Field(25.0, alias="BOT_MAX_MESSAGE_FILES_MB", gt=0, le=2048)
+    max_files: int = Field(10, alias="BOT_MAX_FILES", ge=1, le=100)
+    max_pdf_pages: int = Field(300, alias="BOT_MAX_PDF_PAGES", ge=1, le=10_000)
+    image_long_side: int = Field(2048, alias="BOT_IMAGE_LONG_SIDE", ge=64, le=8192)
+    image_short_side: int = Field(768, alias="BOT_IMAGE_SHORT_SIDE", ge=64, le=8192)
+    file_keep_chars: int = Field(100_000, alias="BOT_FILE_KEEP_CHARS", ge=0, le=10_000_000)
+
     log_level: str = Field("INFO", alias="LOG_LEVEL", pattern=r"(?i)^(debug|info|warning|error)$")
 
     @property
     def uses_azure(self) -> bool:
         return bool(self.azure_openai_endpoint)
+
+    def file_limits(self) -> FileLimits:
+        return FileLimits(
+            max_file_bytes=int(self.max_file_mb * MB),
+            max_message_bytes=int(max(self.max_message_files_mb, self.max_file_mb) * MB),
+            max_files=self.max_files,
+            max_pages=self.max_pdf_pages,
+            image_long_side=self.image_long_side,
+            image_short_side=self.image_short_side,
+            keep_chars=self.file_keep_chars,
+        )
 
     @property
     def retention_seconds(self) -> int:

@@ -17,9 +17,11 @@ class SourceMessage:
     at: datetime
     link: str = ""  # permalink or jump link; empty where the platform has none
     author_id: str = ""
+    where: str = ""  # a place inside a document ("p. 3", "lines 81–160"), cited instead of a link
 
     def to_json(self) -> dict[str, str]:
         return {
+            "where": self.where,
             "id": self.message_id,
             "author": self.author,
             "text": self.text,
@@ -37,6 +39,7 @@ class SourceMessage:
             at=datetime.fromisoformat(data["at"]),
             link=data.get("link", ""),
             author_id=data.get("author_id", ""),
+            where=data.get("where", ""),
         )
 
 

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 from bot.chat_model import ChatMessage, ChatModel, Purpose, complete
 from bot.citations import label, labelled, resolve
@@ -41,20 +42,34 @@ End every bullet with the ids of the messages it comes from in square brackets, 
 [m3][m7]. Cite only ids that appear in the input; never write links or URLs. Use only what the \
 messages say; never invent names, dates or facts. {language} Format with {dialect}."""
 
-FINAL = "You summarize a team chat conversation for someone who missed it.\n" + SHAPE
+FINAL = "You summarize {subject} for someone who {missed}.\n" + SHAPE
 
 CHUNK = """\
-You read one part of a longer team chat conversation and take notes for a later summary. List \
+You read one part of a longer {subject_short} and take notes for a later summary. List \
 the key points, decisions, open questions and action items (with their owners' names) in this \
 part, as short bullets. End every bullet with the ids of the messages it comes from in square \
 brackets, like [m12]. Cite only ids that appear in the input. {language} Reply with the bullets \
 only."""
 
 MERGE = """\
-You merge notes taken from consecutive parts of one team chat conversation into one set of \
+You merge notes taken from consecutive parts of one {subject_short} into one set of \
 notes: combine duplicates, keep every distinct point, decision, open question and action item \
 with its owner, and keep the [m#] message ids at the end of each bullet (union them when you \
 combine bullets). {language} Reply with the bullets only."""
+
+Subject = Literal["conversation", "document"]
+SUBJECTS: dict[Subject, dict[str, str]] = {
+    "conversation": {
+        "subject": "a team chat conversation",
+        "subject_short": "team chat conversation",
+        "missed": "missed it",
+    },
+    "document": {
+        "subject": "a document, given as numbered passages,",
+        "subject_short": "document",
+        "missed": "has not read it",
+    },
+}
 
 MAX_DEPTH = 6  # merge levels at the most; notes that still do not fit are trimmed
 LANGUAGE_FALLBACK = "Write in the language most of the messages are written in."
@@ -164,7 +179,11 @@ class Summarizer:
         return groups
 
     async def summarize(
-        self, sources: Sequence[SourceMessage], *, dialect: str = "markdown"
+        self,
+        sources: Sequence[SourceMessage],
+        *,
+        dialect: str = "markdown",
+        subject: Subject = "conversation",
     ) -> Summary:
         if not sources:
             return Summary(EMPTY, 0, 0)
@@ -174,9 +193,10 @@ class Summarizer:
         lines = [self._line(i, s) for i, s in enumerate(kept, start=1)]
         calls = _Calls(self._model, self._counter, self.config.concurrency)
 
-        final_instructions = FINAL.format(language=language, dialect=dialect)
-        chunk_instructions = CHUNK.format(language=language)
-        merge_instructions = MERGE.format(language=language)
+        words = SUBJECTS[subject]
+        final_instructions = FINAL.format(language=language, dialect=dialect, **words)
+        chunk_instructions = CHUNK.format(language=language, **words)
+        merge_instructions = MERGE.format(language=language, **words)
         chunks = self._pack(lines, self._room(final_instructions, self.config.answer_tokens))
         depth = 0
         merges: list[int] = []

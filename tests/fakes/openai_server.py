@@ -41,10 +41,28 @@ def approx_tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
+def content_text(content: Any) -> str:
+    """A message's text, whether its content is a string or a list of parts."""
+    if isinstance(content, list):
+        return "\n".join(str(p.get("text", "")) for p in content if p.get("type") == "text")
+    return str(content or "")
+
+
+def image_parts(request: dict[str, Any]) -> list[str]:
+    """The data: URLs of every image part in a request."""
+    return [
+        str(part["image_url"]["url"])
+        for message in request.get("messages", [])
+        if isinstance(message.get("content"), list)
+        for part in message["content"]
+        if part.get("type") == "image_url"
+    ]
+
+
 def last_user_text(request: dict[str, Any]) -> str:
     for message in reversed(request.get("messages", [])):
         if message.get("role") == "user":
-            return str(message.get("content", ""))
+            return content_text(message.get("content"))
     return ""
 
 
@@ -64,6 +82,8 @@ class FakeOpenAI:
         self.service_times: list[tuple[str, float, float]] = []
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests served at once
+        self.vision = True  # False: refuse image parts the way OpenAI's text-only models do
+        self.images: list[str] = []  # every image part received, as data: URLs
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
         self.url = ""
@@ -118,7 +138,7 @@ class FakeOpenAI:
             return await self._answer(request)
         finally:
             self.in_flight -= 1
-            kind = " ".join(str(self.requests[-1]["messages"][0]["content"]).split()[:3])
+            kind = " ".join(content_text(self.requests[-1]["messages"][0]["content"]).split()[:3])
             self.service_times.append((kind, started, time.perf_counter() - started))
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
@@ -126,6 +146,16 @@ class FakeOpenAI:
         self.arrivals.append(time.time())
         body = await request.json()
         self.requests.append(body)
+        images = image_parts(body)
+        if images and not self.vision:
+            error = {
+                "message": "Invalid content type. image_url is only supported by certain models.",
+                "type": "invalid_request_error",
+                "param": "messages.[1].content.[1].type",
+                "code": None,
+            }
+            return web.json_response({"error": error}, status=400)
+        self.images.extend(images)
         reply = self._next(body)
         if reply.status != 200:
             error = reply.error or {
@@ -135,7 +165,7 @@ class FakeOpenAI:
             }
             return web.json_response({"error": error}, status=reply.status, headers=reply.headers)
         words = _pieces(reply.text, body.get("max_completion_tokens") or body.get("max_tokens"))
-        prompt_text = "".join(str(m.get("content", "")) for m in body.get("messages", []))
+        prompt_text = "".join(content_text(m.get("content")) for m in body.get("messages", []))
         usage = {
             "prompt_tokens": approx_tokens(prompt_text),
             "completion_tokens": approx_tokens("".join(words)),
