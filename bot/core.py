@@ -77,6 +77,7 @@ class Core:
             self._keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._keeper
+        await self.engine.files.aclose()
         await self.memory.aclose()
         await self.model.aclose()
 

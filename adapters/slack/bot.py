@@ -184,10 +184,15 @@ class SlackBot(SlackHistory):
         except StoreUnavailable:
             known = False
         action = route(read, bot_user_id=self.me.user_id, thread_known=known)
-        if action is Route.ANSWER and read.wordless and read.files:
-            # A file dropped without a word is not a question (files are not read yet).
-            log.info("%s/%s has only files: remembered, not answered", read.channel, read.ts)
-            action = Route.OBSERVE
+        if action is Route.ANSWER and read.wordless and read.files and not read.mentions_bot:
+            # Files dropped without a word in the bot's thread or DM: acknowledged, no model call
+            # (with a mention they mean "describe this", which the engine does).
+            if read.attachments:
+                await self.acknowledge_files(read, thread)
+            else:
+                log.info("%s/%s has only files it cannot fetch: remembered", read.channel, read.ts)
+                await self.observe(read, thread)
+            return
         if action is Route.ANSWER and pane and (intent := pane_intent(read.text)):
             await self.pane.thinking(read, first=not known)
             await self.pane.summarize(read, intent)
@@ -211,11 +216,12 @@ class SlackBot(SlackHistory):
         names = await self.web.names_of({message.user, *message.mentioned_users})
         return IncomingMessage(
             thread=thread,
-            text=readable_text(message, bot_user_id=self.me.user_id, names=names),
+            text=readable_text(message, bot_user_id=self.me.user_id, names=names, list_files=False),
             author_id=message.user,
             author_name=names[message.user],
             message_id=message.ts,
             at=ts_time(message.ts),
+            files=message.attachments,
         )
 
     def reply_for(self, message: SlackMessage, placeholder: str = PLACEHOLDER) -> StreamingReply:
@@ -309,6 +315,13 @@ class SlackBot(SlackHistory):
             await self.engine.observe(await self.incoming(message, thread))
         except BotError as exc:
             log.warning("could not observe %s/%s: %s", message.channel, message.ts, exc)
+
+    async def acknowledge_files(self, message: SlackMessage, thread: ThreadRef) -> None:
+        try:
+            text = await self.engine.acknowledge_files(await self.incoming(message, thread))
+        except BotError as exc:
+            text = explain(exc)
+        await self.post_quietly(message, to_mrkdwn(text))
 
     async def forget(self, message: SlackMessage, thread: ThreadRef) -> None:
         try:

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters.intents import Route, command_in
+from adapters.slack.files import file_refs
+from bot.files.refs import FileRef
 
 SLACKBOT = "USLACKBOT"  # Slack's own notices in a DM: never a question
 
@@ -39,6 +41,7 @@ class SlackMessage:
     mentioned_users: tuple[str, ...]  # other people it mentions
     shared: tuple[tuple[str, str], ...] = ()  # (author, text) of messages shared or forwarded in it
     files: tuple[str, ...] = ()  # names of the files attached to it
+    attachments: tuple[FileRef, ...] = ()  # those files (and shared messages' files) to read
 
     @property
     def wordless(self) -> bool:
@@ -140,6 +143,7 @@ def read_event(
         mentioned_users=tuple(dict.fromkeys(u for u in mentioned if u != bot_user_id)),
         shared=shared_messages(event),
         files=file_names(event),
+        attachments=file_refs(event),
     )
 
 
@@ -172,8 +176,11 @@ def file_names(event: dict[str, Any]) -> tuple[str, ...]:
     return tuple(names)
 
 
-def readable_text(message: SlackMessage, *, bot_user_id: str, names: dict[str, str]) -> str:
-    """What the model reads of a message: its text, shared messages quoted, file names listed."""
+def readable_text(
+    message: SlackMessage, *, bot_user_id: str, names: dict[str, str], list_files: bool = True
+) -> str:
+    """What the model reads of a message: its text, shared messages quoted, file names listed
+    (unless the files themselves go with it)."""
     parts = [plain_text(message.text, bot_user_id=bot_user_id, names=names)]
     for author, text in message.shared:
         quoted = "\n".join(
@@ -181,7 +188,7 @@ def readable_text(message: SlackMessage, *, bot_user_id: str, names: dict[str, s
             for line in plain_text(text, bot_user_id=bot_user_id, names=names).split("\n")
         )
         parts.append((f"(shared from {author})\n" if author else "(shared)\n") + quoted)
-    if message.files:
+    if message.files and list_files:
         parts.append("(attached: " + ", ".join(message.files) + ")")
     return "\n\n".join(p for p in parts if p.strip())
 

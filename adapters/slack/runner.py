@@ -17,6 +17,7 @@ from slack_sdk.signature import SignatureVerifier
 from adapters.quiet_log import QuietLog
 from adapters.slack.bot import SlackBot
 from adapters.slack.budget import SlackBudget
+from adapters.slack.files import SlackFiles
 from adapters.slack.gate import Refused, screen
 from adapters.slack.listeners import build_app
 from adapters.slack.settings import SlackSettings, load_slack_settings
@@ -86,6 +87,7 @@ async def start_bot(core: Core, settings: SlackSettings) -> tuple[SlackBot, Asyn
             "SLACK_BOT_TOKEN", f"was rejected by Slack ({exc.response.get('error')})"
         ) from None
     web_api.budget = SlackBudget(core.budget, identity.team_id)
+    core.engine.files.register("slack", SlackFiles(settings.bot_token.get_secret_value()))
     bot = SlackBot(core.engine, core.claims, web_api, identity, settings, core.channel_log,
                    core.readiness, core.feedback)  # fmt: skip
     secret = settings.signing_secret.get_secret_value() if settings.signing_secret else None
@@ -156,6 +158,7 @@ class SlackAdapter:
             if socket is not None:
                 await socket.close_async()  # type: ignore[no-untyped-call]
             await bot.tasks.drain(0, last_words=2.0)
+            await core.engine.files.unregister("slack")
             await bot.web.close()
             await runner.cleanup()
 

@@ -8,11 +8,13 @@ from typing import Any
 
 from adapters.channel_window import window_messages
 from adapters.slack.events import SlackMessage
+from adapters.slack.files import file_refs
 from adapters.slack.web import Identity, SlackWeb
 from adapters.streaming import StreamingReply
 from bot.channel_log import ChannelLog
 from bot.conversation import ThreadRef, Turn
 from bot.engine import ConversationEngine
+from bot.files.refs import FileRef
 from bot.sources import SourceMessage
 from bot.summarizer import Summary
 from bot.windows import Window
@@ -87,6 +89,19 @@ class SummarySources:
             most=self.engine.summarizer.config.max_messages + 1,
         )  # fmt: skip
 
+    async def documents_here(self, message: SlackMessage) -> tuple[FileRef, ...]:
+        """The files `@bot summarize` is about: its own, else (in a thread) the documents of the
+        latest message in the thread that has any."""
+        if message.attachments:
+            return message.attachments
+        if not message.thread_ts or message.is_dm:
+            return ()
+        for raw in reversed(await self.web.thread(message.channel, message.thread_ts)):
+            documents = tuple(f for f in file_refs(raw) if f.kind not in ("image", "unsupported"))
+            if documents:
+                return documents
+        return ()
+
     async def thread_summary(self, team: str, channel: str, root: str, *, known: bool) -> Summary:
         thread = ThreadRef("slack", team, channel, root)
         if known:
@@ -104,7 +119,10 @@ class SummarySources:
         reply = self.reply_for(message, SUMMARY_PLACEHOLDER)
         try:
             await reply.start()
-            if message.thread_ts and not message.is_dm:
+            documents = await self.documents_here(message)
+            if documents:
+                summary = await self.engine.summarize_files(documents)
+            elif message.thread_ts and not message.is_dm:
                 summary = await self.thread_summary(
                     message.team, message.channel, message.thread_ts, known=known
                 )

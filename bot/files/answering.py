@@ -87,7 +87,8 @@ class FileAnswering:
 
         A message of files alone asks to describe them; if none of them could be read, the
         problems are the whole answer (InvalidRequest) and no model is called."""
-        reading = await self.read_files([*carried, *message.files], images=self.sees_images)
+        refs = [*carried, *message.files]
+        reading = await self.read_files(refs, images=self.sees_images)
         if not message.text.strip() and not (reading.documents or reading.images):
             raise InvalidRequest(" ".join(reading.problems) or "I could not read those files.")
         question = message.text.strip() or DESCRIBE
@@ -96,13 +97,19 @@ class FileAnswering:
             self.counter, reading.documents, self.document_budget(question, image_tokens)
         )
         keep = self.files.limits.keep_chars
+        read = {*reading.names, *(r.name for r in reading.unseen)}
+        unread = [r.name for r in refs if r.name not in read]
         notes = [*reading.problems, *quoted.notes]
         if reading.unseen:
             names = ", ".join(r.name for r in reading.unseen)
             notes.append(f"{NO_VISION} (I did not see {names}).")
         return FileTurn(
-            prompt=self._turn_for(message, file_turn_text(question, reading, quoted, keep=None)),
-            stored=self._turn_for(message, file_turn_text(question, reading, quoted, keep=keep)),
+            prompt=self._turn_for(
+                message, file_turn_text(question, reading, quoted, keep=None, unread=unread)
+            ),
+            stored=self._turn_for(
+                message, file_turn_text(question, reading, quoted, keep=keep, unread=unread)
+            ),
             images=tuple(i.data_url() for i in reading.images),
             image_tokens=image_tokens,
             notes=tuple(notes),

@@ -41,6 +41,17 @@ class FileReader:
     def register(self, platform: str, fetcher: FileFetcher) -> None:
         self._fetchers[platform] = fetcher
 
+    async def unregister(self, platform: str) -> None:
+        """Forget a platform's fetcher and close its connections (an adapter stopping)."""
+        fetcher = self._fetchers.pop(platform, None)
+        close = getattr(fetcher, "aclose", None)
+        if close is not None:
+            await close()
+
+    async def aclose(self) -> None:
+        for platform in list(self._fetchers):
+            await self.unregister(platform)
+
     def screen(self, refs: Sequence[FileRef]) -> tuple[list[FileRef], list[str]]:
         """The files worth downloading, and a sentence for each one that is not, judged from what
         the platform says of them (type, size, how many) before a byte is fetched."""

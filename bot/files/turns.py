@@ -36,7 +36,14 @@ def image_lines(reading: FileReading, *, stored: bool) -> list[str]:
     return lines
 
 
-def file_turn_text(question: str, reading: FileReading, quoted: Quoted, *, keep: int | None) -> str:
+def file_turn_text(
+    question: str,
+    reading: FileReading,
+    quoted: Quoted,
+    *,
+    keep: int | None,
+    unread: Sequence[str] = (),
+) -> str:
     """The user's message with its files; `keep` caps the document text (memory's copy)."""
     documents = quoted.text if keep is None else quoted.text[:keep]
     if keep is not None and len(quoted.text) > keep:
@@ -46,6 +53,7 @@ def file_turn_text(question: str, reading: FileReading, quoted: Quoted, *, keep:
         documents,
         *quoted.notes,
         *image_lines(reading, stored=keep is not None),
+        f"[attached but not readable: {', '.join(unread)}]" if unread else "",
     ]
     return "\n\n".join(p for p in parts if p)
 

@@ -144,6 +144,9 @@ async def test_unreadable_files_get_a_sentence_and_the_text_is_still_answered(
     assert "x.pdf is damaged or not really a PDF" in answer
     assert "I cannot read y.zip" in answer and "I could not download z.txt" in answer
     assert "echo: Mina: summary please" in answer
+    assert "[attached but not readable: x.pdf, y.zip, z.txt]" in last_user_text(
+        fake_openai.requests[-1]
+    )
 
 
 async def test_files_without_text_mean_describe_them(memory, model, fake_openai) -> None:

@@ -42,6 +42,11 @@ class FakeSlack:
         # channel -> conversations.info "channel" object; members: channel -> user ids
         self.channel_info: dict[str, dict[str, Any]] = {}
         self.members: dict[str, list[str]] = {}
+        # file id -> (name, bytes, mimetype), served at url_private with the bot token only
+        self.files: dict[str, tuple[str, bytes, str]] = {}
+        self.file_token = "xoxb-test"
+        self.files_scope = True  # False: like a token without files:read (a sign-in page)
+        self.file_requests: list[tuple[str, str]] = []  # (path, Authorization header) of each
         self._clock = itertools.count(1)
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -71,6 +76,45 @@ class FakeSlack:
             message["thread_ts"] = thread_ts
         self.messages[channel].append(message)
         return message
+
+    def add_file(
+        self, name: str, data: bytes, mimetype: str = "", *, size: int | None = None
+    ) -> dict[str, Any]:
+        """A file as Slack describes it in a message's `files`; its URLs point at this server."""
+        file_id = f"F{len(self.files) + 1:08d}"
+        self.files[file_id] = (name, data, mimetype)
+        base = self.url.removesuffix("/api/")
+        return {
+            "id": file_id, "name": name, "title": name, "mimetype": mimetype,
+            "filetype": name.rsplit(".", 1)[-1], "size": len(data) if size is None else size,
+            "mode": "hosted", "url_private": f"{base}/files-pri/{TEAM}-{file_id}/{name}",
+            "url_private_download": f"{base}/files-pri/{TEAM}-{file_id}/download/{name}",
+        }  # fmt: skip
+
+    def redirected_file(self, file: dict[str, Any], host: str) -> dict[str, Any]:
+        """The same file behind a redirect to `host` (another name for this server)."""
+        port = self.url.split(":")[2].split("/")[0]
+        target = f"http://{host}:{port}/files-pri/{TEAM}-{file['id']}/{file['name']}"
+        base = self.url.removesuffix("/api/")
+        hop = f"{base}/redirect?to={target}"
+        return {**file, "url_private": hop, "url_private_download": hop}
+
+    async def _file(self, request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        self.file_requests.append((request.path, auth))
+        file_id = request.match_info["key"].split("-", 1)[-1]
+        if auth != f"Bearer {self.file_token}" or not self.files_scope:
+            # Slack answers an unauthorised file request with its sign-in page, status 200.
+            return web.Response(text="<html><body>Sign in to Slack</body></html>",
+                                content_type="text/html")  # fmt: skip
+        if file_id not in self.files:
+            return web.Response(status=404, text="file not found")
+        _, data, mimetype = self.files[file_id]
+        return web.Response(body=data, content_type=mimetype or "application/octet-stream")
+
+    async def _redirect(self, request: web.Request) -> web.Response:
+        self.file_requests.append((request.path, request.headers.get("Authorization", "")))
+        raise web.HTTPFound(request.query["to"])
 
     def fail(
         self,
@@ -105,6 +149,9 @@ class FakeSlack:
         app.router.add_get("/_calls", self._calls)
         app.router.add_get("/_state", self._state)
         app.router.add_get("/socket", self._socket)
+        app.router.add_get("/files-pri/{key}/{name}", self._file)
+        app.router.add_get("/files-pri/{key}/download/{name}", self._file)
+        app.router.add_get("/redirect", self._redirect)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)

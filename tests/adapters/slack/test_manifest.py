@@ -13,8 +13,8 @@ from adapters.slack.settings import SlackSettings
 
 FOLDER = Path(__file__).parents[3] / "adapters" / "slack"
 SCOPES = {"app_mentions:read", "assistant:write", "channels:history", "channels:read", "chat:write",
-          "commands", "groups:history", "groups:read", "im:history", "im:read", "mpim:history",
-          "mpim:read", "users:read"}  # fmt: skip
+          "commands", "files:read", "groups:history", "groups:read", "im:history", "im:read",
+          "mpim:history", "mpim:read", "users:read"}  # fmt: skip
 EVENTS = {"app_mention", "assistant_thread_started", "assistant_thread_context_changed",
           "message.channels", "message.groups", "message.im", "message.mpim"}  # fmt: skip
 

@@ -32,7 +32,13 @@ async def test_real_payload(
         root = case["known_thread"]
         await slack.event(message_event(f"<@{BOT_USER}> start", root, kind="app_mention"))
     requests, shown = len(fake_openai.requests), len(bot_texts(fake_slack))
-    body = json.dumps({**envelope(case["event"], f"Ev-{case['name']}"), **case.get("body", {})})
+    fake_slack.files["F1"] = ("app.log", b"2024-03-09 ERROR disk full\n", "text/plain")
+    event = json.loads(  # Slack's file host is the fake's
+        json.dumps(case["event"]).replace(
+            "https://files.slack.com", fake_slack.url[: -len("/api/")]
+        )
+    )
+    body = json.dumps({**envelope(event, f"Ev-{case['name']}"), **case.get("body", {})})
     response = await slack.dispatch(body, signed_headers(body))
     await slack.bot.tasks.idle()
     assert response.status == 200
@@ -43,6 +49,9 @@ async def test_real_payload(
             assert expected in prompt
         for unexpected in case.get("prompt_lacks", []):
             assert unexpected not in prompt
+    elif case["expect"] == "acknowledge":
+        assert len(fake_openai.requests) == requests, "a model call for files without a question"
+        assert bot_texts(fake_slack)[shown:] == [case["says"]]
     else:
         assert len(fake_openai.requests) == requests, "a model call for something not a question"
         assert bot_texts(fake_slack)[shown:] == [], "the bot said something"
