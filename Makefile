@@ -28,6 +28,7 @@ bench: install
 	$(BIN)/python -m bench.discord
 	$(BIN)/python -m bench.summary
 	$(BIN)/python -m bench.faults
+	$(BIN)/python -m bench.files
 
 console: install
 	$(BIN)/python -m bot console

@@ -22,8 +22,9 @@ CHUNK = 64 * 1024
 TIMEOUT = aiohttp.ClientTimeout(total=120, sock_connect=10, sock_read=30)
 
 
-class Downloaded(bytes):
-    """The bytes of a file, with the media type the server sent."""
+class Downloaded(bytearray):
+    """The bytes of a file, with the media type the server sent. A bytearray grows in place
+    (large buffers are remapped, not copied), so a download costs the file's size once."""
 
     content_type: str = ""
 
@@ -77,13 +78,10 @@ async def _body(response: aiohttp.ClientResponse, name: str, limit: int) -> Down
     announced = response.content_length
     if announced is not None and announced > limit:
         raise FileProblem(f"{name} is {size_text(announced)}, over my limit of {size_text(limit)}.")
-    chunks: list[bytes] = []
-    received = 0
-    async for chunk in response.content.iter_chunked(CHUNK):
-        received += len(chunk)
-        if received > limit:
-            raise FileProblem(f"{name} is larger than my limit of {size_text(limit)}.")
-        chunks.append(chunk)
-    body = Downloaded(b"".join(chunks))
+    body = Downloaded()
     body.content_type = response.headers.get("Content-Type", "")
+    async for chunk in response.content.iter_chunked(CHUNK):
+        if len(body) + len(chunk) > limit:
+            raise FileProblem(f"{name} is larger than my limit of {size_text(limit)}.")
+        body += chunk
     return body

@@ -13,6 +13,7 @@ from contextlib import aclosing
 import discord
 
 from adapters.discord.conversations import Conversations
+from adapters.discord.files import attachment_refs
 from adapters.discord.routing import (
     MessageFacts,
     mentions,
@@ -157,14 +158,14 @@ class DiscordBot(Conversations, ChannelSummaries):
             except StoreUnavailable:
                 known = False
         action = route(self.facts(message, known=known), self.me.id if self.me else 0)
-        if (
-            action is Route.ANSWER
-            and self.wordless(message)
-            and (message.attachments or message.stickers)
-        ):
-            # A file or sticker without a word is not a question (files are not read yet).
-            log.info("message %s has only files or stickers: remembered, not answered", message.id)
-            action = Route.OBSERVE
+        files = attachment_refs(message)
+        if action is Route.ANSWER and self.wordless(message) and not quick.mentions_me:
+            if files:  # files dropped in the bot's thread or DM: acknowledged, no model call
+                await self.acknowledge_files(message, ref)
+                return
+            if message.stickers:
+                log.info("message %s has only stickers: remembered, not answered", message.id)
+                action = Route.OBSERVE
         if action is Route.ANSWER:
             await self.answer(message, known=known)
         elif action is Route.OBSERVE:
@@ -271,6 +272,13 @@ class DiscordBot(Conversations, ChannelSummaries):
             await self.engine.observe(self.incoming(message, ref))
         except BotError as exc:
             log.warning("could not observe %s: %s", message.id, exc)
+
+    async def acknowledge_files(self, message: discord.Message, ref: ThreadRef) -> None:
+        try:
+            text = await self.engine.acknowledge_files(self.incoming(message, ref))
+        except BotError as exc:
+            text = explain(exc)
+        await self.say(message, text)
 
     async def say(self, message: discord.Message, text: str) -> None:
         try:

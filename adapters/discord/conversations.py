@@ -7,6 +7,7 @@ import logging
 
 import discord
 
+from adapters.discord.files import attachment_refs
 from adapters.discord.routing import plain_text
 from adapters.discord.summaries import guild_id_of, is_thread
 from bot.conversation import IncomingMessage, ThreadRef, Turn
@@ -55,15 +56,17 @@ class Conversations:
     def incoming(self, message: discord.Message, ref: ThreadRef) -> IncomingMessage:
         return IncomingMessage(
             thread=ref,
-            text=self.text_of(message),
+            text=self.text_of(message, list_files=False),
+            files=attachment_refs(message),
             author_id=str(message.author.id),
             author_name=message.author.display_name,
             message_id=str(message.id),
             at=message.created_at,
         )
 
-    def text_of(self, message: discord.Message) -> str:
-        """What the model reads: the text, forwarded messages quoted, files and stickers named."""
+    def text_of(self, message: discord.Message, *, list_files: bool = True) -> str:
+        """What the model reads: the text, forwarded messages quoted, stickers named, and files
+        named unless the files themselves go with it."""
         users = {u.id: u.display_name for u in message.mentions}
         roles = {r.id: r.name for r in message.role_mentions}
         channels = {c.id: c.name for c in message.channel_mentions}
@@ -71,9 +74,9 @@ class Conversations:
         parts = [plain_text(message.content, me=me, users=users, roles=roles, channels=channels)]
         for snapshot in getattr(message, "message_snapshots", None) or []:
             quoted = "\n".join("> " + line for line in snapshot.content.split("\n"))
-            files = ", ".join(a.filename for a in snapshot.attachments)
+            files = ", ".join(a.filename for a in snapshot.attachments) if list_files else ""
             parts.append("(forwarded)\n" + quoted + (f"\n(attached: {files})" if files else ""))
-        if message.attachments:
+        if message.attachments and list_files:
             parts.append("(attached: " + ", ".join(a.filename for a in message.attachments) + ")")
         if message.stickers:
             parts.append("(sticker: " + ", ".join(s.name for s in message.stickers) + ")")

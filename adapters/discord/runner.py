@@ -11,6 +11,7 @@ import discord
 
 from adapters.discord.bot import DiscordBot
 from adapters.discord.client import DiscordClient
+from adapters.discord.files import DiscordFiles
 from adapters.discord.settings import DiscordSettings, load_discord_settings
 from bot.core import Core
 from bot.errors import ConfigError
@@ -27,6 +28,7 @@ INTENT_HELP = (
 def make_client(core: Core, settings: DiscordSettings, **options: Any) -> DiscordClient:
     if settings.api_url:
         discord.http.Route.BASE = settings.api_url.rstrip("/")
+    core.engine.files.register("discord", DiscordFiles())
     bot = DiscordBot(
         core.engine,
         core.claims,
@@ -98,6 +100,7 @@ class DiscordAdapter:
                 grace=core.settings.shutdown_grace,
             )
         finally:
+            await core.engine.files.unregister("discord")
             core.readiness.unwatch("discord")
             if core.recovery is not None:
                 core.recovery.unregister("discord")

@@ -8,6 +8,7 @@ from datetime import datetime
 import discord
 
 from adapters.channel_window import window_messages
+from adapters.discord.files import attachment_refs
 from adapters.discord.sink import DiscordSink
 from adapters.streaming import StreamingReply
 from bot.channel_log import ChannelLog
@@ -138,13 +139,20 @@ class ChannelSummaries:
     async def summarize_here(
         self, message: discord.Message, ref: ThreadRef, *, known: bool
     ) -> None:
-        """`@bot summarize`: the thread it is said in, or the channel's last day."""
+        """`@bot summarize`: the documents attached to it or to the message it replies to, else
+        the thread it is said in, or the channel's last day."""
         reply = self.reply(
             DiscordSink(message.channel, reply_to=message), message.channel.id, "*Summarizing…*"
         )
+        resolved = message.reference.resolved if message.reference else None
+        documents = attachment_refs(message) or (
+            attachment_refs(resolved) if isinstance(resolved, discord.Message) else ()
+        )
         try:
             await reply.start()
-            if is_thread(message.channel) or guild_id_of(message) is None:
+            if documents:
+                text = (await self.engine.summarize_files(documents)).text
+            elif is_thread(message.channel) or guild_id_of(message) is None:
                 whole = Window(seconds=None, count=HISTORY_MOST)
                 text = await self.summary_of(message.channel, ref, whole)
             else:

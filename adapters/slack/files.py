@@ -63,7 +63,7 @@ class SlackFiles:
         self._token = token
         self._session: aiohttp.ClientSession | None = None
 
-    async def fetch(self, ref: FileRef, limit: int) -> bytes:
+    async def fetch(self, ref: FileRef, limit: int) -> bytes | bytearray:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()
         data = await download(

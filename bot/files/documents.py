@@ -48,7 +48,10 @@ class Document:
         return f"{count:,} {units}{'' if count == 1 else 's'}"
 
 
-def decode_text(data: bytes) -> str:
+Data = bytes | bytearray
+
+
+def decode_text(data: Data) -> str:
     """Bytes in any charset as text: UTF-8 (with or without BOM) at once, else detected."""
     try:
         return data.decode("utf-8-sig")
@@ -71,6 +74,10 @@ def decode_text(data: bytes) -> str:
     return data.decode(encoding, errors="replace")
 
 
+def _where(label: str, first: int, last: int) -> str:
+    return f"{label[:-1]} {first}" if first == last else f"{label} {first}–{last}"
+
+
 def _line_sections(lines: list[str], label: str = "lines") -> Iterator[Section]:
     start = 0
     while start < len(lines):
@@ -79,20 +86,47 @@ def _line_sections(lines: list[str], label: str = "lines") -> Iterator[Section]:
         while end < len(lines) and end - start < LINES_PER_SECTION and size < SECTION_CHARS:
             size += len(lines[end]) + 1
             end += 1
-        first, last = start + 1, end
-        where = f"{label[:-1]} {first}" if first == last else f"{label} {first}–{last}"
-        yield Section(where, "\n".join(lines[start:end]))
+        yield Section(_where(label, start + 1, end), "\n".join(lines[start:end]))
         start = end
 
 
-def read_text_file(name: str, data: bytes) -> Document:
-    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+def text_sections(text: str) -> tuple[list[Section], int]:
+    """Sections of about LINES_PER_SECTION lines, cut straight out of `text` (no list of every
+    line: a 10 MB log would cost several times its size), and the number of lines."""
+    sections: list[Section] = []
+    start, line = 0, 1
+    length = len(text)
+    while start < length:
+        end, lines = start, 0
+        while lines < LINES_PER_SECTION and end < length and end - start < SECTION_CHARS:
+            found = text.find("\n", end)
+            end = length if found < 0 else found + 1
+            lines += 1
+        sections.append(
+            Section(_where("lines", line, line + lines - 1), text[start:end].removesuffix("\n"))
+        )
+        line += lines
+        start = end
+    return sections, line - 1
+
+
+def read_text_file(name: str, data: Data | list[Data]) -> Document:
+    """A text file in any charset. Given `[data]`, the list is emptied so the bytes can be freed
+    as soon as they are decoded."""
+    if isinstance(data, list):
+        raw = data.pop()
+        data = b""
+    else:
+        raw = data
+    if b"\x00" in raw[:8192] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise FileProblem(f"{name} looks like a binary file, not text, so I cannot read it.")
-    lines = decode_text(data).splitlines()
-    return Document(name, "text", tuple(_line_sections(lines)), total_units=len(lines))
+    text = decode_text(raw).replace("\r\n", "\n")
+    del raw
+    sections, lines = text_sections(text)
+    return Document(name, "text", tuple(sections), total_units=lines)
 
 
-def read_pdf(name: str, data: bytes, *, max_pages: int) -> Document:
+def read_pdf(name: str, data: Data, *, max_pages: int) -> Document:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -130,7 +164,7 @@ def read_pdf(name: str, data: bytes, *, max_pages: int) -> Document:
     return Document(name, "pdf", tuple(sections), total_units=total, note="; ".join(notes))
 
 
-def read_docx(name: str, data: bytes) -> Document:
+def read_docx(name: str, data: Data) -> Document:
     import docx
     from docx.opc.exceptions import PackageNotFoundError
 
@@ -154,9 +188,10 @@ def read_docx(name: str, data: bytes) -> Document:
     return Document(name, "docx", tuple(_line_sections(kept, "paragraphs")), total_units=len(kept))
 
 
-def read_document(name: str, kind: FileKind, data: bytes, *, max_pages: int) -> Document:
+def read_document(name: str, kind: FileKind, data: list[Data], *, max_pages: int) -> Document:
+    """Read the bytes handed over in `data` (a one-item list, emptied here)."""
     if kind == "pdf":
-        return read_pdf(name, data, max_pages=max_pages)
+        return read_pdf(name, data.pop(), max_pages=max_pages)
     if kind == "docx":
-        return read_docx(name, data)
+        return read_docx(name, data.pop())
     return read_text_file(name, data)

@@ -42,7 +42,7 @@ def fitted_size(width: int, height: int, long_side: int, short_side: int) -> tup
 
 
 def prepare_image(
-    name: str, data: bytes, *, long_side: int, short_side: int, max_pixels: int
+    name: str, data: bytes | bytearray, *, long_side: int, short_side: int, max_pixels: int
 ) -> PreparedImage:
     """Decode (first frame of an animation), orient, downscale and re-encode an image: JPEG, or
     PNG where it has transparency. A file that is not an image, or decodes to more than

@@ -200,3 +200,20 @@ def test_screening_by_metadata_before_download() -> None:
     reader.limits = FileLimits(max_message_bytes=9 * MB)
     accepted, problems = reader.screen([refs[0], FileRef("slack", "f.pdf", "u", size=2 * MB)])
     assert [r.name for r in accepted] == ["a.png"] and "may add up to 9 MB" in problems[0]
+
+
+@given(st.text(alphabet=st.sampled_from("ab é\n\r\t한"), max_size=3000))
+def test_text_sections_keep_every_line_and_count_them(text: str) -> None:
+    from bot.files.documents import text_sections
+
+    sections, lines = text_sections(text)
+    if not text:
+        assert sections == [] and lines == 0
+        return
+    assert lines == text.count("\n") + (0 if text.endswith("\n") else 1)
+    assert "\n".join(s.text for s in sections) == text.removesuffix("\n")
+    ranges = [s.where.split(" ")[-1].split("–") for s in sections]
+    firsts = [int(r[0]) for r in ranges]
+    lasts = [int(r[-1]) for r in ranges]
+    assert firsts[0] == 1 and lasts[-1] == lines
+    assert all(b == a + 1 for a, b in zip(lasts, firsts[1:], strict=False))

@@ -55,6 +55,8 @@ class FakeDiscord:
                       "position": 0, "permission_overwrites": [], "nsfw": False, "parent_id": None},
         }  # fmt: skip
         self.token_ok = True
+        self.attachments: dict[str, tuple[bytes, str]] = {}  # id -> (bytes, content type)
+        self.attachment_requests: list[tuple[str, str]] = []  # (path, Authorization header)
         self.grant_message_content = True
         self.deny_threads = False
         self.rate_limit = rate_limit  # (requests, per seconds) per channel and kind
@@ -78,13 +80,14 @@ class FakeDiscord:
 
     def message(self, channel_id: int, content: str, author: dict[str, Any], *, guild: bool = True,
                 mentions: list[dict[str, Any]] | None = None, reply_to: dict[str, Any] | None = None,
-                when: datetime | None = None) -> dict[str, Any]:  # fmt: skip
+                when: datetime | None = None,
+                attachments: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
         message_id = self.snowflake(when)
         data: dict[str, Any] = {
             "id": str(message_id), "channel_id": str(channel_id), "author": author, "content": content,
             "timestamp": (when or datetime.now(UTC)).isoformat(), "edited_timestamp": None, "tts": False,
             "mention_everyone": "@everyone" in content, "mentions": mentions or [], "mention_roles": [],
-            "attachments": [], "embeds": [], "pinned": False, "type": 19 if reply_to else 0, "flags": 0,
+            "attachments": attachments or [], "embeds": [], "pinned": False, "type": 19 if reply_to else 0, "flags": 0,
             "components": [],
         }  # fmt: skip
         if guild:
@@ -98,6 +101,25 @@ class FakeDiscord:
             data["referenced_message"] = reply_to
         self.messages[channel_id].append(data)
         return data
+
+    def attachment(self, filename: str, data: bytes, content_type: str = "",
+                   *, size: int | None = None) -> dict[str, Any]:  # fmt: skip
+        """An attachment object whose URL this server serves, as Discord's CDN would."""
+        attachment_id = self.snowflake()
+        self.attachments[str(attachment_id)] = (data, content_type)
+        url = (
+            f"{self.url.removesuffix('/api/v10')}/attachments/{CHANNEL}/{attachment_id}/{filename}"
+        )
+        return {"id": str(attachment_id), "filename": filename, "size": len(data) if size is None else size,
+                "url": url + "?ex=1&is=2&hm=abc", "proxy_url": url, "content_type": content_type}  # fmt: skip
+
+    async def _attachment(self, request: web.Request) -> web.Response:
+        self.attachment_requests.append((request.path, request.headers.get("Authorization", "")))
+        found = self.attachments.get(request.match_info["id"])
+        if found is None:
+            return web.Response(status=404, text="This content is no longer available.")
+        data, content_type = found
+        return web.Response(body=data, content_type=content_type or "application/octet-stream")
 
     # --- what tests use -------------------------------------------------------------------------
 
@@ -136,6 +158,7 @@ class FakeDiscord:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_get("/gateway-ws", self._gateway)
+        app.router.add_get("/attachments/{channel}/{id}/{name}", self._attachment)
         app.router.add_route("*", "/api/v10/{path:.*}", self._rest)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()

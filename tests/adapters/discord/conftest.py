@@ -54,12 +54,14 @@ class DiscordHarness:
         mentions: list[dict[str, Any]] | None = None,
         reply_to: dict[str, Any] | None = None,
         settle: bool = True,
+        attachments: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         if mentions is None:
             mentions = [BOT_USER] if BOT_MENTION in content else []
         data = self.fake.message(
-            channel, content, author, guild=guild, mentions=mentions, reply_to=reply_to
-        )
+            channel, content, author, guild=guild, mentions=mentions, reply_to=reply_to,
+            attachments=attachments,
+        )  # fmt: skip
         await self.fake.dispatch_message(data)
         if settle:
             await self.settle(int(data["id"]))

@@ -12,6 +12,7 @@ import pytest
 
 from tests.adapters.discord.conftest import ALICE, DiscordHarness
 from tests.fakes.discord_server import BOT_ID, BOT_USER, CHANNEL, GUILD, FakeDiscord
+from tests.fakes.documents import image_bytes
 from tests.fakes.openai_server import FakeOpenAI
 
 CASES: list[dict[str, Any]] = json.loads(
@@ -80,7 +81,12 @@ async def test_real_message(
     )
     if where == "uncached_guild":
         data["guild_id"] = str(OTHER_GUILD)
-    data.update(case.get("extra", {}))
+    cdn = fake_discord.url.removesuffix("/api/v10")  # Discord's CDN is the fake's
+    data.update(
+        json.loads(json.dumps(case.get("extra", {})).replace("https://cdn.discordapp.com", cdn))
+    )
+    fake_discord.attachments["1"] = (image_bytes(640, 480), "image/png")
+    fake_discord.attachments["2"] = (b"buy milk\n", "text/plain")
     requests = len(fake_openai.requests)
     await fake_discord.dispatch_message(data)
     await discord_bot.settle(int(data["id"]))
@@ -95,6 +101,9 @@ async def test_real_message(
         prompt = "\n".join(str(m["content"]) for m in fake_openai.requests[-1]["messages"])
         for expected in case.get("prompt_contains", []):
             assert expected in prompt
+    elif case["expect"] == "acknowledge":
+        assert len(fake_openai.requests) == requests, "a model call for files without a question"
+        assert [m["content"] for m in said] == [case["says"]]
     else:
         assert len(fake_openai.requests) == requests, "a model call for something not a question"
         assert said == [], "the bot said something"
