@@ -8,18 +8,21 @@ import sys
 import time
 from collections.abc import Awaitable, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TextIO
 
+from adapters.local_files import LocalFiles, local_ref
 from bot.conversation import IncomingMessage, ThreadRef
 from bot.core import Core
-from bot.errors import explain
+from bot.errors import FileProblem, explain
+from bot.files.refs import FileRef
 
 HELP = """\
 Commands:
   /thread NAME   switch to (or start) the conversation NAME
   /forget        clear the current conversation's memory
-  /summarize     summarize the current conversation
+  /summarize     summarize the current conversation (or the attached documents)
+  /attach PATH   share a file (image, PDF, Word, text) with your next message
   /help          show this help
   /quit          leave (end of input does the same)
 Anything else is a message to the assistant."""
@@ -36,6 +39,7 @@ class ConsoleSession:
     thread: ThreadRef
     user: str
     sequence: int = 0
+    attached: list[FileRef] = field(default_factory=list)  # shared with the next message
 
     def say(self, text: str) -> None:
         self.out.write(text + "\n")
@@ -68,6 +72,8 @@ class ConsoleSession:
             await self.guarded(self.forget())
         elif name == "/summarize":
             await self.guarded(self.summarize())
+        elif name == "/attach":
+            self.attach(argument)
         else:
             self.say(f"Unknown command {name}; /help lists the commands.")
         return True
@@ -82,8 +88,23 @@ class ConsoleSession:
         await self.core.engine.forget(self.thread)
         self.say(f"Forgot thread '{self.thread.thread}'.")
 
+    def attach(self, path: str) -> None:
+        if not path:
+            self.say("Usage: /attach PATH")
+            return
+        try:
+            self.attached.append(local_ref(path))
+        except FileProblem as exc:
+            self.say(exc.user_message())
+            return
+        self.say(f"Attached {self.attached[-1].name}; it goes with your next message.")
+
     async def summarize(self) -> None:
-        summary = await self.core.engine.summarize(self.thread, dialect="plain")
+        if self.attached:
+            files, self.attached = self.attached, []
+            summary = await self.core.engine.summarize_files(files, dialect="plain")
+        else:
+            summary = await self.core.engine.summarize(self.thread, dialect="plain")
         self.say(summary.text)
 
     async def ask(self, text: str) -> None:
@@ -95,7 +116,9 @@ class ConsoleSession:
             author_name=self.user,
             # unique across runs: a restarted console must not reuse the ids memory holds
             message_id=f"console-{time.time_ns()}-{self.sequence}",
+            files=tuple(self.attached),
         )
+        self.attached = []
         self.out.write(f"{self.core.settings.bot_name}: ")
         self.out.flush()
         started = False
@@ -126,6 +149,7 @@ class ConsoleAdapter:
 
     async def serve(self, core: Core, options: Mapping[str, str]) -> None:
         user = options.get("user") or getpass.getuser() or "you"
+        core.engine.files.register("console", LocalFiles())
         session = ConsoleSession(
             core, sys.stdout, console_thread(options.get("thread", "main")), user
         )

@@ -143,3 +143,21 @@ async def test_a_restarted_console_keeps_every_message(tmp_path, fake_openai: Fa
     keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
     await client.delete(*keys)
     await client.aclose()
+
+
+async def test_console_attaches_local_files(tmp_path, fake_openai: FakeOpenAI) -> None:
+    from tests.fakes.documents import image_bytes, pdf_bytes
+
+    (tmp_path / "notes.pdf").write_bytes(pdf_bytes(["Budget approved: 40k"]))
+    (tmp_path / "shot.png").write_bytes(image_bytes(3000, 1000))
+    code, out, err = await run_console(
+        tmp_path,
+        ["/attach notes.pdf", "/attach shot.png", "/attach missing.txt",
+         "what was approved?", "/quit"],
+        OPENAI_BASE_URL=fake_openai.url, OPENAI_MODEL="fake",
+    )  # fmt: skip
+    assert code == 0 and "Traceback" not in err, err
+    assert "Attached notes.pdf; it goes with your next message." in out
+    assert "There is no file at missing.txt." in out
+    sent = fake_openai.requests[-1]["messages"][-1]["content"]
+    assert "Budget approved: 40k" in sent[0]["text"] and sent[1]["type"] == "image_url"

@@ -217,3 +217,64 @@ def test_text_sections_keep_every_line_and_count_them(text: str) -> None:
     lasts = [int(r[-1]) for r in ranges]
     assert firsts[0] == 1 and lasts[-1] == lines
     assert all(b == a + 1 for a, b in zip(lasts, firsts[1:], strict=False))
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims huge dimensions in a few dozen bytes: a decompression bomb's header."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + (chunk(b"IEND", b""))
+    )
+
+
+def test_a_decompression_bomb_is_refused_from_its_header() -> None:
+    bomb = png_header_only(100_000, 100_000)
+    assert len(bomb) < 100
+    with pytest.raises(FileProblem, match="larger than I can open"):
+        prepare_image("bomb.png", bomb, long_side=2048, short_side=768, max_pixels=40_000_000)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+file_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": json_values, "url_private": json_values, "url_private_download": json_values,
+        "size": json_values, "mimetype": json_values, "mode": json_values, "id": json_values,
+    },
+)  # fmt: skip
+
+
+shared_like = st.fixed_dictionaries({}, optional={"files": st.lists(file_like)})
+
+
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "files": st.lists(file_like | json_values, max_size=4) | json_values,
+            "attachments": st.lists(shared_like | json_values, max_size=3) | json_values,
+        },
+    )
+)
+def test_slack_file_payloads_of_any_shape_never_raise(event: dict) -> None:
+    from adapters.slack.files import file_refs
+
+    for ref in file_refs(event):
+        assert isinstance(ref.name, str) and ref.name and isinstance(ref.url, str) and ref.url
+        assert isinstance(ref.size, int) and ref.size >= 0

@@ -8,8 +8,8 @@ import io
 
 from PIL import Image
 
-from tests.adapters.discord.conftest import BOT_MENTION, DiscordHarness
-from tests.fakes.discord_server import FakeDiscord
+from tests.adapters.discord.conftest import ALICE, BOT_MENTION, DiscordHarness
+from tests.fakes.discord_server import CHANNEL, GUILD, FakeDiscord
 from tests.fakes.documents import docx_bytes, image_bytes, pdf_bytes
 from tests.fakes.openai_server import FakeOpenAI, last_user_text
 
@@ -76,3 +76,21 @@ async def test_summarize_as_a_reply_to_a_pdf_cites_pages(
     await discord_bot.send(f"{BOT_MENTION} summarize", reply_to=shared)
     texts = [m["content"] for m in fake_discord.bot_messages(int(shared["channel_id"]))]
     assert any("(p. " in t for t in texts), texts
+
+
+async def test_a_forwarded_message_brings_its_files(
+    discord_bot: DiscordHarness, fake_discord: FakeDiscord, fake_openai: FakeOpenAI
+) -> None:
+    doc = fake_discord.attachment("trace.txt", b"Traceback: KeyError 'user'\n", "text/plain")
+    data = fake_discord.message(DM_CHANNEL, "", ALICE, guild=False)
+    data["message_reference"] = {"type": 1, "message_id": "800000000000009999",
+                                 "channel_id": str(CHANNEL), "guild_id": str(GUILD)}  # fmt: skip
+    data["message_snapshots"] = [{"message": {
+        "type": 0, "content": "prod is down", "embeds": [], "attachments": [doc],
+        "timestamp": "2026-11-29T04:00:00+00:00", "edited_timestamp": None, "flags": 0,
+        "mentions": [], "mention_roles": [],
+    }}]  # fmt: skip
+    await fake_discord.dispatch_message(data)
+    await discord_bot.settle(int(data["id"]))
+    sent = last_user_text(fake_openai.requests[-1])
+    assert "> prod is down" in sent and "Traceback: KeyError 'user'" in sent
