@@ -7,10 +7,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
-from bot.channel_log import ChannelLog
 from bot.errors import StoreUnavailable
-from bot.sources import SourceMessage
-from bot.windows import Window
+from bot.summaries.channel_log import ChannelLog
+from bot.summaries.sources import SourceMessage
+from bot.summaries.windows import Window
 
 log = logging.getLogger(__name__)
 

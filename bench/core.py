@@ -18,8 +18,8 @@ import redis.asyncio as aioredis
 from bench.harness import TimedModel, describe, drop_keys, model_server, percentile, row
 from bot.conversation import IncomingMessage, ThreadRef
 from bot.engine import ConversationEngine, EngineConfig
-from bot.memory import RedisMemory
 from bot.openai_model import OpenAIChatModel
+from bot.store.memory import RedisMemory
 from bot.tokens import EstimatingCounter
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

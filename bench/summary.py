@@ -23,8 +23,8 @@ import openai
 
 from bench.harness import fake_server, row
 from bot.openai_model import OpenAIChatModel
-from bot.sources import SourceMessage
-from bot.summarizer import FINAL, LANGUAGE_FALLBACK, Summarizer, SummaryConfig
+from bot.summaries.sources import SourceMessage
+from bot.summaries.summarizer import FINAL, LANGUAGE_FALLBACK, Summarizer, SummaryConfig
 from bot.tokens import MESSAGE_OVERHEAD, EstimatingCounter
 
 MESSAGES = 10_000

@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _print_feedback(settings: Settings) -> None:
     from bot.feedback import RedisFeedback
-    from bot.redis_pool import connect_redis
+    from bot.store.redis_pool import connect_redis
 
     if not settings.redis_url:
         raise ConfigError("REDIS_URL", "is not set; feedback is kept in Redis")

@@ -9,22 +9,22 @@ from dataclasses import dataclass, field
 from typing import cast
 from urllib.parse import urlsplit, urlunsplit
 
-from bot.channel_log import ChannelLog, InProcessChannelLog, RedisChannelLog
-from bot.claims import Claims, InProcessClaims, RedisClaims
 from bot.engine import ConversationEngine, EngineConfig
 from bot.errors import StoreUnavailable
 from bot.feedback import FeedbackStore, InProcessFeedback, RedisFeedback
 from bot.files.answering import Vision
 from bot.files.reading import FileReader
-from bot.kv import InProcessNotes, Notes, RedisNotes
-from bot.memory import InProcessMemory, RedisMemory, ThreadMemory
 from bot.openai_model import OpenAIChatModel
 from bot.rate_budget import InProcessBudget, RateBudget, RedisBudget
 from bot.readiness import Readiness
 from bot.recovery import Recovery
 from bot.settings import Settings
-from bot.summarizer import SummaryConfig
-from bot.summary_store import SummaryStore
+from bot.store.claims import Claims, InProcessClaims, RedisClaims
+from bot.store.kv import InProcessNotes, Notes, RedisNotes
+from bot.store.memory import InProcessMemory, RedisMemory, ThreadMemory
+from bot.summaries.channel_log import ChannelLog, InProcessChannelLog, RedisChannelLog
+from bot.summaries.summarizer import SummaryConfig
+from bot.summaries.summary_store import SummaryStore
 from bot.tokens import load_counter
 
 log = logging.getLogger(__name__)

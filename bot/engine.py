@@ -24,8 +24,6 @@ from bot.files.answering import FileAnswering, FileTurn, Vision, note
 from bot.files.reading import FileReader
 from bot.files.turns import unshown_images
 from bot.folding import fold_turns
-from bot.inflight import PendingAnswer
-from bot.memory.base import ThreadMemory
 from bot.prompt import (
     PromptPlan,
     plan_prompt,
@@ -34,9 +32,11 @@ from bot.prompt import (
     turn_tokens,
     turns_to_fold,
 )
-from bot.sources import SourceMessage
-from bot.summarizer import Summarizer, Summary, SummaryConfig
-from bot.summary_store import SummaryStore
+from bot.store.inflight import PendingAnswer
+from bot.store.memory.base import ThreadMemory
+from bot.summaries.sources import SourceMessage
+from bot.summaries.summarizer import Summarizer, Summary, SummaryConfig
+from bot.summaries.summary_store import SummaryStore
 from bot.tokens import MESSAGE_OVERHEAD, TokenCounter
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable
 
 from bot.engine import ConversationEngine
 from bot.errors import BotError, StoreUnavailable
-from bot.inflight import PendingAnswer
-from bot.memory.base import ThreadMemory
 from bot.readiness import Readiness
+from bot.store.inflight import PendingAnswer
+from bot.store.memory.base import ThreadMemory
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from hypothesis import settings as hypothesis_settings
 
 from bot.chat_model import ChatModel
 from bot.engine import ConversationEngine, EngineConfig
-from bot.memory import InProcessMemory, RedisMemory
-from bot.memory.base import ThreadMemory
 from bot.openai_model import OpenAIChatModel
+from bot.store.memory import InProcessMemory, RedisMemory
+from bot.store.memory.base import ThreadMemory
 from bot.tokens import EstimatingCounter
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -103,12 +103,12 @@ def engine(memory: ThreadMemory, model: ChatModel) -> ConversationEngine:
 
 def redis_core(server: FakeOpenAI, client: aioredis.Redis, prefix: str, *, budget: int = 4000):
     """A Core over real Redis and the local model server, as `build_core` would make it."""
-    from bot.channel_log import RedisChannelLog
-    from bot.claims import RedisClaims
     from bot.core import Core
-    from bot.kv import RedisNotes
     from bot.settings import load_settings
-    from bot.summary_store import SummaryStore
+    from bot.store.claims import RedisClaims
+    from bot.store.kv import RedisNotes
+    from bot.summaries.channel_log import RedisChannelLog
+    from bot.summaries.summary_store import SummaryStore
 
     settings = load_settings(_env_file=None, OPENAI_BASE_URL=server.url)
     memory = RedisMemory(client, prefix=prefix)

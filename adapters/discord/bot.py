@@ -29,14 +29,14 @@ from adapters.quiet_log import QuietLog
 from adapters.rendering import split_message
 from adapters.streaming import ChannelPace, StreamingReply, end_in_failure
 from adapters.tasks import BackgroundTasks
-from bot.channel_log import ChannelLog
-from bot.claims import Claims, claim_or_here
 from bot.conversation import ThreadRef
 from bot.engine import ConversationEngine
 from bot.errors import AnswerCutOff, BotError, Interrupted, StoreUnavailable, explain
-from bot.inflight import PendingAnswer
-from bot.kv import Notes
 from bot.readiness import Readiness
+from bot.store.claims import Claims, claim_or_here
+from bot.store.inflight import PendingAnswer
+from bot.store.kv import Notes
+from bot.summaries.channel_log import ChannelLog
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from adapters.discord.sink import MESSAGE_LIMIT, NO_PINGS
 from adapters.rendering import split_message
 from bot.conversation import ThreadRef
 from bot.errors import BotError, InvalidRequest, StoreUnavailable
-from bot.windows import parse_summary_args
+from bot.summaries.windows import parse_summary_args
 
 if TYPE_CHECKING:
     from adapters.discord.client import DiscordClient

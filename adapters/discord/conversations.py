@@ -13,7 +13,7 @@ from adapters.discord.summaries import guild_id_of, is_thread
 from bot.conversation import IncomingMessage, ThreadRef, Turn
 from bot.engine import ConversationEngine
 from bot.errors import StoreUnavailable
-from bot.kv import Notes
+from bot.store.kv import Notes
 
 log = logging.getLogger(__name__)
 

@@ -11,12 +11,12 @@ from adapters.channel_window import window_messages
 from adapters.discord.files import attachment_refs
 from adapters.discord.sink import DiscordSink
 from adapters.streaming import StreamingReply
-from bot.channel_log import ChannelLog
 from bot.conversation import ThreadRef
 from bot.engine import ConversationEngine
 from bot.errors import BotError
-from bot.sources import SourceMessage
-from bot.windows import Window
+from bot.summaries.channel_log import ChannelLog
+from bot.summaries.sources import SourceMessage
+from bot.summaries.windows import Window
 
 log = logging.getLogger(__name__)
 

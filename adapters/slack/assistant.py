@@ -23,8 +23,8 @@ from slack_sdk.errors import SlackApiError
 from adapters.slack.events import SlackMessage
 from adapters.slack.summary_sources import SUMMARY_PLACEHOLDER
 from bot.errors import BotError, InvalidRequest
-from bot.kv import Notes
-from bot.windows import Window
+from bot.store.kv import Notes
+from bot.summaries.windows import Window
 
 if TYPE_CHECKING:
     from adapters.slack.bot import SlackBot
@@ -48,7 +48,7 @@ _MISSED = re.compile(r"\bwhat did i miss\b|\bcatch me up\b", re.I)
 
 
 class NotesContextStore(AsyncAssistantThreadContextStore):
-    """Which channel each assistant thread looks at, in Redis (bot.kv notes), not in message
+    """Which channel each assistant thread looks at, in Redis (bot.store.kv notes), not in message
     metadata that costs a history call to read back."""
 
     def __init__(self, notes: Notes) -> None:

@@ -34,14 +34,14 @@ from adapters.slack.settings import SlackSettings
 from adapters.slack.web import Identity, SlackSink, SlackWeb, api_error_sentence
 from adapters.streaming import Reply, StreamingReply, end_in_failure
 from adapters.tasks import BackgroundTasks
-from bot.channel_log import ChannelLog
-from bot.claims import Claims, claim_or_here
 from bot.conversation import IncomingMessage, ThreadRef
 from bot.engine import ConversationEngine
 from bot.errors import AnswerCutOff, BotError, Interrupted, StoreUnavailable, explain
 from bot.feedback import FeedbackStore, InProcessFeedback
-from bot.inflight import PendingAnswer
 from bot.readiness import Readiness
+from bot.store.claims import Claims, claim_or_here
+from bot.store.inflight import PendingAnswer
+from bot.summaries.channel_log import ChannelLog
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from adapters.slack.events import PERSON_SUBTYPES, SlackMessage, plain_text, rea
 from adapters.slack.summary_sources import SummarySources
 from bot.conversation import ThreadRef, Turn
 from bot.errors import BotError
-from bot.sources import SourceMessage
+from bot.summaries.sources import SourceMessage
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from adapters.slack.assistant import build_assistant
 from adapters.slack.bot import SlackBot
 from adapters.slack.feedback import FEEDBACK_ACTION, on_feedback
 from adapters.slack.summaries import Ack, Respond, on_summarize_command, on_summarize_shortcut
-from bot.kv import InProcessNotes, Notes
+from bot.store.kv import InProcessNotes, Notes
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from adapters.slack.bot import MESSAGE_LIMIT, SlackBot, failure_sentence
 from adapters.slack.mrkdwn import escape, neutralise_pings, to_mrkdwn
 from bot.conversation import ThreadRef
 from bot.errors import InvalidRequest
-from bot.windows import SummaryRequest, parse_summary_args
+from bot.summaries.windows import SummaryRequest, parse_summary_args
 
 log = logging.getLogger(__name__)
 

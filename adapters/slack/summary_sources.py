@@ -11,13 +11,13 @@ from adapters.slack.events import SlackMessage
 from adapters.slack.files import file_refs
 from adapters.slack.web import Identity, SlackWeb
 from adapters.streaming import StreamingReply
-from bot.channel_log import ChannelLog
 from bot.conversation import ThreadRef, Turn
 from bot.engine import ConversationEngine
 from bot.files.refs import FileRef
-from bot.sources import SourceMessage
-from bot.summarizer import Summary
-from bot.windows import Window
+from bot.summaries.channel_log import ChannelLog
+from bot.summaries.sources import SourceMessage
+from bot.summaries.summarizer import Summary
+from bot.summaries.windows import Window
 
 SUMMARY_PLACEHOLDER = "_Summarizing…_"
 

@@ -26,8 +26,8 @@ from bot.files.turns import (
 from bot.prompt import render_turn
 
 if TYPE_CHECKING:
-    from bot.memory.base import ThreadMemory
-    from bot.summarizer import Summarizer, Summary
+    from bot.store.memory.base import ThreadMemory
+    from bot.summaries.summarizer import Summarizer, Summary
     from bot.tokens import TokenCounter
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from bot.files.documents import Document
 from bot.files.quoting import Quoted
 from bot.files.reading import FileReading
 from bot.files.refs import FileRef
-from bot.sources import SourceMessage
+from bot.summaries.sources import SourceMessage
 
 DESCRIBE = "Please describe or summarize the attached file(s)."
 NO_VISION = "I cannot see images with the model I use, so I answered from the text alone"

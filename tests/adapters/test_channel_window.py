@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from adapters.channel_window import MOST, window_messages
-from bot.channel_log import InProcessChannelLog
-from bot.sources import SourceMessage
-from bot.windows import Window
+from bot.summaries.channel_log import InProcessChannelLog
+from bot.summaries.sources import SourceMessage
+from bot.summaries.windows import Window
 
 
 async def test_a_time_window_is_read_up_to_the_ceiling_it_is_given() -> None:

@@ -12,7 +12,7 @@ import pytest
 from bot.conversation import IncomingMessage, ThreadRef
 from bot.engine import ConversationEngine, EngineConfig
 from bot.errors import InvalidRequest, ModelRateLimited
-from bot.summarizer import EMPTY as EMPTY_THREAD
+from bot.summaries.summarizer import EMPTY as EMPTY_THREAD
 from bot.tokens import EstimatingCounter, count_prompt
 from tests.fakes.openai_server import FakeOpenAI, Reply, last_user_text
 
@@ -212,7 +212,7 @@ async def test_unreachable_store_gives_a_sentence(model, fake_openai) -> None:
     import redis.asyncio as aioredis
 
     from bot.errors import StoreUnavailable
-    from bot.memory import RedisMemory
+    from bot.store.memory import RedisMemory
 
     memory = RedisMemory(aioredis.Redis.from_url("redis://127.0.0.1:9/0", socket_connect_timeout=1))
     engine = ConversationEngine(memory, model, EstimatingCounter())

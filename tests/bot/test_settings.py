@@ -4,8 +4,8 @@ import pytest
 
 from bot.conversation import ThreadRef
 from bot.errors import ConfigError
-from bot.keys import KeyBuilder
 from bot.settings import load_settings
+from bot.store.keys import KeyBuilder
 
 
 def test_missing_model_configuration_names_the_variable(monkeypatch) -> None:

@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 
 from adapters.slack.bot import PLACEHOLDER
 from bot.errors import StoreUnavailable
-from bot.memory import RedisMemory
+from bot.store.memory import RedisMemory
 from tests.adapters.slack.conftest import (
     SECRET,
     SlackHarness,

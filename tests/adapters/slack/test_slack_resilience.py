@@ -10,7 +10,7 @@ from adapters.slack.bot import SlackBot
 from adapters.slack.listeners import build_app
 from adapters.slack.settings import load_slack_settings
 from adapters.slack.web import SlackWeb, make_client
-from bot.redis_pool import connect_redis
+from bot.store.redis_pool import connect_redis
 from tests.adapters.slack.conftest import SECRET, SlackHarness, message_event
 from tests.adapters.slack.test_slack_conversations import MENTION_TS, prompt_text
 from tests.conftest import REDIS_URL, redis_core

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from bot.sources import SourceMessage
+from bot.summaries.sources import SourceMessage
 
 _GROUP = re.compile(r"(?:[ \t]*\[\s*m\d+(?:\s*[,;]\s*m?\d+)*\s*\])+")
 _ID = re.compile(r"m?(\d+)")

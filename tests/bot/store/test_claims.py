@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from bot.claims import Claims, InProcessClaims, RedisClaims
+from bot.store.claims import Claims, InProcessClaims, RedisClaims
 from tests.conftest import REDIS_URL
 
 
@@ -60,7 +60,7 @@ async def test_a_claim_outlives_redis_forgetting_it(
 
 async def test_while_redis_is_down_claims_fall_back_to_this_process() -> None:
     from bot.errors import StoreUnavailable
-    from bot.redis_pool import connect_redis
+    from bot.store.redis_pool import connect_redis
     from tests.fakes.processes import free_port
 
     down = connect_redis(f"redis://127.0.0.1:{free_port()}/0", pool_timeout=1)

@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
 from bot.conversation import ThreadRef, ThreadState, Turn
-from bot.inflight import PendingAnswer
+from bot.store.inflight import PendingAnswer
 
 
 class ThreadMemory(Protocol):

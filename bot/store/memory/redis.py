@@ -1,6 +1,7 @@
 """Thread memory in Redis: one round trip to load a thread, one to save, a lock across processes.
 
-Key layout is in `bot.keys`. Writes run in MULTI/EXEC or Lua so a thread is never half-written.
+Key layout is in `bot.store.keys`. Writes run in MULTI/EXEC or Lua so a thread is never
+half-written.
 Answers in flight (their records, liveness, taking over a dead owner's) are in redis_inflight.py.
 """
 
@@ -21,16 +22,16 @@ from redis.exceptions import RedisError
 
 from bot.conversation import ThreadRef, ThreadState, Turn
 from bot.errors import StoreUnavailable, ThreadBusy
-from bot.inflight import PendingAnswer
-from bot.keys import DEFAULT_PREFIX, KeyBuilder, ThreadKeys
-from bot.memory.base import LocalLocks
-from bot.memory.redis_inflight import (
+from bot.store.inflight import PendingAnswer
+from bot.store.keys import DEFAULT_PREFIX, KeyBuilder, ThreadKeys
+from bot.store.memory.base import LocalLocks
+from bot.store.memory.redis_inflight import (
     TAKE_OVER,
     UPDATE_PENDING,
     InFlightRecords,
     index_member,
 )
-from bot.redis_pool import connect_redis
+from bot.store.redis_pool import connect_redis
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

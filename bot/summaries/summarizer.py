@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from bot.chat_model import ChatMessage, ChatModel, Purpose, complete
-from bot.citations import label, labelled, resolve
 from bot.prompt import truncate_to_tokens
-from bot.sources import SourceMessage, dominant_language
+from bot.summaries.citations import label, labelled, resolve
+from bot.summaries.sources import SourceMessage, dominant_language
 from bot.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, TokenCounter
 
 log = logging.getLogger(__name__)

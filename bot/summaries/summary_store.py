@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from bot.errors import StoreUnavailable
-from bot.kv import Notes
-from bot.sources import SourceMessage
+from bot.store.kv import Notes
+from bot.summaries.sources import SourceMessage
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from bot.errors import FileProblem, ImagesRefused, InvalidRequest
 from bot.files.limits import FileLimits
 from bot.files.reading import FileReader
 from bot.files.refs import FileRef
-from bot.memory.base import ThreadMemory
+from bot.store.memory.base import ThreadMemory
 from bot.tokens import EstimatingCounter
 from tests.fakes.documents import docx_bytes, image_bytes, pdf_bytes
 from tests.fakes.openai_server import FakeOpenAI, last_user_text

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.kv import InProcessNotes
-from bot.sources import SourceMessage, dominant_language
-from bot.summarizer import EMPTY, Summarizer, SummaryConfig
-from bot.summary_store import SummaryStore
+from bot.store.kv import InProcessNotes
+from bot.summaries.sources import SourceMessage, dominant_language
+from bot.summaries.summarizer import EMPTY, Summarizer, SummaryConfig
+from bot.summaries.summary_store import SummaryStore
 from bot.tokens import EstimatingCounter
 from tests.conftest import openai_model
 from tests.fakes.openai_server import FakeOpenAI, Reply

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis.asyncio as aioredis
 
-from bot.channel_log import ChannelLog, InProcessChannelLog, RedisChannelLog
-from bot.sources import SourceMessage
+from bot.summaries.channel_log import ChannelLog, InProcessChannelLog, RedisChannelLog
+from bot.summaries.sources import SourceMessage
 
 CHANNEL = "slack:T1:C1"
 NOW = datetime.now(UTC)

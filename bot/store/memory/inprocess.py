@@ -10,8 +10,8 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 from bot.conversation import ThreadRef, ThreadState, Turn
-from bot.inflight import PendingAnswer
-from bot.memory.base import LocalLocks
+from bot.store.inflight import PendingAnswer
+from bot.store.memory.base import LocalLocks
 
 GONE_SECONDS = 3600.0  # a deleted message's tombstone: longer than any answer takes
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import InvalidRequest
-from bot.windows import Window, parse_summary_args
+from bot.summaries.windows import Window, parse_summary_args
 
 
 @pytest.mark.parametrize(

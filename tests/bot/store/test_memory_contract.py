@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.conversation import ThreadRef, Turn
-from bot.memory.base import ThreadMemory
+from bot.store.memory.base import ThreadMemory
 from tests.conftest import REDIS_URL, make_memory
 
 THREAD = ThreadRef("slack", "T1", "C1", "1700000000.000100")
@@ -193,7 +193,7 @@ async def test_redis_write_refreshes_retention(
 
 
 async def test_inprocess_write_refreshes_retention() -> None:
-    from bot.memory import InProcessMemory
+    from bot.store.memory import InProcessMemory
 
     now = [0.0]
     memory = InProcessMemory(retention_seconds=10, clock=lambda: now[0])

@@ -12,11 +12,11 @@ import redis.asyncio as aioredis
 from bot.conversation import IncomingMessage, ThreadRef
 from bot.engine import ConversationEngine, EngineConfig
 from bot.errors import AnswerCutOff, ModelTimeout
-from bot.inflight import PendingAnswer
-from bot.memory import RedisMemory
-from bot.memory.base import ThreadMemory
 from bot.readiness import Readiness
 from bot.recovery import Recovery
+from bot.store.inflight import PendingAnswer
+from bot.store.memory import RedisMemory
+from bot.store.memory.base import ThreadMemory
 from bot.tokens import EstimatingCounter
 from tests.conftest import openai_model
 from tests.fakes.openai_server import FakeOpenAI, Reply

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from bot.errors import StoreUnavailable
-from bot.sources import SourceMessage
+from bot.summaries.sources import SourceMessage
 
 GONE_SECONDS = 3600  # a deleted message's tombstone: longer than logging it can be late
 

@@ -1,4 +1,4 @@
-"""Answers in flight in Redis (see bot.inflight): recorded beside their thread, indexed for
+"""Answers in flight in Redis (see bot.store.inflight): recorded beside their thread, indexed for
 recovery, and taken over once, with the lock, when their process died. Mixed into RedisMemory."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from bot.conversation import ThreadRef
-from bot.inflight import PendingAnswer
-from bot.keys import KeyBuilder, ThreadKeys
+from bot.store.inflight import PendingAnswer
+from bot.store.keys import KeyBuilder, ThreadKeys
 
 T = TypeVar("T")
 

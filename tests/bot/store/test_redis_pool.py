@@ -6,8 +6,8 @@ import asyncio
 
 import redis.asyncio as aioredis
 
-from bot.claims import RedisClaims
-from bot.redis_pool import connect_redis
+from bot.store.claims import RedisClaims
+from bot.store.redis_pool import connect_redis
 from tests.conftest import REDIS_URL
 
 

@@ -7,15 +7,16 @@ multi-key scripts and transactions below stay legal.
     <prefix>:{<thread>}:turns   list of JSON turns, oldest first, capped, expiring
     <prefix>:{<thread>}:meta    hash: summary (the rolling summary of folded turns)
     <prefix>:{<thread>}:lock    the per-thread answer lock ("<owner>:<token>", expiring)
-    <prefix>:{<thread>}:pending hash: message id -> the answer in flight for it (bot.inflight)
+    <prefix>:{<thread>}:pending hash: message id -> the answer in flight for it (bot.store.inflight)
     <prefix>:{<thread>}:gone    set of deleted message ids (tombstones, an hour): never saved again
     <prefix>:inflight           sorted set of every answer in flight, by start time (recovery)
     <prefix>:alive:<owner>      a running process's liveness, renewed every few seconds
     <prefix>:claim:{<platform:workspace>}:<name>
-                                a message claimed for handling (bot.claims), expiring
-    <prefix>:note:<key>         small expiring notes of the adapters (bot.kv)
+                                a message claimed for handling (bot.store.claims), expiring
+    <prefix>:note:<key>         small expiring notes of the adapters (bot.store.kv)
     <prefix>:log:{<channel>}, <prefix>:logmeta:{<channel>}, <prefix>:loggone:{<channel>}
-                                the channel log (bot.channel_log), its start and its tombstones
+                                the channel log (bot.summaries.channel_log), its start and
+                                its tombstones
 """
 
 from __future__ import annotations
