@@ -59,6 +59,7 @@ async def main() -> None:
             REDIS_URL=REDIS_URL,
             REDIS_PREFIX=prefix,
             LOG_LEVEL="WARNING",
+            OPS_PORT="0",
             DISCORD_BOT_TOKEN="bench",
             DISCORD_API_URL=fake.url,
         )

@@ -64,6 +64,7 @@ async def main() -> None:
             OPENAI_BASE_URL=model_url, REDIS_URL=REDIS_URL, REDIS_PREFIX=prefix,
             LOG_LEVEL="WARNING", SLACK_BOT_TOKEN="xoxb-bench", SLACK_SIGNING_SECRET=SECRET,
             SLACK_API_URL=slack_url, PORT=str(port), HOST="127.0.0.1", SLACK_STREAMING="edits",
+            OPS_PORT="0",
         )  # fmt: skip
         bot = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "run", env=env)
         events_url = f"http://127.0.0.1:{port}/slack/events"

@@ -46,6 +46,7 @@ async def bot(streaming: str, slack_url: str, model_url: str) -> AsyncIterator[s
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SLACK_"))}
     env.update(
         OPENAI_BASE_URL=model_url, REDIS_URL=REDIS_URL, REDIS_PREFIX=prefix, LOG_LEVEL="WARNING",
+        OPS_PORT="0",
         SLACK_BOT_TOKEN="xoxb-bench", SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=slack_url,
         PORT=str(port), HOST="127.0.0.1", SLACK_STREAMING=streaming,
     )  # fmt: skip

@@ -6,14 +6,20 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
+import re
 import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
 
 from bot.core import Core, build_core
 from bot.errors import BotError, ConfigError
 from bot.frontends import Adapter, discover
+from bot.logs import configure as configure_logs
+from bot.ops import OpsServer
 from bot.settings import Settings, load_settings, read_settings
 
 EXIT_CONFIG = 2
@@ -70,11 +76,26 @@ async def _print_feedback(settings: Settings) -> None:
         await client.aclose()
 
 
+SECRET_NAMES = re.compile(r"(TOKEN|KEY|SECRET|PASSWORD)$", re.IGNORECASE)
+
+
+def secret_values(env_file: Path = Path(".env")) -> set[str]:
+    """Every configured secret, from the environment and `.env`, so logs never show one."""
+    found = {value for name, value in os.environ.items() if SECRET_NAMES.search(name)}
+    if env_file.is_file():
+        for line in env_file.read_text(errors="replace").splitlines():
+            name, sep, value = line.strip().partition("=")
+            if sep and SECRET_NAMES.search(name.removeprefix("export ").strip()):
+                found.add(value.strip().strip("'\""))
+    for name, value in os.environ.items():  # a password inside a URL (REDIS_URL)
+        if name.endswith("_URL") and (password := urlsplit(value).password):
+            found.add(password)
+    return found
+
+
 def _configure_logging(settings: Settings, *, quiet: bool) -> None:
     level = logging.WARNING if quiet else getattr(logging, settings.log_level.upper())
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logs(level, json=settings.log_format == "json", secrets=secret_values())
     for noisy in ("httpx", "httpx2", "openai"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
@@ -107,6 +128,9 @@ async def _serve(
         loop.add_signal_handler(stop, on_signal, stop.name)
     if not interactive:
         await core.start()  # liveness and recovery of answers dead processes left
+        if settings.ops_port:
+            core.ops = OpsServer(core.readiness, settings.ops_host, settings.ops_port)
+            await core.ops.start()
     try:
         async with asyncio.TaskGroup() as group:
             for adapter in adapters:
@@ -118,6 +142,8 @@ async def _serve(
             first = first.exceptions[0]
         raise first from None
     finally:
+        if core.ops is not None:
+            await core.ops.stop()
         await core.aclose()
         log.info("stopped")
 

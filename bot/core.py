@@ -15,6 +15,7 @@ from bot.feedback import FeedbackStore, InProcessFeedback, RedisFeedback
 from bot.files.answering import Vision
 from bot.files.reading import FileReader
 from bot.openai_model import OpenAIChatModel
+from bot.ops import OpsServer
 from bot.rate_budget import InProcessBudget, RateBudget, RedisBudget
 from bot.readiness import Readiness
 from bot.recovery import Recovery
@@ -53,6 +54,7 @@ class Core:
     budget: RateBudget = field(default_factory=InProcessBudget)  # platform rate limits, shared
     readiness: Readiness = field(default_factory=Readiness)
     recovery: Recovery | None = None
+    ops: OpsServer | None = None  # /healthz, /readyz, /metrics (python -m bot run)
     # Set on the first SIGTERM: adapters stop taking work and drain within the grace period.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _keeper: asyncio.Task[None] | None = None

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -24,6 +25,7 @@ from bot.files.answering import FileAnswering, FileTurn, Vision, note
 from bot.files.reading import FileReader
 from bot.files.turns import unshown_images
 from bot.folding import fold_turns
+from bot.metrics import IN_FLIGHT, LOCK_WAIT, answered, cause_of
 from bot.prompt import (
     PromptPlan,
     plan_prompt,
@@ -215,6 +217,39 @@ class ConversationEngine(FileAnswering):
         dialect: str | None = None,
         reply: dict[str, Any] | None = None,
     ) -> AsyncGenerator[str, None]:
+        """`_answer`, counted: in flight while it streams, then by outcome (bot.metrics)."""
+        IN_FLIGHT.inc()
+        outcome, error = "failed", None
+        started = time.perf_counter()
+        first: float | None = None
+        try:
+            async with aclosing(self._answer(message, dialect=dialect, reply=reply)) as deltas:
+                async for delta in deltas:
+                    if first is None:
+                        first = time.perf_counter() - started
+                    yield delta
+            outcome = "answered"
+        except AnswerCutOff:
+            outcome = "cut_off"
+            raise
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            IN_FLIGHT.dec()
+            answered(message.thread.platform, outcome, error)
+            timing = {"latency_ms": round(1000 * (time.perf_counter() - started))}
+            if first is not None:
+                timing["first_text_ms"] = round(1000 * first)
+            log.info("answer %s: %s", outcome, cause_of(error) if error else "ok", extra=timing)
+
+    async def _answer(
+        self,
+        message: IncomingMessage,
+        *,
+        dialect: str | None = None,
+        reply: dict[str, Any] | None = None,
+    ) -> AsyncGenerator[str, None]:
         """Stream the answer to `message` as text deltas.
 
         Answers in one thread run one after another, each seeing the turns before it. With
@@ -233,7 +268,9 @@ class ConversationEngine(FileAnswering):
         if pending is not None:
             self._in_flight[(thread, pending.key)] = pending
         try:
+            queued = time.perf_counter()
             async with self.memory.lock(thread, pending=pending):
+                LOCK_WAIT.observe(time.perf_counter() - queued)
                 state = await self.memory.load(thread)
                 already_saved = state.has_message(message.message_id)
                 history = [

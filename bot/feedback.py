@@ -15,7 +15,7 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from bot.errors import StoreUnavailable
+from bot.store.redis_pool import redis_unavailable
 
 FEEDBACK_DAYS = 90
 
@@ -67,13 +67,13 @@ class RedisFeedback:
         try:
             return bool(await self._record(keys=self._keys(scope), args=args))
         except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+            raise redis_unavailable(exc) from exc
 
     async def counts(self, scope: str) -> dict[str, int]:
         try:
             raw = await self._redis.hgetall(self._keys(scope)[1])
         except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+            raise redis_unavailable(exc) from exc
         return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
 
     async def scopes(self) -> list[str]:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, cast
+from typing import Any
 
 import httpx2
 import openai
-from openai.types.chat import ChatCompletionMessageParam
+import orjson
 
 from bot.chat_model import ChatMessage, Purpose, Usage, UsageMeter
 from bot.errors import (
@@ -24,7 +26,9 @@ from bot.errors import (
     ModelTimeout,
     ModelUnavailable,
 )
+from bot.metrics import FIRST_TOKEN, MODEL_CALLS, MODEL_TIME, TOKENS
 from bot.settings import Settings
+from bot.sse import DataLines
 from bot.tokens import TokenCounter, count_prompt
 
 log = logging.getLogger(__name__)
@@ -100,12 +104,33 @@ def _refuses_images(exc: BaseException, error: ModelError) -> bool:
     )
 
 
-def _message_param(message: ChatMessage) -> ChatCompletionMessageParam:
+def _message_param(message: ChatMessage) -> dict[str, Any]:
     if not message.images:
-        return cast(ChatCompletionMessageParam, {"role": message.role, "content": message.content})
+        return {"role": message.role, "content": message.content}
     parts: list[dict[str, Any]] = [{"type": "text", "text": message.content}]
     parts += [{"type": "image_url", "image_url": {"url": url}} for url in message.images]
-    return cast(ChatCompletionMessageParam, {"role": message.role, "content": parts})
+    return {"role": message.role, "content": parts}
+
+
+def _event(data: bytes, response: httpx2.Response) -> dict[str, Any]:
+    """One streamed chunk; an error event becomes the SDK's APIError, as its own reader does."""
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise ModelUnavailable(f"the model sent an unreadable chunk: {data[:80]!r}") from None
+    if not isinstance(chunk, dict):
+        raise ModelUnavailable(f"the model sent an unreadable chunk: {data[:80]!r}")
+    error = chunk.get("error")
+    if error:
+        message = error.get("message") if isinstance(error, dict) else str(error)
+        raise openai.APIError(str(message or "the stream failed"), response.request, body=error)
+    return chunk
+
+
+def _usage(raw: Any) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    return Usage(int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0))
 
 
 def build_client(settings: Settings) -> openai.AsyncOpenAI:
@@ -144,6 +169,9 @@ class OpenAIChatModel:
         deadline: float = 90.0,
     ) -> None:
         self._client = client
+        timeout = client.timeout
+        read = timeout.read if isinstance(timeout, httpx2.Timeout) else timeout
+        self._read_timeout = float(read) if isinstance(read, int | float) else float("inf")
         self._deadline = deadline  # seconds for a whole call, the SDK's retries included
         self._model = model
         self._models = models or {}
@@ -179,47 +207,74 @@ class OpenAIChatModel:
         max_tokens: int | None = None,
         purpose: Purpose = "answer",
     ) -> AsyncIterator[str]:
-        payload = [_message_param(m) for m in messages]
         with_images = any(m.images for m in messages)
-        cap_new = (
-            max_tokens if max_tokens and self._limit_param == "max_completion_tokens" else None
-        )
-        cap_old = max_tokens if max_tokens and self._limit_param == "max_tokens" else None
+        # Sent as a plain body through the client's own request path (its configuration, Azure
+        # routing, retries and error types), skipping the SDK's per-request parameter transform.
+        body: dict[str, Any] = {
+            "model": self._models.get(purpose, self._model),
+            "messages": [_message_param(m) for m in messages],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if max_tokens:
+            body[self._limit_param] = max_tokens
         produced: list[str] = []
         usage: Usage | None = None
         finished = False
+        started = time.perf_counter()
+        first: float | None = None
+        outcome = "failed"
         # One deadline for the whole call: OPENAI_TIMEOUT bounds each wait, retries multiply it.
-        deadline = asyncio.get_running_loop().time() + self._deadline
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._deadline
         try:
-            async with asyncio.timeout_at(deadline):
-                stream = await self._client.chat.completions.create(
-                    model=self._models.get(purpose, self._model),
-                    messages=payload,
-                    stream=True,
-                    stream_options={"include_usage": True},
-                    max_completion_tokens=cap_new if cap_new else openai.omit,
-                    max_tokens=cap_old if cap_old else openai.omit,
-                )
-            async with stream:
-                chunks = aiter(stream)
-                while True:
-                    async with asyncio.timeout_at(deadline):  # never around the yield
-                        chunk = await anext(chunks, None)
-                    if chunk is None:
+            async with contextlib.AsyncExitStack() as stack:
+                async with asyncio.timeout_at(deadline):  # the request, the SDK's retries included
+                    stream = await self._client.post(
+                        "/chat/completions",
+                        cast_to=object,
+                        body=body,
+                        stream=True,
+                        stream_cls=openai.AsyncStream[object],
+                    )
+                stack.push_async_callback(stream.close)
+                pieces = aiter(stream.response.aiter_bytes())
+                events = DataLines()
+                done = False
+                while not done:
+                    if deadline - loop.time() > self._read_timeout:
+                        piece = await anext(pieces, None)  # the client's read timeout bounds it
+                    else:  # a timeout per read costs CPU: only when the deadline is the nearer
+                        async with asyncio.timeout_at(deadline):  # never around the yield
+                            piece = await anext(pieces, None)
+                    payloads = events.feed(piece) if piece is not None else events.close()
+                    for data in payloads:
+                        if data == b"[DONE]":
+                            done = True
+                            break
+                        chunk = _event(data, stream.response)
+                        if chunk.get("usage"):
+                            usage = _usage(chunk["usage"])
+                        for choice in chunk.get("choices") or ():
+                            text = (choice.get("delta") or {}).get("content")
+                            if text:
+                                if first is None:
+                                    first = time.perf_counter()
+                                    FIRST_TOKEN.labels(purpose).observe(first - started)
+                                produced.append(text)
+                                yield text
+                            reason = choice.get("finish_reason")
+                            if reason == "content_filter":
+                                raise ContentFiltered(
+                                    "the answer was stopped by the content filter"
+                                )
+                            if reason:
+                                finished = True
+                    if piece is None:
                         break
-                    if chunk.usage is not None:
-                        usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-                    for choice in chunk.choices:
-                        text = choice.delta.content if choice.delta else None
-                        if text:
-                            produced.append(text)
-                            yield text
-                        if choice.finish_reason == "content_filter":
-                            raise ContentFiltered("the answer was stopped by the content filter")
-                        if choice.finish_reason:
-                            finished = True
             if not finished:
                 raise AnswerCutOff("the stream ended without a finish_reason")
+            outcome = "ok"
         except ModelError:
             raise
         except (openai.OpenAIError, httpx2.HTTPError, TimeoutError) as exc:
@@ -236,3 +291,7 @@ class OpenAIChatModel:
                     estimated=True,
                 )
             self.usage.record(usage)
+            MODEL_TIME.labels(purpose).observe(time.perf_counter() - started)
+            MODEL_CALLS.labels(purpose, outcome).inc()
+            TOKENS.labels(purpose, "prompt").inc(usage.prompt_tokens)
+            TOKENS.labels(purpose, "completion").inc(usage.completion_tokens)

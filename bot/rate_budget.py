@@ -20,7 +20,7 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from bot.errors import StoreUnavailable
+from bot.store.redis_pool import redis_unavailable
 
 MAX_WAIT = 120.0  # `take` gives up waiting after this long and lets the call go (and be refused)
 
@@ -117,4 +117,4 @@ class RedisBudget:
             await self._redis.set(self._keys(key)[1], "1", px=max(1, int(seconds * 1000)))
         except (RedisError, OSError) as exc:
             await self._local.pause(key, seconds)
-            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+            raise redis_unavailable(exc) from exc

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     file_keep_chars: int = Field(100_000, alias="BOT_FILE_KEEP_CHARS", ge=0, le=10_000_000)
 
     log_level: str = Field("INFO", alias="LOG_LEVEL", pattern=r"(?i)^(debug|info|warning|error)$")
+    log_format: str = Field("text", alias="LOG_FORMAT", pattern=r"^(text|json)$")
+
+    # Operations: /healthz, /readyz and /metrics of `python -m bot run`.
+    ops_host: str = Field("0.0.0.0", alias="OPS_HOST")
+    ops_port: int = Field(9090, alias="OPS_PORT", ge=0, le=65535)  # 0: no operations endpoint
 
     @property
     def uses_azure(self) -> bool:

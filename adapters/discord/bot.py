@@ -32,6 +32,8 @@ from adapters.tasks import BackgroundTasks
 from bot.conversation import ThreadRef
 from bot.engine import ConversationEngine
 from bot.errors import AnswerCutOff, BotError, Interrupted, StoreUnavailable, explain
+from bot.logs import bind
+from bot.metrics import EVENTS, answered
 from bot.readiness import Readiness
 from bot.store.claims import Claims, claim_or_here
 from bot.store.inflight import PendingAnswer
@@ -93,6 +95,7 @@ class DiscordBot(Conversations, ChannelSummaries):
     # --- entry points ---------------------------------------------------------------------------
 
     def on_message(self, message: discord.Message) -> None:
+        EVENTS.labels("discord", "message").inc()
         if message.author.bot or message.webhook_id is not None:
             return  # other bots, webhooks and our own echoes: never a loop
         if not well_shaped(message):
@@ -111,6 +114,7 @@ class DiscordBot(Conversations, ChannelSummaries):
         return self.readiness is not None and self.readiness.stopping
 
     def on_delete(self, event: discord.RawMessageDeleteEvent) -> None:
+        EVENTS.labels("discord", "message_delete").inc()
         self.tasks.spawn(self.forget_message(event), name=f"discord-delete-{event.message_id}")
 
     def facts(self, message: discord.Message, *, known: bool) -> MessageFacts:
@@ -139,8 +143,10 @@ class DiscordBot(Conversations, ChannelSummaries):
         return self.settings.allows(guild_id_of(message), ids)
 
     async def handle(self, message: discord.Message) -> None:
+        bind(platform="discord", event=str(message.id))
         if not self.allowed(message):
             log.info("message in %s outside the allowlists: ignored", message.channel.id)
+            answered("discord", "ignored")
             return
         self.tasks.spawn(self.log_message(message), name="discord-log")  # never delays an answer
         quick = self.facts(message, known=False)
@@ -149,8 +155,10 @@ class DiscordBot(Conversations, ChannelSummaries):
         scope = f"discord:{guild_id_of(message) or 'dm'}"
         if not await claim_or_here(self.claims, scope, f"msg:{message.id}"):
             log.info("duplicate delivery of message %s dropped", message.id)
+            answered("discord", "duplicate")
             return
         ref = self.thread_ref(message)
+        bind(thread_key=str(ref))
         known = False
         if quick.in_thread:
             try:
@@ -176,6 +184,7 @@ class DiscordBot(Conversations, ChannelSummaries):
             await self.summarize_here(message, ref, known=known)
         else:
             log.info("message %s is in a thread the bot is not part of: not answered", message.id)
+            answered("discord", "ignored")
 
     # --- answering ------------------------------------------------------------------------------
 

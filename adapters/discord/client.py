@@ -10,6 +10,7 @@ from typing import Any
 import discord
 import yarl
 
+from adapters.api_metrics import api_trace, discord_route
 from adapters.discord.bot import DiscordBot
 from adapters.discord.commands import build_tree, sync_if_changed
 from adapters.discord.sink import NO_PINGS
@@ -57,6 +58,7 @@ def guard_parsers(parsers: dict[str, Callable[[Any], None]]) -> None:
 
 class DiscordClient(discord.Client):
     def __init__(self, bot: DiscordBot, *, api_url: str | None = None, **options: Any) -> None:
+        options.setdefault("http_trace", api_trace("discord", discord_route))  # /metrics
         super().__init__(intents=intents(), allowed_mentions=NO_PINGS, **options)
         self.bot = bot
         bot.client = self

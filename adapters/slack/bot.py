@@ -38,6 +38,8 @@ from bot.conversation import IncomingMessage, ThreadRef
 from bot.engine import ConversationEngine
 from bot.errors import AnswerCutOff, BotError, Interrupted, StoreUnavailable, explain
 from bot.feedback import FeedbackStore, InProcessFeedback
+from bot.logs import bind
+from bot.metrics import EVENTS, answered
 from bot.readiness import Readiness
 from bot.store.claims import Claims, claim_or_here
 from bot.store.inflight import PendingAnswer
@@ -49,6 +51,17 @@ MESSAGE_LIMIT = 3900  # Slack truncates at 40,000 but reads best under 4,000
 PLACEHOLDER = "_Thinking…_"
 FORGOTTEN = "I have forgotten this conversation. Mention me to start again."
 FINAL_RETRY = 3  # Slack delivers an event at most three more times (X-Slack-Retry-Num 1..3)
+
+
+EVENT_TYPES = frozenset({"message", "app_mention", "assistant_thread_started",
+                         "assistant_thread_context_changed"})  # fmt: skip
+
+
+def event_type(body: dict[str, Any]) -> str:
+    """The event's type as a metric label: one of those subscribed to, else "other"."""
+    event = body.get("event")
+    kind = event.get("type") if isinstance(event, dict) else None
+    return kind if isinstance(kind, str) and kind in EVENT_TYPES else "other"
 
 
 def failure_sentence(error: BaseException) -> str:
@@ -116,15 +129,18 @@ class SlackBot(SlackHistory):
         ack): while shutting down, or while Redis cannot say whether another process has it."""
         raw_id = body.get("event_id")
         event_id = raw_id if isinstance(raw_id, str) and raw_id.isprintable() else ""
+        EVENTS.labels("slack", event_type(body)).inc()
         if self.stopping:
             log.info("shutting down: event %s left for Slack to deliver again", event_id)
             return False
         read = read_event(body, bot_user_id=self.me.user_id, bot_id=self.me.bot_id)
         if isinstance(read, Ignored):
             log.info("event %s not handled: %s", event_id, read.reason)
+            answered("slack", "ignored")
             return True
         if not self.settings.allows(read.team, read.channel):
             log.info("event from %s/%s outside the allowlists: ignored", read.team, read.channel)
+            answered("slack", "ignored")
             return True
         if isinstance(read, Deletion):
             self.tasks.spawn(self.handle_deletion(read, event_id), name="slack-deletion")
@@ -140,9 +156,12 @@ class SlackBot(SlackHistory):
             return False
         if not won:
             log.info("duplicate delivery of %s/%s dropped", read.channel, read.ts)
+            answered("slack", "duplicate")
             return True
         self.tasks.spawn(self.log_message(read), name="slack-log")  # never delays an answer
-        self.tasks.spawn(self.handle_message(read, pane=pane), name=f"slack-event-{event_id}")
+        self.tasks.spawn(
+            self.handle_message(read, pane=pane, event_id=event_id), name=f"slack-event-{event_id}"
+        )
         return True
 
     async def claim_delivery(self, scope: str, names: list[str], retry_num: int) -> bool | None:
@@ -177,8 +196,11 @@ class SlackBot(SlackHistory):
         if won:
             await self.forget_message(read)
 
-    async def handle_message(self, read: SlackMessage, *, pane: bool = False) -> None:
+    async def handle_message(
+        self, read: SlackMessage, *, pane: bool = False, event_id: str = ""
+    ) -> None:
         thread = self.thread_of(read)
+        bind(platform="slack", event=event_id, thread_key=str(thread))  # on every line from here
         try:
             known = bool(read.thread_ts) and await self.engine.knows(thread)
         except StoreUnavailable:
@@ -208,6 +230,7 @@ class SlackBot(SlackHistory):
             log.info(
                 "%s/%s is in a thread the bot is not part of: not answered", read.channel, read.ts
             )
+            answered("slack", "ignored")
 
     def thread_of(self, message: SlackMessage) -> ThreadRef:
         return ThreadRef("slack", message.team, message.channel, message.conversation)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -31,18 +31,14 @@ log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 
 
-def http_app(
-    app: AsyncApp | None,
-    ready: asyncio.Event,
-    readiness: Readiness | None = None,
-    signing_secret: str | None = None,
-) -> web.Application:
-    """The aiohttp application: Slack's endpoint (HTTP mode only), liveness and readiness."""
-    verifier = SignatureVerifier(signing_secret) if app is not None and signing_secret else None
+def events_handler(
+    app: AsyncApp, signing_secret: str
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """`POST /slack/events`: screened (signature, size, shape), then handed to slack_bolt."""
+    verifier = SignatureVerifier(signing_secret)
     refusals = QuietLog(log)
 
     async def events(request: web.Request) -> web.Response:
-        assert app is not None and verifier is not None
         try:
             body = screen(await request.read(), request.headers, verifier)
         except Refused as refused:
@@ -58,6 +54,17 @@ def http_app(
                          type(exc).__name__, exc)  # fmt: skip
             return web.Response(status=200)
 
+    return events
+
+
+def http_app(
+    app: AsyncApp | None,
+    ready: asyncio.Event,
+    readiness: Readiness | None = None,
+    signing_secret: str | None = None,
+) -> web.Application:
+    """The aiohttp application: Slack's endpoint (HTTP mode only), liveness and readiness."""
+
     async def health(_: web.Request) -> web.Response:
         if ready.is_set():
             return web.json_response({"ok": True})
@@ -68,8 +75,8 @@ def http_app(
         return web.json_response(report, status=200 if report["ready"] else 503)
 
     server = web.Application(client_max_size=2 * 1024 * 1024)
-    if app is not None:
-        server.router.add_post(EVENTS_PATH, events)
+    if app is not None and signing_secret:
+        server.router.add_post(EVENTS_PATH, events_handler(app, signing_secret))
     server.router.add_get("/healthz", health)
     server.router.add_get("/readyz", readyz)
     return server
@@ -128,9 +135,16 @@ class SlackAdapter:
             access_log=None,
         )
         socket = None
+        # With PORT equal to OPS_PORT, the operations server also serves Slack's endpoint.
+        shared = core.ops is not None and core.ops.port == settings.port
         try:
-            await runner.setup()
-            await web.TCPSite(runner, settings.host, settings.port).start()
+            if shared and core.ops is not None:
+                if not settings.socket_mode and settings.signing_secret is not None:
+                    secret = settings.signing_secret.get_secret_value()
+                    core.ops.mount("POST", EVENTS_PATH, events_handler(app, secret))
+            else:
+                await runner.setup()
+                await web.TCPSite(runner, settings.host, settings.port).start()
             if settings.socket_mode:
                 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
@@ -160,6 +174,8 @@ class SlackAdapter:
             await bot.tasks.drain(0, last_words=2.0)
             await core.engine.files.unregister("slack")
             await bot.web.close()
+            if core.ops is not None:
+                core.ops.unmount("POST", EVENTS_PATH)
             await runner.cleanup()
 
 

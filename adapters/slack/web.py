@@ -18,6 +18,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.api_metrics import api_trace, slack_method
 from adapters.slack.budget import SlackBudget
 from adapters.streaming import FINAL_PATIENCE, EditRefused
 from bot.errors import BotError
@@ -64,7 +65,9 @@ def _client(
     if api_url:
         kwargs["base_url"] = api_url if api_url.endswith("/") else api_url + "/"
     # One session for every call: without it slack_sdk opens a new connection per request.
-    return AsyncWebClient(session=session or aiohttp.ClientSession(), **kwargs)
+    # Its trace counts every call and 429 by method (/metrics).
+    session = session or aiohttp.ClientSession(trace_configs=[api_trace("slack", slack_method)])
+    return AsyncWebClient(session=session, **kwargs)
 
 
 def _retry_after(error: SlackApiError) -> float:

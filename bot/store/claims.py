@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from bot.errors import StoreUnavailable
+from bot.store.redis_pool import redis_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ class RedisClaims:
         try:
             won = bool(await self._script(keys=self._keys(scope, names), args=[ttl]))
         except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+            raise redis_unavailable(exc) from exc
         await self._here.claim(scope, *names, ttl=ttl)
         return won
 
@@ -107,7 +108,7 @@ class RedisClaims:
         try:
             await self._redis.delete(*self._keys(scope, names))
         except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+            raise redis_unavailable(exc) from exc
 
 
 async def claim_or_here(claims: Claims, scope: str, *names: str) -> bool:

@@ -10,7 +10,7 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from bot.errors import StoreUnavailable
+from bot.store.redis_pool import redis_unavailable
 
 
 class Notes(Protocol):
@@ -44,11 +44,11 @@ class RedisNotes:
         try:
             value = await self._redis.get(f"{self._prefix}:note:{key}")
         except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+            raise redis_unavailable(exc) from exc
         return value.decode() if isinstance(value, bytes) else value
 
     async def put(self, key: str, value: str, *, ttl: int) -> None:
         try:
             await self._redis.set(f"{self._prefix}:note:{key}", value, ex=max(1, ttl))
         except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+            raise redis_unavailable(exc) from exc

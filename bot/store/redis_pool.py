@@ -15,6 +15,9 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bot.errors import StoreUnavailable
+from bot.metrics import REDIS_ERRORS
+
 DEFAULT_MAX_CONNECTIONS = 64
 DEFAULT_POOL_TIMEOUT = 5.0
 
@@ -39,3 +42,9 @@ def connect_redis(
         ),
     )
     return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
+
+
+def redis_unavailable(exc: BaseException) -> StoreUnavailable:
+    """The core's error for a failed Redis call, counted in the metrics (one place for both)."""
+    REDIS_ERRORS.inc()
+    return StoreUnavailable(f"Redis is unavailable: {exc}")

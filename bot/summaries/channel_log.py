@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from bot.errors import StoreUnavailable
+from bot.store.redis_pool import redis_unavailable
 from bot.summaries.sources import SourceMessage
 
 GONE_SECONDS = 3600  # a deleted message's tombstone: longer than logging it can be late
@@ -144,7 +144,7 @@ class RedisChannelLog:
                 self._resumed_key, str(self._clock()), ex=max(1, int(self._retention))
             )
         except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+            raise redis_unavailable(exc) from exc
 
     def _keys(self, channel: str) -> tuple[str, str]:
         tag = "{" + channel + "}"  # one Cluster slot per channel
@@ -157,7 +157,7 @@ class RedisChannelLog:
         try:
             return list(await pipe.execute())
         except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+            raise redis_unavailable(exc) from exc
 
     async def record(self, channel: str, message: SourceMessage) -> None:
         stream, meta = self._keys(channel)
@@ -174,7 +174,7 @@ class RedisChannelLog:
         try:
             await self._record(keys=[stream, meta, self._gone_key(channel)], args=args)
         except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+            raise redis_unavailable(exc) from exc
 
     async def read(self, channel: str, *, since: datetime | None, most: int) -> LogWindow:
         stream, meta = self._keys(channel)
@@ -214,4 +214,4 @@ class RedisChannelLog:
             if doomed:
                 await self._redis.xdel(stream, *doomed)
         except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+            raise redis_unavailable(exc) from exc

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from bot.chat_model import ChatMessage, ChatModel, Purpose, complete
+from bot.metrics import SUMMARIES, SUMMARY_CALLS
 from bot.prompt import truncate_to_tokens
 from bot.summaries.citations import label, labelled, resolve
 from bot.summaries.sources import SourceMessage, dominant_language
@@ -223,6 +224,8 @@ class Summarizer:
             rendered = (
                 f"_{notice}_\n\n{rendered}" if dialect == "markdown" else f"{notice}\n\n{rendered}"
             )
+        SUMMARIES.labels(subject).inc()
+        SUMMARY_CALLS.inc(calls.count)
         log.info(
             "summary of %d messages: %d chunks, %d merge levels, %d model calls",
             len(kept), len(chunks), depth, calls.count,

@@ -30,8 +30,11 @@ def bot_env(**values: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("OPENAI_", "AZURE_", "REDIS_", "SLACK_", "DISCORD_", "BOT_"))
+        if not k.startswith(
+            ("OPENAI_", "AZURE_", "REDIS_", "SLACK_", "DISCORD_", "BOT_", "OPS_", "LOG_")
+        )
     }
+    env["OPS_PORT"] = str(free_port())  # several bots at once each need their own
     env.update(values)
     return env
 

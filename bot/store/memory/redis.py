@@ -31,7 +31,7 @@ from bot.store.memory.redis_inflight import (
     InFlightRecords,
     index_member,
 )
-from bot.store.redis_pool import connect_redis
+from bot.store.redis_pool import connect_redis, redis_unavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -148,7 +148,7 @@ class RedisMemory(InFlightRecords):
         try:
             return await awaitable
         except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+            raise redis_unavailable(exc) from exc
 
     async def load(self, thread: ThreadRef) -> ThreadState:
         keys = self._keys.thread(thread)
