@@ -9,13 +9,15 @@ import time
 from collections.abc import Awaitable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from adapters.local_files import LocalFiles, local_ref
 from bot.conversation import IncomingMessage, ThreadRef
-from bot.core import Core
 from bot.errors import FileProblem, explain
 from bot.files.refs import FileRef
+
+if TYPE_CHECKING:
+    from bot.core import Core
 
 HELP = """\
 Commands:

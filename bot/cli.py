@@ -13,14 +13,15 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from bot.core import Core, build_core
 from bot.errors import BotError, ConfigError
 from bot.frontends import Adapter, discover
-from bot.logs import configure as configure_logs
-from bot.ops import OpsServer
 from bot.settings import Settings, load_settings, read_settings
+
+if TYPE_CHECKING:  # the core (the openai SDK) is imported once there is work: --help stays quick
+    from bot.core import Core
 
 EXIT_CONFIG = 2
 EXIT_FAILURE = 1
@@ -61,7 +62,7 @@ async def _print_feedback(settings: Settings) -> None:
 
     if not settings.redis_url:
         raise ConfigError("REDIS_URL", "is not set; feedback is kept in Redis")
-    client = connect_redis(settings.redis_url)
+    client = connect_redis(settings.redis_url, cluster=settings.redis_cluster)
     try:
         store = RedisFeedback(client, prefix=settings.redis_prefix)
         scopes = await store.scopes()
@@ -94,6 +95,8 @@ def secret_values(env_file: Path = Path(".env")) -> set[str]:
 
 
 def _configure_logging(settings: Settings, *, quiet: bool) -> None:
+    from bot.logs import configure as configure_logs
+
     level = logging.WARNING if quiet else getattr(logging, settings.log_level.upper())
     configure_logs(level, json=settings.log_format == "json", secrets=secret_values())
     for noisy in ("httpx", "httpx2", "openai"):
@@ -103,6 +106,9 @@ def _configure_logging(settings: Settings, *, quiet: bool) -> None:
 async def _serve(
     adapters: Sequence[Adapter], settings: Settings, options: Mapping[str, str]
 ) -> None:
+    from bot.core import build_core
+    from bot.ops import OpsServer
+
     core = await build_core(settings)
     current = asyncio.current_task()
     assert current is not None

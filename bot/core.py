@@ -92,6 +92,7 @@ async def connect_memory(settings: Settings, *, attempts: int = 3) -> ThreadMemo
         )
     memory = RedisMemory.from_url(
         settings.redis_url,
+        cluster=settings.redis_cluster,
         prefix=settings.redis_prefix,
         max_connections=settings.redis_max_connections,
         pool_timeout=settings.redis_pool_timeout,

@@ -60,6 +60,9 @@ RATE_LIMITED = Counter(
     ["platform", "method"],
 )
 REDIS_ERRORS = Counter("assistant_redis_errors", "Redis calls that failed.")
+REDIS_ROUND_TRIPS = Counter(
+    "assistant_redis_round_trips", "Network round trips to Redis (a pipeline or script is one)."
+)
 
 _KNOWN_PLATFORMS = {"slack", "discord", "console"}
 

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
 
     # Memory.
     redis_url: str | None = Field(None, alias="REDIS_URL")
+    redis_cluster: bool = Field(False, alias="REDIS_CLUSTER")  # or a redis+cluster:// URL
     redis_prefix: str = Field("asst", alias="REDIS_PREFIX", pattern=r"^[A-Za-z0-9_.-]+$")
     history_retention_days: float = Field(30.0, alias="BOT_HISTORY_RETENTION_DAYS", gt=0)
     max_turns: int = Field(400, alias="BOT_MAX_TURNS", ge=10, le=10_000)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -15,6 +15,7 @@ from bot.store.memory import InProcessMemory, RedisMemory
 from bot.store.memory.base import ThreadMemory
 from bot.tokens import EstimatingCounter
 from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.processes import LocalCluster
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -62,8 +63,43 @@ def memory_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def memory(memory_kind: str, redis_client: aioredis.Redis, clean_prefix: str) -> ThreadMemory:
-    return make_memory(memory_kind, redis_client, clean_prefix)
+def memory(memory_kind: str, request: pytest.FixtureRequest, clean_prefix: str) -> ThreadMemory:
+    """The memory under test; modules that add "cluster" to `memory_kind` run on a local
+    Redis Cluster too."""
+    if memory_kind == "inprocess":
+        return make_memory("inprocess", None, clean_prefix)  # type: ignore[arg-type]
+    return make_memory("redis", store_client(request, memory_kind), clean_prefix)
+
+
+def store_client(request: pytest.FixtureRequest, kind: str) -> aioredis.Redis:
+    """The Redis client for a store test of `kind` "redis" (one node) or "cluster"."""
+    return request.getfixturevalue("cluster_client" if kind == "cluster" else "redis_client")
+
+
+@pytest.fixture(scope="session")
+def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        cluster.start()
+    except RuntimeError as exc:  # the suite needs it; say so instead of skipping silently
+        cluster.stop()
+        pytest.fail(str(exc))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+async def cluster_client(
+    local_cluster: LocalCluster, key_prefix: str
+) -> AsyncIterator[aioredis.Redis]:
+    from bot.store.redis_pool import connect_redis
+
+    client = connect_redis(local_cluster.url)
+    yield client
+    keys = [k async for k in client.scan_iter(match=f"{key_prefix}:*")]
+    for key in keys:  # one by one: the keys live in different slots
+        await client.delete(key)
+    await client.aclose()
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from adapters.discord.files import DiscordFiles
 from adapters.discord.settings import DiscordSettings, load_discord_settings
 from bot.core import Core
 from bot.errors import ConfigError
-from bot.settings import read_settings
 
 log = logging.getLogger(__name__)
 
@@ -72,38 +71,22 @@ async def run_client(
         await client.bot.tasks.drain(0, last_words=2.0)
 
 
-class DiscordAdapter:
-    name = "discord"
-    interactive = False
-
-    def configured(self) -> bool:
-        try:
-            return read_settings(DiscordSettings).bot_token is not None
-        except Exception:
-            return True  # let serve() report the invalid setting
-
-    def requirement(self) -> str:
-        return "set DISCORD_BOT_TOKEN for Discord"
-
-    async def serve(self, core: Core, options: Mapping[str, str]) -> None:
-        settings = load_discord_settings()
-        assert settings.bot_token is not None
-        client = make_client(core, settings)
-        core.readiness.watch("discord", client.down_reason)
+async def serve(core: Core, options: Mapping[str, str]) -> None:
+    settings = load_discord_settings()
+    assert settings.bot_token is not None
+    client = make_client(core, settings)
+    core.readiness.watch("discord", client.down_reason)
+    if core.recovery is not None:
+        core.recovery.register("discord", client.bot.settle)
+    try:
+        await run_client(
+            client,
+            settings.bot_token.get_secret_value(),
+            stopping=core.stopping,
+            grace=core.settings.shutdown_grace,
+        )
+    finally:
+        await core.engine.files.unregister("discord")
+        core.readiness.unwatch("discord")
         if core.recovery is not None:
-            core.recovery.register("discord", client.bot.settle)
-        try:
-            await run_client(
-                client,
-                settings.bot_token.get_secret_value(),
-                stopping=core.stopping,
-                grace=core.settings.shutdown_grace,
-            )
-        finally:
-            await core.engine.files.unregister("discord")
-            core.readiness.unwatch("discord")
-            if core.recovery is not None:
-                core.recovery.unregister("discord")
-
-
-ADAPTER = DiscordAdapter()
+            core.recovery.unregister("discord")

@@ -25,7 +25,6 @@ from adapters.slack.web import SlackWeb, make_client
 from bot.core import Core
 from bot.errors import ConfigError
 from bot.readiness import Readiness
-from bot.settings import read_settings
 
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
@@ -103,80 +102,64 @@ async def start_bot(core: Core, settings: SlackSettings) -> tuple[SlackBot, Asyn
     return bot, app
 
 
-class SlackAdapter:
-    name = "slack"
-    interactive = False
+async def serve(core: Core, options: Mapping[str, str]) -> None:
+    """Serve until `core.stopping`; then stop taking events (HTTP: 503 so Slack delivers
+    them again elsewhere; Socket Mode: disconnect), drain within the grace period, return."""
+    settings = load_slack_settings()
+    bot, app = await start_bot(core, settings)
+    ready = asyncio.Event()
+    runner = web.AppRunner(
+        http_app(
+            None if settings.socket_mode else app,
+            ready,
+            core.readiness,
+            settings.signing_secret.get_secret_value() if settings.signing_secret else None,
+        ),
+        access_log=None,
+    )
+    socket = None
+    # With PORT equal to OPS_PORT, the operations server also serves Slack's endpoint.
+    shared = core.ops is not None and core.ops.port == settings.port
+    try:
+        if shared and core.ops is not None:
+            if not settings.socket_mode and settings.signing_secret is not None:
+                secret = settings.signing_secret.get_secret_value()
+                core.ops.mount("POST", EVENTS_PATH, events_handler(app, secret))
+        else:
+            await runner.setup()
+            await web.TCPSite(runner, settings.host, settings.port).start()
+        if settings.socket_mode:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    def configured(self) -> bool:
-        try:
-            return read_settings(SlackSettings).bot_token is not None
-        except Exception:
-            return True  # let serve() report the invalid setting
-
-    def requirement(self) -> str:
-        return (
-            "set SLACK_BOT_TOKEN plus SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN "
-            "(Socket Mode) for Slack"
-        )
-
-    async def serve(self, core: Core, options: Mapping[str, str]) -> None:
-        """Serve until `core.stopping`; then stop taking events (HTTP: 503 so Slack delivers
-        them again elsewhere; Socket Mode: disconnect), drain within the grace period, return."""
-        settings = load_slack_settings()
-        bot, app = await start_bot(core, settings)
-        ready = asyncio.Event()
-        runner = web.AppRunner(
-            http_app(
-                None if settings.socket_mode else app,
-                ready,
-                core.readiness,
-                settings.signing_secret.get_secret_value() if settings.signing_secret else None,
-            ),
-            access_log=None,
-        )
-        socket = None
-        # With PORT equal to OPS_PORT, the operations server also serves Slack's endpoint.
-        shared = core.ops is not None and core.ops.port == settings.port
-        try:
-            if shared and core.ops is not None:
-                if not settings.socket_mode and settings.signing_secret is not None:
-                    secret = settings.signing_secret.get_secret_value()
-                    core.ops.mount("POST", EVENTS_PATH, events_handler(app, secret))
-            else:
-                await runner.setup()
-                await web.TCPSite(runner, settings.host, settings.port).start()
-            if settings.socket_mode:
-                from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-                assert settings.app_token is not None
-                socket = AsyncSocketModeHandler(app, settings.app_token.get_secret_value())
-                await socket.connect_async()  # type: ignore[no-untyped-call]
-                core.readiness.watch("slack", _socket_probe(socket))
-                log.info("Slack: connected in Socket Mode")
-            else:
-                core.readiness.up("slack")
-                log.info("Slack: listening on %s:%d%s", settings.host, settings.port, EVENTS_PATH)
-            if core.recovery is not None:
-                core.recovery.register("slack", bot.settle)
-            ready.set()
-            await core.stopping.wait()
-            if socket is not None:
-                await socket.close_async()  # type: ignore[no-untyped-call]
-                socket = None
-            await bot.tasks.drain(core.settings.shutdown_grace)
-        finally:
-            ready.clear()
-            core.readiness.unwatch("slack")
-            if core.recovery is not None:
-                core.recovery.unregister("slack")
-            if socket is not None:
-                await socket.close_async()  # type: ignore[no-untyped-call]
-            await bot.tasks.drain(0, last_words=2.0)
-            await core.engine.files.unregister("slack")
-            await bot.web.close()
-            if core.ops is not None:
-                core.ops.unmount("POST", EVENTS_PATH)
-            await runner.cleanup()
+            assert settings.app_token is not None
+            socket = AsyncSocketModeHandler(app, settings.app_token.get_secret_value())
+            await socket.connect_async()  # type: ignore[no-untyped-call]
+            core.readiness.watch("slack", _socket_probe(socket))
+            log.info("Slack: connected in Socket Mode")
+        else:
+            core.readiness.up("slack")
+            log.info("Slack: listening on %s:%d%s", settings.host, settings.port, EVENTS_PATH)
+        if core.recovery is not None:
+            core.recovery.register("slack", bot.settle)
+        ready.set()
+        await core.stopping.wait()
+        if socket is not None:
+            await socket.close_async()  # type: ignore[no-untyped-call]
+            socket = None
+        await bot.tasks.drain(core.settings.shutdown_grace)
+    finally:
+        ready.clear()
+        core.readiness.unwatch("slack")
+        if core.recovery is not None:
+            core.recovery.unregister("slack")
+        if socket is not None:
+            await socket.close_async()  # type: ignore[no-untyped-call]
+        await bot.tasks.drain(0, last_words=2.0)
+        await core.engine.files.unregister("slack")
+        await bot.web.close()
+        if core.ops is not None:
+            core.ops.unmount("POST", EVENTS_PATH)
+        await runner.cleanup()
 
 
 def _socket_probe(socket: Any) -> Callable[[], str | None]:
@@ -188,6 +171,3 @@ def _socket_probe(socket: Any) -> Callable[[], str | None]:
         return None
 
     return probe
-
-
-ADAPTER = SlackAdapter()

@@ -9,17 +9,37 @@ that, and a Redis that is really down still fails within a fraction of a second.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.maint_notifications import MaintNotificationsConfig
 
-from bot.errors import StoreUnavailable
-from bot.metrics import REDIS_ERRORS
+from bot.errors import ConfigError, StoreUnavailable
+from bot.metrics import REDIS_ERRORS, REDIS_ROUND_TRIPS
 
 DEFAULT_MAX_CONNECTIONS = 64
 DEFAULT_POOL_TIMEOUT = 5.0
+
+
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def cluster_url(url: str, cluster: bool = False) -> str | None:
+    """The plain URL to reach a Redis Cluster by, or None for a single node: a
+    `redis+cluster://` (`rediss+cluster://`) URL, or any URL with REDIS_CLUSTER=true."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in CLUSTER_SCHEMES:
+        return f"{CLUSTER_SCHEMES[scheme]}://{rest}"
+    return url if cluster else None
+
+
+def is_cluster(client: Any) -> bool:
+    return isinstance(client, RedisCluster)
 
 
 def connect_redis(
@@ -27,12 +47,31 @@ def connect_redis(
     *,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     pool_timeout: float = DEFAULT_POOL_TIMEOUT,
+    cluster: bool = False,
 ) -> aioredis.Redis:
-    pool = aioredis.BlockingConnectionPool.from_url(
+    """A client for `url`: a single node (a blocking pool), or a Redis Cluster through
+    redis-py's cluster client, which has the same commands (hence the one type here)."""
+    plain = cluster_url(url, cluster)
+    if plain is not None:
+        return cast(aioredis.Redis, _cluster(plain, max_connections))
+    try:
+        pool = _pool(url, max_connections, pool_timeout)
+    except ValueError as exc:  # an unknown scheme, a bad port: a setting, not a crash
+        raise ConfigError("REDIS_URL", f"is not a Redis URL ({exc})") from None
+    pool.connection_class = _counting(pool.connection_class)
+    return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
+
+
+def _pool(url: str, max_connections: int, pool_timeout: float) -> aioredis.BlockingConnectionPool:
+    return aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
         timeout=pool_timeout,
         socket_connect_timeout=3,
+        # A new connection costs HELLO (and a health-check PING) only: no CLIENT SETINFO pair,
+        # no CLIENT MAINT_NOTIFICATIONS (which older servers answer with an error anyway).
+        driver_info=None,
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
         socket_timeout=5,
         health_check_interval=30,
         retry=Retry(
@@ -41,7 +80,40 @@ def connect_redis(
             supported_errors=(RedisConnectionError, RedisTimeoutError),
         ),
     )
-    return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
+
+
+def _cluster(url: str, max_connections: int) -> RedisCluster:
+    try:
+        client = RedisCluster.from_url(
+            url,
+            max_connections=max_connections,  # per node
+            socket_connect_timeout=3,
+            socket_timeout=5,
+            driver_info=None,
+            maint_notifications_config=MaintNotificationsConfig(enabled=False),
+        )
+    except ValueError as exc:
+        raise ConfigError("REDIS_URL", f"is not a Redis URL ({exc})") from None
+    kwargs = client.connection_kwargs  # what the nodes found later are made with
+    kwargs["connection_class"] = _counting(kwargs["connection_class"])
+    return client
+
+
+_COUNTING: dict[type[Any], type[Any]] = {}
+
+
+def _counting(base: type[Any]) -> type[Any]:
+    """`base` (plain, TLS or unix-socket connection) counting every network round trip: one
+    packed send per command, pipeline or script call, handshakes included (/metrics)."""
+    if base not in _COUNTING:
+
+        async def send_packed_command(self: Any, command: Any, check_health: bool = True) -> None:
+            REDIS_ROUND_TRIPS.inc()
+            await base.send_packed_command(self, command, check_health)
+
+        _COUNTING[base] = type(f"Counting{base.__name__}", (base,),
+                               {"send_packed_command": send_packed_command})  # fmt: skip
+    return _COUNTING[base]
 
 
 def redis_unavailable(exc: BaseException) -> StoreUnavailable:

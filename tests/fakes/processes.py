@@ -6,6 +6,7 @@ import asyncio
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,6 +16,21 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free and valid too."""
+    import random
+
+    while True:
+        port = random.randint(20_000, 50_000)
+        try:
+            with socket.socket() as one, socket.socket() as bus:
+                one.bind(("127.0.0.1", port))
+                bus.bind(("127.0.0.1", port + 10_000))
+                return port
+        except OSError:
+            continue
 
 
 async def run_bot(cwd: Path | str, env: dict[str, str]) -> asyncio.subprocess.Process:
@@ -138,3 +154,59 @@ class BotProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class LocalCluster:
+    """A Redis Cluster of three masters on free ports (`redis-server --cluster-enabled yes`,
+    joined with `redis-cli --cluster create`), for the tests that must hold on a cluster."""
+
+    def __init__(self, directory: Path, masters: int = 3) -> None:
+        self.directory = directory
+        self.ports = [free_cluster_port() for _ in range(masters)]
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://127.0.0.1:{self.ports[0]}/0"
+
+    def start(self) -> None:
+        server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+        if server is None or cli is None:
+            raise RuntimeError(
+                "redis-server and redis-cli are needed (apt-get install redis-server)"
+            )
+        for port in self.ports:
+            folder = self.directory / str(port)
+            folder.mkdir(parents=True, exist_ok=True)
+            self.processes.append(subprocess.Popen(
+                [server, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                 "--cluster-config-file", str(folder / "nodes.conf"), "--save", "",
+                 "--appendonly", "no", "--dir", str(folder)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ))  # fmt: skip
+        deadline = time.monotonic() + 10
+        while not all(_answers_ping(p) for p in self.ports):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the cluster's redis-servers did not start")
+            time.sleep(0.02)  # the servers give no other signal that they listen
+        nodes = [f"127.0.0.1:{p}" for p in self.ports]
+        subprocess.run([cli, "--cluster", "create", *nodes, "--cluster-replicas", "0",
+                        "--cluster-yes"], check=True, capture_output=True, timeout=30)  # fmt: skip
+        while not all(self._state_ok(p) for p in self.ports):
+            if time.monotonic() > deadline + 20:
+                raise RuntimeError("the cluster never reached cluster_state:ok")
+            time.sleep(0.05)  # nodes agree on the slots a moment after `create` returns
+
+    @staticmethod
+    def _state_ok(port: int) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as probe:
+                probe.sendall(b"CLUSTER INFO\r\n")
+                return b"cluster_state:ok" in probe.recv(4096)
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.kill()
+            process.wait()

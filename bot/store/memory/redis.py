@@ -31,7 +31,7 @@ from bot.store.memory.redis_inflight import (
     InFlightRecords,
     index_member,
 )
-from bot.store.redis_pool import connect_redis, redis_unavailable
+from bot.store.redis_pool import connect_redis, is_cluster, redis_unavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -138,9 +138,17 @@ class RedisMemory(InFlightRecords):
 
     @classmethod
     def from_url(
-        cls, url: str, *, max_connections: int = 64, pool_timeout: float = 5.0, **kwargs: Any
+        cls,
+        url: str,
+        *,
+        max_connections: int = 64,
+        pool_timeout: float = 5.0,
+        cluster: bool = False,
+        **kwargs: Any,
     ) -> RedisMemory:
-        client = connect_redis(url, max_connections=max_connections, pool_timeout=pool_timeout)
+        client = connect_redis(
+            url, max_connections=max_connections, pool_timeout=pool_timeout, cluster=cluster
+        )
         return cls(client, **kwargs)
 
     async def _call(self, awaitable: Awaitable[T]) -> T:
@@ -174,13 +182,18 @@ class RedisMemory(InFlightRecords):
         args: list[str | int] = [self._max_turns, self._retention, settled.key if settled else ""]
         for turn in turns:
             args += [turn.message_id, encode_turn(turn)]
-        # One round trip: the script works in the thread's slot, the index is another key.
-        pipe = self._redis.pipeline(transaction=False)
-        await self._append(
-            keys=[keys.turns, keys.meta, keys.gone, keys.pending], args=args, client=pipe
-        )
+        thread_keys = [keys.turns, keys.meta, keys.gone, keys.pending]
         if settled is not None:
             self._answering.discard(index_member(settled))  # over, even if this save fails
+        if is_cluster(self._redis):  # no scripts in a cluster pipeline: the two go side by side
+            await self._call(self._append(keys=thread_keys, args=args))
+            if settled is not None:
+                await self._call(self._redis.zrem(self._keys.in_flight, index_member(settled)))
+            return
+        # One round trip: the script works in the thread's slot, the index is another key.
+        pipe = self._redis.pipeline(transaction=False)
+        await self._append(keys=thread_keys, args=args, client=pipe)
+        if settled is not None:
             pipe.zrem(self._keys.in_flight, index_member(settled))
         await self._call(pipe.execute())
 

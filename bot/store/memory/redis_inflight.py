@@ -13,6 +13,7 @@ from redis.commands.core import AsyncScript
 from bot.conversation import ThreadRef
 from bot.store.inflight import PendingAnswer
 from bot.store.keys import KeyBuilder, ThreadKeys
+from bot.store.redis_pool import is_cluster
 
 T = TypeVar("T")
 
@@ -118,6 +119,12 @@ class InFlightRecords:
 
     async def take_over(self, pending: PendingAnswer) -> bool:
         keys = self._keys.thread(pending.thread)
+        if is_cluster(self._redis):  # no scripts in a cluster pipeline
+            taken = await self._call(
+                self._take_over(keys=[keys.pending, keys.lock], args=[pending.key, pending.owner])
+            )
+            await self._call(self._redis.zrem(self._keys.in_flight, index_member(pending)))
+            return bool(taken)
         pipe = self._redis.pipeline(transaction=False)
         await self._take_over(
             keys=[keys.pending, keys.lock], args=[pending.key, pending.owner], client=pipe

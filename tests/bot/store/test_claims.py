@@ -8,13 +8,13 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.store.claims import Claims, InProcessClaims, RedisClaims
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, store_client
 
 
-@pytest.fixture(params=["inprocess", "redis"])
-def claims(request, redis_client: aioredis.Redis, clean_prefix: str) -> Claims:
-    if request.param == "redis":
-        return RedisClaims(redis_client, prefix=clean_prefix)
+@pytest.fixture(params=["inprocess", "redis", "cluster"])
+def claims(request, clean_prefix: str) -> Claims:
+    if request.param != "inprocess":
+        return RedisClaims(store_client(request, request.param), prefix=clean_prefix)
     return InProcessClaims()
 
 
@@ -37,14 +37,19 @@ async def test_release_gives_it_back(claims: Claims) -> None:
     assert await claims.claim("s", "sync:abc")
 
 
+@pytest.mark.parametrize("kind", ["redis", "cluster"])
 async def test_concurrent_claims_across_clients_have_one_winner(
-    redis_client: aioredis.Redis, clean_prefix: str
+    kind: str, request: pytest.FixtureRequest, clean_prefix: str
 ) -> None:
-    others = [aioredis.Redis.from_url(REDIS_URL) for _ in range(4)]
-    contenders = [RedisClaims(c, prefix=clean_prefix) for c in [redis_client, *others]]
+    """Exactly once across processes: five clients race for one message, on a node or a cluster."""
+    from bot.store.redis_pool import connect_redis
+
+    url = request.getfixturevalue("local_cluster").url if kind == "cluster" else REDIS_URL
+    clients = [connect_redis(url) for _ in range(5)]  # the throwaway cluster needs no clean-up
+    contenders = [RedisClaims(c, prefix=clean_prefix) for c in clients]
     results = await asyncio.gather(*(c.claim("discord:G1", "msg:42") for c in contenders * 5))
     assert sum(results) == 1
-    for client in others:
+    for client in clients:
         await client.aclose()
 
 

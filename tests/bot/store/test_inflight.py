@@ -24,6 +24,11 @@ from tests.fakes.openai_server import FakeOpenAI, Reply
 THREAD = ThreadRef("slack", "T1", "C1", "1700000000.000100")
 
 
+@pytest.fixture(params=["inprocess", "redis", "cluster"])
+def memory_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 def question(text: str = "What is up?", n: int = 1) -> IncomingMessage:
     return IncomingMessage(THREAD, text, "UALICE", "Alice", message_id=f"1700000000.{n:06d}")
 

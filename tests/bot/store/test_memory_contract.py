@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -11,7 +12,36 @@ import redis.asyncio as aioredis
 
 from bot.conversation import ThreadRef, Turn
 from bot.store.memory.base import ThreadMemory
-from tests.conftest import REDIS_URL, make_memory
+from tests.conftest import REDIS_URL, make_memory, store_client
+
+
+@pytest.fixture(params=["inprocess", "redis", "cluster"])
+def memory_kind(request: pytest.FixtureRequest) -> str:
+    """The contract holds in the process, on one Redis node and on a Redis Cluster."""
+    return str(request.param)
+
+
+@pytest.fixture
+def client(memory_kind: str, request: pytest.FixtureRequest) -> aioredis.Redis:
+    return store_client(request, "redis" if memory_kind == "inprocess" else memory_kind)
+
+
+@pytest.fixture
+async def second_client(
+    memory_kind: str, request: pytest.FixtureRequest
+) -> AsyncIterator[aioredis.Redis]:
+    """Another connection to the same store: another process's view."""
+    from bot.store.redis_pool import connect_redis
+
+    url = request.getfixturevalue("local_cluster").url if memory_kind == "cluster" else REDIS_URL
+    other = connect_redis(url)
+    yield other
+    await other.aclose()
+
+
+def kind_of(memory_kind: str) -> str:
+    return "inprocess" if memory_kind == "inprocess" else "redis"
+
 
 THREAD = ThreadRef("slack", "T1", "C1", "1700000000.000100")
 OTHER = ThreadRef("slack", "T1", "C1", "1700000000.000200")
@@ -51,9 +81,9 @@ async def test_threads_are_isolated(memory: ThreadMemory) -> None:
 
 
 async def test_cap_keeps_the_newest_turns(
-    memory_kind: str, redis_client: aioredis.Redis, clean_prefix: str
+    memory_kind: str, client: aioredis.Redis, clean_prefix: str
 ) -> None:
-    memory = make_memory(memory_kind, redis_client, clean_prefix, max_turns=10)
+    memory = make_memory(kind_of(memory_kind), client, clean_prefix, max_turns=10)
     for n in range(15):
         await memory.append(THREAD, turn(n))
     ids = [t.message_id for t in (await memory.load(THREAD)).turns]
@@ -70,9 +100,9 @@ async def test_fold_replaces_the_oldest_turns_by_a_summary(memory: ThreadMemory)
 
 
 async def test_fold_after_the_cap_dropped_the_folded_turn_keeps_newer_turns(
-    memory_kind: str, redis_client: aioredis.Redis, clean_prefix: str
+    memory_kind: str, client: aioredis.Redis, clean_prefix: str
 ) -> None:
-    memory = make_memory(memory_kind, redis_client, clean_prefix, max_turns=10)
+    memory = make_memory(kind_of(memory_kind), client, clean_prefix, max_turns=10)
     first = [turn(n) for n in range(10)]
     await memory.append(THREAD, *first)
     await memory.append(THREAD, *[turn(n) for n in range(10, 13)])  # m0..m2 fall off the cap
@@ -99,9 +129,9 @@ async def test_forget_clears_turns_and_summary(memory: ThreadMemory) -> None:
 
 
 async def test_thread_expires_after_its_retention(
-    memory_kind: str, redis_client: aioredis.Redis, clean_prefix: str
+    memory_kind: str, client: aioredis.Redis, clean_prefix: str
 ) -> None:
-    memory = make_memory(memory_kind, redis_client, clean_prefix, retention_seconds=1)
+    memory = make_memory(kind_of(memory_kind), client, clean_prefix, retention_seconds=1)
     await memory.append(THREAD, turn(1))
     assert await memory.exists(THREAD)
     deadline = time.monotonic() + 5
@@ -112,14 +142,13 @@ async def test_thread_expires_after_its_retention(
 
 
 async def test_two_writers_on_one_thread_lose_nothing(
-    memory_kind: str, redis_client: aioredis.Redis, clean_prefix: str
+    memory_kind: str, client: aioredis.Redis, second_client: aioredis.Redis, clean_prefix: str
 ) -> None:
-    if memory_kind == "redis":
-        second_client = aioredis.Redis.from_url(REDIS_URL)
-        first = make_memory("redis", redis_client, clean_prefix)
+    if memory_kind != "inprocess":
+        first = make_memory("redis", client, clean_prefix)
         second = make_memory("redis", second_client, clean_prefix)
     else:
-        first = second = make_memory("inprocess", redis_client, clean_prefix)
+        first = second = make_memory("inprocess", client, clean_prefix)
 
     async def write(memory: ThreadMemory, start: int) -> None:
         for n in range(start, start + 40):
@@ -129,22 +158,19 @@ async def test_two_writers_on_one_thread_lose_nothing(
     ids = [t.message_id for t in (await first.load(THREAD)).turns]
     assert sorted(ids) == sorted([f"m{n}" for n in range(40)] + [f"m{n}" for n in range(100, 140)])
     assert [i for i in ids if int(i[1:]) < 100] == [f"m{n}" for n in range(40)]
-    if memory_kind == "redis":
-        await second_client.aclose()
 
 
 async def test_lock_serializes_one_thread_across_clients(
-    memory_kind: str, redis_client: aioredis.Redis, clean_prefix: str
+    memory_kind: str, client: aioredis.Redis, second_client: aioredis.Redis, clean_prefix: str
 ) -> None:
     """Two holders of one thread's lock never overlap, even from separate connections."""
-    if memory_kind == "redis":
-        other_client = aioredis.Redis.from_url(REDIS_URL)
+    if memory_kind != "inprocess":
         memories = [
-            make_memory("redis", redis_client, clean_prefix),
-            make_memory("redis", other_client, clean_prefix),
+            make_memory("redis", client, clean_prefix),
+            make_memory("redis", second_client, clean_prefix),
         ]
     else:
-        shared = make_memory("inprocess", redis_client, clean_prefix)
+        shared = make_memory("inprocess", client, clean_prefix)
         memories = [shared, shared]
     log: list[str] = []
 
@@ -158,8 +184,6 @@ async def test_lock_serializes_one_thread_across_clients(
     await asyncio.gather(*(hold(f"h{i}", memories[i % 2]) for i in range(6)))
     pairs = [log[i : i + 2] for i in range(0, len(log), 2)]
     assert all(a[:-1] == b[:-1] and a[-1] == "+" and b[-1] == "-" for a, b in pairs), log
-    if memory_kind == "redis":
-        await other_client.aclose()
 
 
 async def test_lock_on_one_thread_does_not_block_another(memory: ThreadMemory) -> None:
@@ -180,16 +204,16 @@ async def test_lock_on_one_thread_does_not_block_another(memory: ThreadMemory) -
     await holder
 
 
-@pytest.mark.parametrize("memory_kind", ["redis"])
+@pytest.mark.parametrize("memory_kind", ["redis", "cluster"])
 async def test_redis_write_refreshes_retention(
-    memory_kind: str, redis_client: aioredis.Redis, clean_prefix: str
+    memory_kind: str, client: aioredis.Redis, clean_prefix: str
 ) -> None:
-    memory = make_memory("redis", redis_client, clean_prefix, retention_seconds=100)
+    memory = make_memory("redis", client, clean_prefix, retention_seconds=100)
     await memory.append(THREAD, turn(1))
     key = f"{clean_prefix}:{{slack:T1:C1:1700000000.000100}}:turns"
-    await redis_client.expire(key, 5)
+    await client.expire(key, 5)
     await memory.append(THREAD, turn(2))
-    assert 95 < await redis_client.ttl(key) <= 100
+    assert 95 < await client.ttl(key) <= 100
 
 
 async def test_inprocess_write_refreshes_retention() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import redis.asyncio as aioredis
 
 from bot.summaries.channel_log import ChannelLog, InProcessChannelLog, RedisChannelLog
 from bot.summaries.sources import SourceMessage
+from tests.conftest import store_client
 
 CHANNEL = "slack:T1:C1"
 NOW = datetime.now(UTC)
@@ -27,12 +27,14 @@ def message(n: int, minutes_ago: float = 0) -> SourceMessage:
     return SourceMessage(f"id{n}", "Alice", f"text {n} 한국어", at, link=f"https://x/{n}")
 
 
-@pytest.fixture(params=["inprocess", "redis"])
-def make_log(request, redis_client: aioredis.Redis, clean_prefix: str):
+@pytest.fixture(params=["inprocess", "redis", "cluster"])
+def make_log(request, clean_prefix: str):
+    client = store_client(request, request.param) if request.param != "inprocess" else None
+
     def make(*, retention: float = 3600, most: int = 100, clock=None) -> ChannelLog:
         clock = clock or Clock()
-        if request.param == "redis":
-            return RedisChannelLog(redis_client, prefix=clean_prefix, retention_seconds=retention,
+        if client is not None:
+            return RedisChannelLog(client, prefix=clean_prefix, retention_seconds=retention,
                                    max_messages=most, clock=clock)  # fmt: skip
         return InProcessChannelLog(retention_seconds=retention, max_messages=most, clock=clock)
 

@@ -1,0 +1,220 @@
+"""Scale benchmark: what one `python -m bot run` process sustains, and what each answer costs.
+
+    python -m bench.scale      (needs Redis on 127.0.0.1:6379, or REDIS_URL)
+
+The bot runs Discord against the fake gateway and REST API (no per-workspace edit tier to hide
+the bot's own cost), the model is a fake with a fixed first-token latency and 100-word answers,
+each in its own process. Figures:
+1. answers per second and the bot's CPU-seconds per answer (from /proc), for a burst of mentions
+   each opening its own thread; one core's capacity is 1 / CPU-seconds per answer;
+2. peak RSS of a process holding 1,000 answers at once (a model that takes 5 s to answer);
+3. Redis commands (INFO commandstats) and round trips (the bot's own counter) per answered
+   follow-up, with the liveness heartbeat's share measured while idle and taken out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import sys
+import time
+
+import aiohttp
+import redis.asyncio as aioredis
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.harness import model_server, row
+from tests.fakes.discord_server import BOT_USER, CHANNEL, PEOPLE, USERS, FakeDiscord
+from tests.fakes.processes import free_port
+
+REDIS_URL = ""  # a redis-server of the benchmark's own: commandstats count only the bot
+ALICE = USERS[PEOPLE["alice"]]
+MENTION = f"<@{BOT_USER['id']}>"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Bot:
+    def __init__(self, fake: FakeDiscord, model_url: str, prefix: str) -> None:
+        self.fake, self.ops = fake, free_port()
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith(("OPENAI_", "SLACK_", "DISCORD_", "OPS_"))}  # fmt: skip
+        self.env.update(
+            OPENAI_BASE_URL=model_url, REDIS_URL=REDIS_URL, REDIS_PREFIX=prefix,
+            LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"), DISCORD_BOT_TOKEN="bench",
+            DISCORD_API_URL=fake.url,
+            OPS_PORT=str(self.ops), OPS_HOST="127.0.0.1", DISCORD_EDIT_INTERVAL="5",
+            BOT_CHANNEL_LOG_DAYS="0",
+        )  # fmt: skip
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> int:
+        identified = self.fake.identifies
+        profile = os.environ.get("BENCH_PROFILE")  # a file: the bot runs under cProfile
+        command = ["-m", "cProfile", "-o", profile] if profile else []
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, *command, "-m", "bot", "run", env=self.env
+        )
+        await self.fake.wait_for(lambda: self.fake.identifies > identified, 30)
+        return self.process.pid
+
+    async def metric(self, session: aiohttp.ClientSession, name: str, **labels: str) -> float:
+        async with session.get(f"http://127.0.0.1:{self.ops}/metrics") as response:
+            text = await response.text()
+        return sum(
+            s.value for family in text_string_to_metric_families(text) for s in family.samples
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+        )  # fmt: skip
+
+    async def answered(self, session: aiohttp.ClientSession) -> float:
+        return await self.metric(session, "assistant_answers_total", outcome="answered")
+
+    async def wait_answered(self, session: aiohttp.ClientSession, count: float) -> None:
+        # The bot's own counter is the signal; asked twice a second, so that rendering /metrics
+        # costs the measured process next to nothing.
+        while await self.answered(session) < count:  # noqa: ASYNC110 (polling another process)
+            await asyncio.sleep(0.5)
+
+    async def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            await self.process.wait()
+
+
+async def burst(fake: FakeDiscord, count: int, tag: str) -> list[int]:
+    threads = []
+    for n in range(count):
+        message = fake.message(CHANNEL, f"{MENTION} {tag} {n}", ALICE, mentions=[BOT_USER])
+        await fake.dispatch_message(message)
+        threads.append(int(message["id"]))
+    return threads
+
+
+async def commands(client: aioredis.Redis) -> int:
+    stats = await client.info("commandstats")
+    return sum(int(v["calls"]) for k, v in stats.items() if k.startswith("cmdstat_") and
+               not k.startswith(("cmdstat_info", "cmdstat_hello")))  # fmt: skip
+
+
+async def throughput(session: aiohttp.ClientSession, prefix: str) -> None:
+    fake = FakeDiscord()
+    await fake.start()
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        async with model_server(latency=0.2, words=100) as model_url:
+            bot = Bot(fake, model_url, prefix)
+            pid = await bot.start()
+            await burst(fake, 20, "warm-up")
+            await bot.wait_answered(session, 20)
+            count = 600
+            cpu, started = cpu_seconds(pid), time.perf_counter()
+            threads = await burst(fake, count, "load")
+            await bot.wait_answered(session, 20 + count)
+            wall = time.perf_counter() - started
+            per_answer = (cpu_seconds(pid) - cpu) / count
+            print(f"{count} mentions at once, each its own thread; model: 0.2 s to first token, "
+                  "100 words")  # fmt: skip
+            row("answers per second (wall, fakes included)", f"{count / wall:.0f}")
+            row("bot CPU per answer", f"{per_answer * 1000:.1f} ms")
+            row("answers per second one core sustains (1 / CPU)", f"{1 / per_answer:.0f} "
+                "(goal >= 100)")  # fmt: skip
+
+            # Redis per follow-up, one at a time in a thread the bot is part of
+            thread = threads[0]
+            idle_cmds, idle_trips = await commands(client), await bot.metric(
+                session, "assistant_redis_round_trips_total")  # fmt: skip
+            await asyncio.sleep(4)
+            idle_cmds = (await commands(client) - idle_cmds) / 4
+            idle_trips = (await bot.metric(session, "assistant_redis_round_trips_total")
+                          - idle_trips) / 4  # fmt: skip
+            follow_ups = 20
+            done = await bot.answered(session)
+            cmds, trips = await commands(client), await bot.metric(
+                session, "assistant_redis_round_trips_total")  # fmt: skip
+            began = time.perf_counter()
+            for n in range(follow_ups):
+                message = fake.message(thread, f"follow-up {n}", ALICE)
+                await fake.dispatch_message(message)
+                await bot.wait_answered(session, done + n + 1)
+            seconds = time.perf_counter() - began
+            cmds = await commands(client) - cmds - idle_cmds * seconds
+            trips = (await bot.metric(session, "assistant_redis_round_trips_total") - trips
+                     - idle_trips * seconds)  # fmt: skip
+            row("Redis commands per answered follow-up", f"{cmds / follow_ups:.1f} (goal <= 12)")
+            row("Redis round trips per answered follow-up",
+                f"{trips / follow_ups:.1f} (goal <= 3)")  # fmt: skip
+            row("  liveness heartbeat, while idle", f"{idle_cmds:.1f} commands/s, "
+                f"{idle_trips:.1f} round trips/s")  # fmt: skip
+            await bot.stop()
+    finally:
+        await client.aclose()
+        await fake.stop()
+
+
+async def concurrency(session: aiohttp.ClientSession, prefix: str) -> None:
+    fake = FakeDiscord()
+    await fake.start()
+    try:
+        async with model_server(latency=5.0, words=100) as model_url:
+            bot = Bot(fake, model_url, prefix)
+            pid = await bot.start()
+            idle = peak_rss_mb(pid)
+            await burst(fake, 1000, "hold")
+            peak_in_flight = 0.0
+            while await bot.answered(session) < 1000:
+                peak_in_flight = max(
+                    peak_in_flight, await bot.metric(session, "assistant_answers_in_flight")
+                )
+                await asyncio.sleep(0.5)  # sampling the gauge while the answers are held
+            print("1,000 mentions held at once (model: 5 s to first token)")
+            row("answers in flight at the peak", f"{peak_in_flight:.0f}")
+            row("peak RSS (idle before)", f"{peak_rss_mb(pid):.0f} MB ({idle:.0f} MB)")
+            await bot.stop()
+    finally:
+        await fake.stop()
+
+
+async def main() -> None:
+    global REDIS_URL
+    prefix = f"bench-{secrets.token_hex(4)}"
+    port = free_port()
+    server = await asyncio.create_subprocess_exec(
+        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+        "--appendonly", "no", stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    REDIS_URL = f"redis://127.0.0.1:{port}/0"
+    try:
+        client = aioredis.Redis.from_url(REDIS_URL)
+        for _ in range(100):
+            try:
+                await client.ping()
+                break
+            except (ConnectionError, OSError, aioredis.ConnectionError):
+                await asyncio.sleep(0.05)  # redis-server gives no other sign that it listens
+        await client.aclose()
+        async with aiohttp.ClientSession() as session:
+            print("Scale benchmark (`python -m bot run`, Discord fakes, a Redis node of its own)")
+            await throughput(session, prefix)
+            await concurrency(session, prefix + "b")
+    finally:
+        server.terminate()
+        await server.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
