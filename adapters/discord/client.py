@@ -56,7 +56,10 @@ def guard_parsers(parsers: dict[str, Callable[[Any], None]]) -> None:
         parsers[event] = guarded(event, parse)
 
 
-class DiscordClient(discord.Client):
+class DiscordClient(discord.AutoShardedClient):
+    """Runs the shards DISCORD_SHARD_IDS names out of DISCORD_SHARD_COUNT, or (neither set) the
+    count Discord recommends for the bot's size: one shard for a small bot."""
+
     def __init__(self, bot: DiscordBot, *, api_url: str | None = None, **options: Any) -> None:
         options.setdefault("http_trace", api_trace("discord", discord_route))  # /metrics
         super().__init__(intents=intents(), allowed_mentions=NO_PINGS, **options)
@@ -78,9 +81,12 @@ class DiscordClient(discord.Client):
         self.connected = False
 
     def down_reason(self) -> str | None:
-        """For readiness: None while the gateway connection is up."""
+        """For readiness: None while every shard's gateway connection is up."""
         if self.is_closed():
             return "the gateway connection is closed"
+        down = sorted(i for i, shard in self.shards.items() if shard.is_closed())
+        if down:
+            return f"gateway shard(s) {', '.join(map(str, down))} down"
         return None if self.connected else "the gateway connection is down"
 
     async def setup_hook(self) -> None:
@@ -101,7 +107,9 @@ class DiscordClient(discord.Client):
     async def on_ready(self) -> None:
         self.bot.me = self.user
         self.ready.set()
-        log.info("Discord: connected as %s to %d servers", self.user, len(self.guilds))
+        shards = sorted(self.shards) if self.shards else [0]
+        log.info("Discord: connected as %s to %d servers (shards %s of %s)", self.user,
+                 len(self.guilds), ",".join(map(str, shards)), self.shard_count)  # fmt: skip
 
     async def on_message(self, message: discord.Message) -> None:
         self.bot.on_message(message)

@@ -37,6 +37,9 @@ def make_client(core: Core, settings: DiscordSettings, **options: Any) -> Discor
         channel_log=core.channel_log,
         readiness=core.readiness,
     )
+    if settings.shard_count is not None:
+        options.setdefault("shard_count", settings.shard_count)
+        options.setdefault("shard_ids", settings.shard_ids)
     return DiscordClient(bot, api_url=settings.api_url, **options)
 
 

@@ -28,6 +28,28 @@ class DiscordSettings(BaseSettings):
     allowed_guilds: str = Field("", alias="DISCORD_ALLOWED_GUILDS")
     allowed_channels: str = Field("", alias="DISCORD_ALLOWED_CHANNELS")
     edit_interval: float = Field(1.5, alias="DISCORD_EDIT_INTERVAL", ge=0.2, le=10)
+    # Sharding: several processes split a large bot's guilds. Neither set: discord.py runs the
+    # shard count Discord recommends (one per ~1,000 guilds) in this process.
+    shard_count: int | None = Field(None, alias="DISCORD_SHARD_COUNT", ge=1, le=10_000)
+    shard_ids_text: str = Field("", alias="DISCORD_SHARD_IDS")
+
+    @property
+    def shard_ids(self) -> list[int] | None:
+        if not self.shard_ids_text.strip():
+            return None
+        ids = []
+        for part in self.shard_ids_text.split(","):
+            part = part.strip()
+            if not part.isdigit():
+                raise ConfigError("DISCORD_SHARD_IDS", f"{part!r} is not a shard number")
+            ids.append(int(part))
+        if self.shard_count is None:
+            raise ConfigError("DISCORD_SHARD_IDS", "needs DISCORD_SHARD_COUNT (the total)")
+        if any(i >= self.shard_count for i in ids):
+            raise ConfigError(
+                "DISCORD_SHARD_IDS", f"shards are numbered 0 to {self.shard_count - 1}"
+            )
+        return sorted(set(ids))
 
     @property
     def guild_allowlist(self) -> frozenset[int]:
@@ -49,5 +71,5 @@ def load_discord_settings(**overrides: object) -> DiscordSettings:
     settings = read_settings(DiscordSettings, **overrides)
     if settings.bot_token is None or not settings.bot_token.get_secret_value().strip():
         raise ConfigError("DISCORD_BOT_TOKEN", "is not set; copy the token from the Bot page")
-    settings.guild_allowlist, settings.channel_allowlist  # noqa: B018 - fail early on bad ids
+    settings.guild_allowlist, settings.channel_allowlist, settings.shard_ids  # noqa: B018 - fail early
     return settings

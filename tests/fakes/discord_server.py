@@ -69,6 +69,9 @@ class FakeDiscord:
         self._runner: web.AppRunner | None = None
         self.identified = asyncio.Event()
         self.identifies = 0  # IDENTIFYs received: a new session each
+        self.identify_shards: list[list[int] | None] = []  # the "shard" of each IDENTIFY
+        self.socket_shards: dict[int, list[int]] = {}  # id(socket) -> [shard id, shard count]
+        self.recommended_shards = 1  # what /gateway/bot recommends
         self._echoes: set[asyncio.Task[None]] = set()
         self.url = ""
 
@@ -139,11 +142,21 @@ class FakeDiscord:
         async with self._changed:
             await asyncio.wait_for(self._changed.wait_for(predicate), seconds)
 
+    def shard_of(self, guild_id: int | str | None, count: int) -> int:
+        """Discord's routing: a guild's events go to shard (guild_id >> 22) % count; DMs to 0."""
+        return (int(guild_id) >> 22) % count if guild_id else 0
+
+    def _receives(self, socket: web.WebSocketResponse, guild_id: Any) -> bool:
+        shard = self.socket_shards.get(id(socket))
+        return shard is None or self.shard_of(guild_id, shard[1]) == shard[0]
+
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        guild_id = data.get("guild_id") if isinstance(data, dict) else None
         for socket, compressor in list(self._sockets):
-            await self._send(
-                socket, compressor, {"op": 0, "t": event, "s": next(self._seq), "d": data}
-            )
+            if self._receives(socket, guild_id):  # each session only gets its shard's events
+                await self._send(
+                    socket, compressor, {"op": 0, "t": event, "s": next(self._seq), "d": data}
+                )
 
     async def close_gateway(self, code: int) -> None:
         """End every gateway session with `code` (4010 and the like: no resuming)."""
@@ -216,16 +229,23 @@ class FakeDiscord:
                 if intents & MESSAGE_CONTENT_INTENT and not self.grant_message_content:
                     await socket.close(code=4014, message=b"Disallowed intent(s).")
                     break
+                shard = payload["d"].get("shard")
+                self.identify_shards.append(shard)
+                if shard is not None:
+                    self.socket_shards[id(socket)] = list(shard)
                 self._sockets.append((socket, compressor))
-                ready = {"v": 10, "user": BOT_USER, "guilds": [{"id": str(GUILD), "unavailable": True}],
+                mine = self._receives(socket, GUILD)
+                ready = {"v": 10, "user": BOT_USER,
+                         "guilds": [{"id": str(GUILD), "unavailable": True}] if mine else [],
                          "session_id": "fake-session", "resume_gateway_url": f"ws://{request.host}/gateway-ws",
-                         "shard": [0, 1], "application": {"id": str(APP_ID), "flags": 0},
+                         "shard": shard or [0, 1], "application": {"id": str(APP_ID), "flags": 0},
                          "private_channels": [], "relationships": []}  # fmt: skip
                 await self._send(
                     socket, compressor, {"op": 0, "t": "READY", "s": next(self._seq), "d": ready}
                 )
-                await self._send(socket, compressor,
-                                 {"op": 0, "t": "GUILD_CREATE", "s": next(self._seq), "d": self._guild()})  # fmt: skip
+                if mine:
+                    await self._send(socket, compressor,
+                                     {"op": 0, "t": "GUILD_CREATE", "s": next(self._seq), "d": self._guild()})  # fmt: skip
                 async with self._changed:
                     self.identifies += 1
                     self._changed.notify_all()
@@ -301,7 +321,7 @@ class FakeDiscord:
                     "bot_public": True, "bot_require_code_grant": False, "owner": USERS[PEOPLE["alice"]],
                     "verify_key": "00", "flags": 0}  # fmt: skip
         if path in ("gateway/bot", "gateway"):
-            return {"url": f"ws://{request.host}/gateway-ws", "shards": 1,
+            return {"url": f"ws://{request.host}/gateway-ws", "shards": self.recommended_shards,
                     "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0,
                                             "max_concurrency": 1}}  # fmt: skip
         if parts[0] == "applications" and parts[-1] == "commands":
