@@ -29,6 +29,7 @@ bench: install
 	$(BIN)/python -m bench.summary
 	$(BIN)/python -m bench.faults
 	$(BIN)/python -m bench.files
+	$(BIN)/python -m bench.scale
 
 console: install
 	$(BIN)/python -m bot console
