@@ -7,7 +7,7 @@ the bot's own cost), the model is a fake with a fixed first-token latency and 10
 each in its own process. Figures:
 1. answers per second and the bot's CPU-seconds per answer (from /proc), for a burst of mentions
    each opening its own thread; one core's capacity is 1 / CPU-seconds per answer;
-2. peak RSS of a process holding 1,000 answers at once (a model that takes 5 s to answer);
+2. peak RSS of a process holding 1,000 answers at once (a model that takes 15 s to answer);
 3. Redis commands (INFO commandstats) and round trips (the bot's own counter) per answered
    follow-up, with the liveness heartbeat's share measured while idle and taken out.
 """
@@ -170,7 +170,7 @@ async def concurrency(session: aiohttp.ClientSession, prefix: str) -> None:
     fake = FakeDiscord()
     await fake.start()
     try:
-        async with model_server(latency=5.0, words=100) as model_url:
+        async with model_server(latency=15.0, words=100) as model_url:
             bot = Bot(fake, model_url, prefix)
             pid = await bot.start()
             idle = peak_rss_mb(pid)
@@ -181,7 +181,7 @@ async def concurrency(session: aiohttp.ClientSession, prefix: str) -> None:
                     peak_in_flight, await bot.metric(session, "assistant_answers_in_flight")
                 )
                 await asyncio.sleep(0.5)  # sampling the gauge while the answers are held
-            print("1,000 mentions held at once (model: 5 s to first token)")
+            print("1,000 mentions held at once (model: 15 s to first token)")
             row("answers in flight at the peak", f"{peak_in_flight:.0f}")
             row("peak RSS (idle before)", f"{peak_rss_mb(pid):.0f} MB ({idle:.0f} MB)")
             await bot.stop()

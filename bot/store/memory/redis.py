@@ -13,12 +13,13 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError, RedisError
 
 from bot.conversation import ThreadRef, ThreadState, Turn
 from bot.errors import StoreUnavailable, ThreadBusy
@@ -127,6 +128,7 @@ class RedisMemory(InFlightRecords):
         self.owner = secrets.token_hex(8)
         self._answering: set[str] = set()  # index members of answers this process is working on
         self._prefetched: dict[tuple[str, int], ThreadState] = {}  # (lock key, holder task)
+        self._held: dict[tuple[str, int], list[Any]] = {}  # (lock key, holder task) -> lock
         self._fold = client.register_script(_FOLD)
         self._remove = client.register_script(_REMOVE)
         self._append = client.register_script(_APPEND)
@@ -157,6 +159,23 @@ class RedisMemory(InFlightRecords):
             return await awaitable
         except (RedisError, OSError) as exc:
             raise redis_unavailable(exc) from exc
+
+    async def _pipelined(
+        self, queue: Callable[[Any], None], scripts: tuple[AsyncScript, ...]
+    ) -> Any:
+        """Run a pipeline that calls scripts by their sha. redis-py would ask SCRIPT EXISTS before
+        every such pipeline (a round trip); the scripts are loaded instead only when Redis says
+        it lost them (a restart), and the pipeline is run again."""
+        pipe = self._redis.pipeline(transaction=False)
+        queue(pipe)
+        try:
+            return await pipe.execute()
+        except NoScriptError:
+            for script in scripts:
+                await self._redis.script_load(script.script)
+            pipe = self._redis.pipeline(transaction=False)
+            queue(pipe)
+            return await pipe.execute()
 
     async def load(self, thread: ThreadRef) -> ThreadState:
         keys = self._keys.thread(thread)
@@ -190,12 +209,21 @@ class RedisMemory(InFlightRecords):
             if settled is not None:
                 await self._call(self._redis.zrem(self._keys.in_flight, index_member(settled)))
             return
-        # One round trip: the script works in the thread's slot, the index is another key.
-        pipe = self._redis.pipeline(transaction=False)
-        await self._append(keys=thread_keys, args=args, client=pipe)
-        if settled is not None:
-            pipe.zrem(self._keys.in_flight, index_member(settled))
-        await self._call(pipe.execute())
+        # One round trip: the script works in the thread's slot, the index is another key, and
+        # the answer's last save also gives its lock back (the release at exit is then skipped).
+        held = self._held.get((keys.lock, id(asyncio.current_task())))
+        release = settled is not None and held is not None and not held[1]
+
+        def queue(pipe: Any) -> None:
+            pipe.evalsha(self._append.sha, len(thread_keys), *thread_keys, *args)
+            if settled is not None:
+                pipe.zrem(self._keys.in_flight, index_member(settled))
+            if release and held is not None:
+                pipe.evalsha(self._release.sha, 1, keys.lock, held[0])
+
+        await self._call(self._pipelined(queue, (self._append, self._release)))
+        if release and held is not None:
+            held[1] = True
 
     async def fold(self, thread: ThreadRef, summary: str, through: Turn) -> None:
         keys = self._keys.thread(thread)
@@ -228,16 +256,20 @@ class RedisMemory(InFlightRecords):
         async with self._local.hold(key):
             token = f"{self.owner}:{secrets.token_hex(12)}"
             await self._acquire(keys, token, pending)
-            keeper = asyncio.create_task(self._keep(key, token))
+            holder = (key, id(asyncio.current_task()))
+            self._held[holder] = held = [token, False]  # [token, released by the last save]
+            keeper = asyncio.create_task(self._keep(key, token, held))
             try:
                 yield
             finally:
-                self._prefetched.pop((key, id(asyncio.current_task())), None)
+                self._prefetched.pop(holder, None)
+                self._held.pop(holder, None)
                 keeper.cancel()
-                try:
-                    await self._call(self._release(keys=[key], args=[token]))
-                except StoreUnavailable:
-                    log.warning("could not release %s; it expires by itself", key)
+                if not held[1]:
+                    try:
+                        await self._call(self._release(keys=[key], args=[token]))
+                    except StoreUnavailable:
+                        log.warning("could not release %s; it expires by itself", key)
 
     async def _acquire(self, keys: ThreadKeys, token: str, pending: PendingAnswer | None) -> None:
         """Take the lock; the same round trip reads the thread, which the holder loads next, and
@@ -262,13 +294,16 @@ class RedisMemory(InFlightRecords):
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.1)
 
-    async def _keep(self, key: str, token: str) -> None:
+    async def _keep(self, key: str, token: str, held: list[Any]) -> None:
         """Renew the lock while an answer streams, so a long answer keeps it."""
         while True:
             await asyncio.sleep(self._lock_ttl_ms / 3000)
+            if held[1]:
+                return  # given back with the answer's last save
             try:
                 if not await self._call(self._extend(keys=[key], args=[token, self._lock_ttl_ms])):
-                    log.warning("lost %s while holding it", key)
+                    if not held[1]:
+                        log.warning("lost %s while holding it", key)
                     return
             except StoreUnavailable:
                 log.warning("could not renew %s", key)

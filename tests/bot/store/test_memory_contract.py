@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 import redis.asyncio as aioredis
 
-from bot.conversation import ThreadRef, Turn
+from bot.conversation import IncomingMessage, ThreadRef, Turn
 from bot.store.memory.base import ThreadMemory
 from tests.conftest import REDIS_URL, make_memory, store_client
 
@@ -241,3 +241,31 @@ async def test_a_deleted_message_is_never_saved_again(memory: ThreadMemory) -> N
     await memory.append(THREAD, Turn(role="user", text="what did I say?", message_id="m3"))
     texts = [t.text for t in (await memory.load(THREAD)).turns]
     assert texts == ["hello", "what did I say?"]
+
+
+@pytest.mark.parametrize("memory_kind", ["redis", "cluster"])
+async def test_a_redis_that_lost_its_scripts_still_saves(
+    client: aioredis.Redis, clean_prefix: str
+) -> None:
+    """After a Redis restart the scripts are gone (NOSCRIPT): they are loaded again, once."""
+    memory = make_memory("redis", client, clean_prefix)
+    await memory.append(THREAD, turn(1))
+    await client.script_flush()
+    async with memory.lock(THREAD):
+        await memory.append(THREAD, turn(2))
+    assert [t.message_id for t in (await memory.load(THREAD)).turns] == ["m1", "m2"]
+
+
+@pytest.mark.parametrize("memory_kind", ["redis"])  # on a cluster the release is its own call
+async def test_the_last_save_gives_the_lock_back(client: aioredis.Redis, clean_prefix: str) -> None:
+    from bot.store.inflight import PendingAnswer
+
+    memory = make_memory("redis", client, clean_prefix)
+    pending = PendingAnswer(IncomingMessage(THREAD, "q", "U1", "Mina", message_id="m9"), {})
+    async with memory.lock(THREAD, pending=pending):
+        await memory.append(THREAD, turn(9), settled=pending)
+        lock = f"{clean_prefix}:{{slack:T1:C1:1700000000.000100}}:lock"
+        assert not await client.exists(lock)  # released in the save's own round trip
+    async with asyncio.timeout(1):
+        async with memory.lock(THREAD):
+            pass
