@@ -111,7 +111,7 @@ async def commands(client: aioredis.Redis) -> int:
                not k.startswith(("cmdstat_info", "cmdstat_hello")))  # fmt: skip
 
 
-async def throughput(session: aiohttp.ClientSession, prefix: str) -> None:
+async def throughput(session: aiohttp.ClientSession, prefix: str) -> float:
     fake = FakeDiscord()
     await fake.start()
     client = aioredis.Redis.from_url(REDIS_URL)
@@ -134,36 +134,83 @@ async def throughput(session: aiohttp.ClientSession, prefix: str) -> None:
             row("answers per second one core sustains (1 / CPU)", f"{1 / per_answer:.0f} "
                 "(goal >= 100)")  # fmt: skip
 
-            # Redis per follow-up, one at a time in a thread the bot is part of
-            thread = threads[0]
-            idle_cmds, idle_trips = await commands(client), await bot.metric(
-                session, "assistant_redis_round_trips_total")  # fmt: skip
-            await asyncio.sleep(4)
-            idle_cmds = (await commands(client) - idle_cmds) / 4
-            idle_trips = (await bot.metric(session, "assistant_redis_round_trips_total")
-                          - idle_trips) / 4  # fmt: skip
-            follow_ups = 20
-            done = await bot.answered(session)
-            cmds, trips = await commands(client), await bot.metric(
-                session, "assistant_redis_round_trips_total")  # fmt: skip
-            began = time.perf_counter()
-            for n in range(follow_ups):
-                message = fake.message(thread, f"follow-up {n}", ALICE)
-                await fake.dispatch_message(message)
-                await bot.wait_answered(session, done + n + 1)
-            seconds = time.perf_counter() - began
-            cmds = await commands(client) - cmds - idle_cmds * seconds
-            trips = (await bot.metric(session, "assistant_redis_round_trips_total") - trips
-                     - idle_trips * seconds)  # fmt: skip
-            row("Redis commands per answered follow-up", f"{cmds / follow_ups:.1f} (goal <= 12)")
-            row("Redis round trips per answered follow-up",
-                f"{trips / follow_ups:.1f} (goal <= 3)")  # fmt: skip
-            row("  liveness heartbeat, while idle", f"{idle_cmds:.1f} commands/s, "
-                f"{idle_trips:.1f} round trips/s")  # fmt: skip
+            trips = await redis_per_follow_up(session, bot, fake, threads[0], [client], "one node")
             await bot.stop()
+            return trips
     finally:
         await client.aclose()
         await fake.stop()
+
+
+async def redis_per_follow_up(
+    session: aiohttp.ClientSession,
+    bot: Bot,
+    fake: FakeDiscord,
+    thread: int,
+    nodes: list[aioredis.Redis],
+    where: str,
+) -> float:
+    """Commands and round trips per answered follow-up, one at a time in a thread the bot is part
+    of, with the liveness heartbeat's share (measured idle) taken out. Returns round trips."""
+
+    async def counts() -> tuple[int, float]:
+        total = sum([await commands(node) for node in nodes])
+        return total, await bot.metric(session, "assistant_redis_round_trips_total")
+
+    idle_cmds, idle_trips = await counts()
+    await asyncio.sleep(4)
+    now_cmds, now_trips = await counts()
+    idle_cmds, idle_trips = (now_cmds - idle_cmds) / 4, (now_trips - idle_trips) / 4
+    follow_ups = 20
+    done = await bot.answered(session)
+    cmds, trips = await counts()
+    began = time.perf_counter()
+    for n in range(follow_ups):
+        await fake.dispatch_message(fake.message(thread, f"follow-up {n}", ALICE))
+        await bot.wait_answered(session, done + n + 1)
+    seconds = time.perf_counter() - began
+    end_cmds, end_trips = await counts()
+    per_cmds = (end_cmds - cmds - idle_cmds * seconds) / follow_ups
+    per_trips = (end_trips - trips - idle_trips * seconds) / follow_ups
+    row(f"Redis commands per answered follow-up ({where})", f"{per_cmds:.1f} (goal <= 12)")
+    row(f"Redis round trips per answered follow-up ({where})", f"{per_trips:.1f} (goal <= 3)")
+    row("  liveness heartbeat, while idle", f"{idle_cmds:.1f} commands/s, "
+        f"{idle_trips:.1f} round trips/s")  # fmt: skip
+    return per_trips
+
+
+async def on_a_cluster(session: aiohttp.ClientSession, prefix: str, single: float) -> None:
+    """The same follow-ups with REDIS_URL=redis+cluster:// on three local masters."""
+    import tempfile
+    from pathlib import Path
+
+    from tests.fakes.processes import LocalCluster
+
+    global REDIS_URL
+    fake = FakeDiscord()
+    await fake.start()
+    with tempfile.TemporaryDirectory() as folder:
+        cluster = LocalCluster(Path(folder))
+        cluster.start()
+        nodes = [aioredis.Redis(port=port) for port in cluster.ports]
+        saved, REDIS_URL = REDIS_URL, cluster.url
+        try:
+            async with model_server(latency=0.2, words=100) as model_url:
+                bot = Bot(fake, model_url, prefix)
+                await bot.start()
+                [thread] = await burst(fake, 1, "cluster")
+                await bot.wait_answered(session, 1)
+                trips = await redis_per_follow_up(
+                    session, bot, fake, thread, nodes, "three-master cluster"
+                )
+                row("  cluster / one node", f"{trips / single:.2f}x (goal <= 1.2x)")
+                await bot.stop()
+        finally:
+            REDIS_URL = saved
+            for node in nodes:
+                await node.aclose()
+            cluster.stop()
+            await fake.stop()
 
 
 async def concurrency(session: aiohttp.ClientSession, prefix: str) -> None:
@@ -209,7 +256,8 @@ async def main() -> None:
         await client.aclose()
         async with aiohttp.ClientSession() as session:
             print("Scale benchmark (`python -m bot run`, Discord fakes, a Redis node of its own)")
-            await throughput(session, prefix)
+            single = await throughput(session, prefix)
+            await on_a_cluster(session, prefix + "c", single)
             await concurrency(session, prefix + "b")
     finally:
         server.terminate()

@@ -237,6 +237,7 @@ class DiscordBot(Conversations, ChannelSummaries):
         except BotError as exc:
             log.warning("no destination for %s: %s", message.id, exc)
             return
+        bind(thread_key=str(ref))  # the thread opened for the answer
         reply = self.reply(sink, channel_id)
         try:
             await reply.start()

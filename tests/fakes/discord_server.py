@@ -142,9 +142,13 @@ class FakeDiscord:
         async with self._changed:
             await asyncio.wait_for(self._changed.wait_for(predicate), seconds)
 
-    def shard_of(self, guild_id: int | str | None, count: int) -> int:
-        """Discord's routing: a guild's events go to shard (guild_id >> 22) % count; DMs to 0."""
-        return (int(guild_id) >> 22) % count if guild_id else 0
+    def shard_of(self, guild_id: Any, count: int) -> int:
+        """Discord's routing: a guild's events go to shard (guild_id >> 22) % count; DMs (and
+        ids no snowflake, as fuzzing sends) to 0."""
+        try:
+            return (int(guild_id) >> 22) % count if guild_id else 0
+        except (TypeError, ValueError):
+            return 0
 
     def _receives(self, socket: web.WebSocketResponse, guild_id: Any) -> bool:
         shard = self.socket_shards.get(id(socket))

@@ -128,7 +128,7 @@ class RedisMemory(InFlightRecords):
         self.owner = secrets.token_hex(8)
         self._answering: set[str] = set()  # index members of answers this process is working on
         self._prefetched: dict[tuple[str, int], ThreadState] = {}  # (lock key, holder task)
-        self._held: dict[tuple[str, int], list[Any]] = {}  # (lock key, holder task) -> lock
+        self._held: dict[str, list[Any]] = {}  # lock key -> the lock this process holds
         self._fold = client.register_script(_FOLD)
         self._remove = client.register_script(_REMOVE)
         self._append = client.register_script(_APPEND)
@@ -211,8 +211,11 @@ class RedisMemory(InFlightRecords):
             return
         # One round trip: the script works in the thread's slot, the index is another key, and
         # the answer's last save also gives its lock back (the release at exit is then skipped).
-        held = self._held.get((keys.lock, id(asyncio.current_task())))
-        release = settled is not None and held is not None and not held[1]
+        # The save runs shielded, in a task of its own: the holder is found by the answer's key.
+        held = self._held.get(keys.lock)
+        release = (
+            settled is not None and held is not None and held[2] == settled.key and not held[1]
+        )
 
         def queue(pipe: Any) -> None:
             pipe.evalsha(self._append.sha, len(thread_keys), *thread_keys, *args)
@@ -249,6 +252,7 @@ class RedisMemory(InFlightRecords):
     @asynccontextmanager
     async def _hold(self, keys: ThreadKeys, pending: PendingAnswer | None) -> AsyncIterator[None]:
         key = keys.lock
+        answer = pending.key if pending is not None else None
         if pending is not None and self._local.busy(key):
             await self._record(keys, pending)  # before queueing: a queued answer is in flight too
             pending = None
@@ -257,13 +261,15 @@ class RedisMemory(InFlightRecords):
             token = f"{self.owner}:{secrets.token_hex(12)}"
             await self._acquire(keys, token, pending)
             holder = (key, id(asyncio.current_task()))
-            self._held[holder] = held = [token, False]  # [token, released by the last save]
+            # [token, released by the answer's last save, that answer's key]: one holder per
+            # lock key in a process, the local lock sees to that
+            self._held[key] = held = [token, False, answer]
             keeper = asyncio.create_task(self._keep(key, token, held))
             try:
                 yield
             finally:
                 self._prefetched.pop(holder, None)
-                self._held.pop(holder, None)
+                self._held.pop(key, None)
                 keeper.cancel()
                 if not held[1]:
                     try:
