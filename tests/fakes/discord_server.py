@@ -8,6 +8,7 @@ messages back as MESSAGE_CREATE as Discord does, and can enforce per-channel rat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -186,8 +187,13 @@ class FakeDiscord:
         return self.url
 
     async def stop(self) -> None:
-        for socket, _ in list(self._sockets):
-            await socket.close()
+        # A client that is gone (a killed bot process) never answers the close frame: do not
+        # wait aiohttp's 10 s for each such socket.
+        async def close(socket: web.WebSocketResponse) -> None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(socket.close(), 1)
+
+        await asyncio.gather(*(close(socket) for socket, _ in list(self._sockets)))
         if self._runner is not None:
             await self._runner.cleanup()
 

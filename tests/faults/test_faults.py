@@ -211,8 +211,8 @@ async def _turns(client: aioredis.Redis, thread_ts: str) -> AsyncIterator[bytes]
 
 
 async def test_one_adapter_failing_never_takes_the_other_down(
-    bots: SlackBots, fake_openai: FakeOpenAI, fake_slack: FakeSlack, fake_discord: FakeDiscord
-) -> None:
+    fake_discord: FakeDiscord, bots: SlackBots, fake_openai: FakeOpenAI, fake_slack: FakeSlack
+) -> None:  # fake_discord first: torn down after the bot processes are gone
     bot = await bots.start(DISCORD_BOT_TOKEN="fake-token", DISCORD_API_URL=fake_discord.url)
     await fake_discord.wait_for(lambda: fake_discord.identifies == 1, seconds=20)
     # a dispatch discord.py cannot parse is skipped, not fatal
