@@ -7,7 +7,8 @@ the bot's own cost), the model is a fake with a fixed first-token latency and 10
 each in its own process. Figures:
 1. answers per second and the bot's CPU-seconds per answer (from /proc), for a burst of mentions
    each opening its own thread; one core's capacity is 1 / CPU-seconds per answer;
-2. peak RSS of a process holding 1,000 answers at once (a model that takes 15 s to answer);
+2. 1,000 mentions at once against a model that takes 15 s: answers streaming at once, peak RSS,
+   and Redis calls that failed, without a limit and with BOT_MAX_CONCURRENT_ANSWERS (default);
 3. Redis commands (INFO commandstats) and round trips (the bot's own counter) per answered
    follow-up, with the liveness heartbeat's share measured while idle and taken out.
 """
@@ -213,24 +214,34 @@ async def on_a_cluster(session: aiohttp.ClientSession, prefix: str, single: floa
             await fake.stop()
 
 
-async def concurrency(session: aiohttp.ClientSession, prefix: str) -> None:
+async def concurrency(session: aiohttp.ClientSession, prefix: str, limit: str) -> None:
+    """1,000 mentions at once against a slow model, with BOT_MAX_CONCURRENT_ANSWERS=`limit`."""
     fake = FakeDiscord()
     await fake.start()
     try:
         async with model_server(latency=15.0, words=100) as model_url:
             bot = Bot(fake, model_url, prefix)
+            bot.env["BOT_MAX_CONCURRENT_ANSWERS"] = limit
             pid = await bot.start()
             idle = peak_rss_mb(pid)
+            started = time.perf_counter()
             await burst(fake, 1000, "hold")
             peak_in_flight = 0.0
-            while await bot.answered(session) < 1000:
+            while await bot.answered(session) + await bot.metric(
+                session, "assistant_answers_total", outcome="failed"
+            ) < 1000:  # fmt: skip
                 peak_in_flight = max(
                     peak_in_flight, await bot.metric(session, "assistant_answers_in_flight")
                 )
                 await asyncio.sleep(0.5)  # sampling the gauge while the answers are held
-            print("1,000 mentions held at once (model: 15 s to first token)")
-            row("answers in flight at the peak", f"{peak_in_flight:.0f}")
+            seconds = time.perf_counter() - started
+            errors = await bot.metric(session, "assistant_redis_errors_total")
+            shown = "no limit" if limit == "0" else f"BOT_MAX_CONCURRENT_ANSWERS={limit}"
+            print(f"1,000 mentions at once, model 15 s to first token ({shown})")
+            row("answers streaming at once, at the peak", f"{peak_in_flight:.0f}")
             row("peak RSS (idle before)", f"{peak_rss_mb(pid):.0f} MB ({idle:.0f} MB)")
+            row("all answered after", f"{seconds:.0f} s")
+            row("Redis calls that failed (saves lost to a saturated loop)", f"{errors:.0f}")
             await bot.stop()
     finally:
         await fake.stop()
@@ -258,7 +269,8 @@ async def main() -> None:
             print("Scale benchmark (`python -m bot run`, Discord fakes, a Redis node of its own)")
             single = await throughput(session, prefix)
             await on_a_cluster(session, prefix + "c", single)
-            await concurrency(session, prefix + "b")
+            await concurrency(session, prefix + "b", "0")
+            await concurrency(session, prefix + "d", "200")
     finally:
         server.terminate()
         await server.wait()

@@ -161,6 +161,7 @@ async def build_core(settings: Settings) -> Core:
         summary_config=summary_config,
         files=FileReader(settings.file_limits()),  # adapters register how they download
         vision=cast(Vision, settings.vision),
+        max_concurrent=settings.max_concurrent_answers,
     )
     feedback: FeedbackStore = (
         RedisFeedback(memory.client, prefix=memory.prefix)

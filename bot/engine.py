@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Sequence
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -25,7 +25,7 @@ from bot.files.answering import FileAnswering, FileTurn, Vision, note
 from bot.files.reading import FileReader
 from bot.files.turns import unshown_images
 from bot.folding import fold_turns
-from bot.metrics import IN_FLIGHT, LOCK_WAIT, answered, cause_of
+from bot.metrics import ANSWER_QUEUE, IN_FLIGHT, LOCK_WAIT, answered, cause_of
 from bot.prompt import (
     PromptPlan,
     plan_prompt,
@@ -80,7 +80,10 @@ class ConversationEngine(FileAnswering):
         summary_config: SummaryConfig | None = None,
         files: FileReader | None = None,
         vision: Vision = "auto",
+        max_concurrent: int = 0,
     ) -> None:
+        self.max_concurrent = max_concurrent  # answers streaming at once; 0: no limit
+        self._admission = asyncio.Semaphore(max_concurrent) if max_concurrent else None
         self.files = files or FileReader()
         self.vision = vision
         self.images_refused = False
@@ -217,8 +220,7 @@ class ConversationEngine(FileAnswering):
         dialect: str | None = None,
         reply: dict[str, Any] | None = None,
     ) -> AsyncGenerator[str, None]:
-        """`_answer`, counted: in flight while it streams, then by outcome (bot.metrics)."""
-        IN_FLIGHT.inc()
+        """`_answer`, counted by outcome (bot.metrics), with its latency logged."""
         outcome, error = "failed", None
         started = time.perf_counter()
         first: float | None = None
@@ -236,12 +238,34 @@ class ConversationEngine(FileAnswering):
             error = exc
             raise
         finally:
-            IN_FLIGHT.dec()
             answered(message.thread.platform, outcome, error)
             timing = {"latency_ms": round(1000 * (time.perf_counter() - started))}
             if first is not None:
                 timing["first_text_ms"] = round(1000 * first)
             log.info("answer %s: %s", outcome, cause_of(error) if error else "ok", extra=timing)
+
+    @asynccontextmanager
+    async def _admitted(self) -> AsyncIterator[None]:
+        """At most `max_concurrent` answers stream at once in this process; the rest wait their
+        turn (already recorded in flight, so a crash while waiting is settled too). A process
+        that takes on more than its CPU can finish misses its own deadlines and loses saves."""
+        if self._admission is None:
+            IN_FLIGHT.inc()
+            try:
+                yield
+            finally:
+                IN_FLIGHT.dec()
+            return
+        queued = time.perf_counter()
+        if self._admission.locked():
+            log.info("%d answers at once already: this one waits its turn", self.max_concurrent)
+        async with self._admission:
+            ANSWER_QUEUE.observe(time.perf_counter() - queued)
+            IN_FLIGHT.inc()
+            try:
+                yield
+            finally:
+                IN_FLIGHT.dec()
 
     async def _answer(
         self,
@@ -269,7 +293,7 @@ class ConversationEngine(FileAnswering):
             self._in_flight[(thread, pending.key)] = pending
         try:
             queued = time.perf_counter()
-            async with self.memory.lock(thread, pending=pending):
+            async with self.memory.lock(thread, pending=pending), self._admitted():
                 LOCK_WAIT.observe(time.perf_counter() - queued)
                 state = await self.memory.load(thread)
                 already_saved = state.has_message(message.message_id)

@@ -25,9 +25,14 @@ ANSWERS = Counter(
     ["platform", "outcome", "cause"],
 )
 IN_FLIGHT = Gauge("assistant_answers_in_flight", "Answers being streamed in this process.")
+ANSWER_QUEUE = Histogram(
+    "assistant_answer_queue_seconds",
+    "How long an answer waited for its turn (BOT_MAX_CONCURRENT_ANSWERS).",
+    buckets=WAIT,
+)
 LOCK_WAIT = Histogram(
     "assistant_thread_lock_wait_seconds",
-    "How long an answer queued behind earlier answers of its thread.",
+    "How long an answer waited for earlier answers of its thread (and for its turn).",
     buckets=WAIT,
 )
 FIRST_TOKEN = Histogram(

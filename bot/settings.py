@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     redis_max_connections: int = Field(64, alias="REDIS_MAX_CONNECTIONS", ge=2, le=10_000)
     redis_pool_timeout: float = Field(5.0, alias="REDIS_POOL_TIMEOUT", gt=0, le=60)
 
+    # How many answers one process streams at once; more wait their turn (0: no limit).
+    max_concurrent_answers: int = Field(200, alias="BOT_MAX_CONCURRENT_ANSWERS", ge=0, le=100_000)
+
     # Shutdown: how long in-flight answers may finish after SIGTERM before each ends in a sentence.
     shutdown_grace: float = Field(8.0, alias="BOT_SHUTDOWN_GRACE", ge=0, le=300)
 

@@ -221,3 +221,19 @@ async def test_unreachable_store_gives_a_sentence(model, fake_openai) -> None:
     assert "conversation store is unavailable" in caught.value.user_message()
     assert fake_openai.requests == []
     await memory.aclose()
+
+
+async def test_at_most_max_concurrent_answers_stream_at_once(
+    memory, model, fake_openai: FakeOpenAI
+) -> None:
+    """More answers than the process takes on at once wait their turn; none is lost."""
+    engine = ConversationEngine(
+        memory, model, EstimatingCounter(), EngineConfig(max_prompt_tokens=2000), max_concurrent=2
+    )
+    fake_openai.responder = lambda request: Reply(text="done", first_token_delay=0.05)
+    threads = [ThreadRef("slack", "T1", "C1", f"17000000{n}.000100") for n in range(5)]
+    answers = await asyncio.gather(
+        *(ask(engine, msg(f"question {n}", thread=t)) for n, t in enumerate(threads))
+    )
+    assert answers == ["done"] * 5
+    assert fake_openai.max_in_flight == 2
