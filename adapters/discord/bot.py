@@ -31,11 +31,11 @@ from adapters.streaming import ChannelPace, StreamingReply, end_in_failure
 from adapters.tasks import BackgroundTasks
 from bot.conversation import ThreadRef
 from bot.engine import ConversationEngine
-from bot.errors import AnswerCutOff, BotError, Interrupted, StoreUnavailable, explain
+from bot.errors import AnswerCutOff, BotError, Interrupted, explain
 from bot.logs import bind
 from bot.metrics import EVENTS, answered
 from bot.readiness import Readiness
-from bot.store.claims import Claims, claim_or_here
+from bot.store.claims import Claims, admit, claim_or_here
 from bot.store.inflight import PendingAnswer
 from bot.store.kv import Notes
 from bot.summaries.channel_log import ChannelLog
@@ -153,18 +153,15 @@ class DiscordBot(Conversations, ChannelSummaries):
         if not (quick.is_dm or quick.mentions_me or quick.replies_to_me or quick.in_thread):
             return  # channel chatter: logged, nothing to answer
         scope = f"discord:{guild_id_of(message) or 'dm'}"
-        if not await claim_or_here(self.claims, scope, f"msg:{message.id}"):
+        ref = self.thread_ref(message)
+        # Claimed, and in a thread whether the bot is part of it, in one round trip.
+        won, known = await admit(self.claims, self.engine.memory, scope, [f"msg:{message.id}"],
+                                 ref if quick.in_thread else None)  # fmt: skip
+        if not won:
             log.info("duplicate delivery of message %s dropped", message.id)
             answered("discord", "duplicate")
             return
-        ref = self.thread_ref(message)
         bind(thread_key=str(ref))
-        known = False
-        if quick.in_thread:
-            try:
-                known = await self.engine.knows(ref)
-            except StoreUnavailable:
-                known = False
         action = route(self.facts(message, known=known), self.me.id if self.me else 0)
         files = attachment_refs(message)
         if action is Route.ANSWER and self.wordless(message) and not quick.mentions_me:

@@ -41,7 +41,7 @@ from bot.feedback import FeedbackStore, InProcessFeedback
 from bot.logs import bind
 from bot.metrics import EVENTS, answered
 from bot.readiness import Readiness
-from bot.store.claims import Claims, claim_or_here
+from bot.store.claims import Claims, admit, claim_or_here, claim_probing
 from bot.store.inflight import PendingAnswer
 from bot.summaries.channel_log import ChannelLog
 
@@ -151,18 +151,37 @@ class SlackBot(SlackHistory):
             return True
         names = [f"msg:{read.channel}:{read.ts}"] + ([f"event:{event_id}"] if event_id else [])
         scope = f"slack:{read.team}"
-        won = await self.claim_delivery(scope, names, retry_num)
-        if won is None:
+        thread = self.thread_of(read) if read.thread_ts else None
+        claimed = await self.claim_message(scope, names, retry_num, thread)
+        if claimed is None:
             return False
+        won, known = claimed
         if not won:
             log.info("duplicate delivery of %s/%s dropped", read.channel, read.ts)
             answered("slack", "duplicate")
             return True
         self.tasks.spawn(self.log_message(read), name="slack-log")  # never delays an answer
         self.tasks.spawn(
-            self.handle_message(read, pane=pane, event_id=event_id), name=f"slack-event-{event_id}"
+            self.handle_message(read, pane=pane, event_id=event_id, known=known),
+            name=f"slack-event-{event_id}",
         )
         return True
+
+    async def claim_message(
+        self, scope: str, names: list[str], retry_num: int, thread: ThreadRef | None
+    ) -> tuple[bool, bool] | None:
+        """`claim_delivery`, and for a message in a thread whether the bot is part of it, in the
+        same round trip: (won, known), or None to have Slack deliver it again."""
+        if thread is None:
+            won = await self.claim_delivery(scope, names, retry_num)
+            return None if won is None else (won, False)
+        if retry_num >= FINAL_RETRY:
+            return await admit(self.claims, self.engine.memory, scope, names, thread)
+        try:
+            return await claim_probing(self.claims, self.engine.memory, scope, names, thread)
+        except StoreUnavailable as exc:
+            log.warning("Redis is down (%s): asking Slack to deliver %s again", exc, names[0])
+            return None
 
     async def claim_delivery(self, scope: str, names: list[str], retry_num: int) -> bool | None:
         """Claim a delivery across processes. None while Redis is down and Slack will deliver
@@ -197,14 +216,20 @@ class SlackBot(SlackHistory):
             await self.forget_message(read)
 
     async def handle_message(
-        self, read: SlackMessage, *, pane: bool = False, event_id: str = ""
+        self,
+        read: SlackMessage,
+        *,
+        pane: bool = False,
+        event_id: str = "",
+        known: bool | None = None,  # learnt with the claim; asked here when not
     ) -> None:
         thread = self.thread_of(read)
         bind(platform="slack", event=event_id, thread_key=str(thread))  # on every line from here
-        try:
-            known = bool(read.thread_ts) and await self.engine.knows(thread)
-        except StoreUnavailable:
-            known = False
+        if known is None:
+            try:
+                known = bool(read.thread_ts) and await self.engine.knows(thread)
+            except StoreUnavailable:
+                known = False
         action = route(read, bot_user_id=self.me.user_id, thread_known=known)
         if action is Route.ANSWER and read.wordless and read.files and not read.mentions_bot:
             # Files dropped without a word in the bot's thread or DM: acknowledged, no model call

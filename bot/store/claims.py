@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
+from bot.conversation import ThreadRef
 from bot.errors import StoreUnavailable
-from bot.store.redis_pool import redis_unavailable
+from bot.store.memory.base import ThreadMemory
+from bot.store.redis_pool import is_cluster, redis_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,7 @@ class InProcessClaims:
 class RedisClaims:
     def __init__(self, client: aioredis.Redis, *, prefix: str) -> None:
         self._redis = client
+        self.client = client
         self._prefix = prefix
         self._script = client.register_script(_CLAIM)
         self._here = InProcessClaims()  # every claim this process made or saw taken
@@ -100,6 +103,34 @@ class RedisClaims:
         await self._here.claim(scope, *names, ttl=ttl)
         return won
 
+    async def claim_and_probe(
+        self, scope: str, names: Sequence[str], probe: Sequence[str], ttl: int = DEFAULT_TTL
+    ) -> tuple[bool, bool]:
+        """`claim`, and whether any of the `probe` keys exists, in one round trip (one node)."""
+        names = tuple(names)
+        if self._here.seen(scope, names):
+            return False, False
+
+        def queue(pipe: Any) -> None:
+            keys = self._keys(scope, names)
+            pipe.evalsha(self._script.sha, len(keys), *keys, ttl)
+            pipe.exists(*probe)
+
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            queue(pipe)
+            try:
+                won, found = await pipe.execute()
+            except NoScriptError:  # Redis restarted without its scripts
+                await self._redis.script_load(_CLAIM)
+                pipe = self._redis.pipeline(transaction=False)
+                queue(pipe)
+                won, found = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise redis_unavailable(exc) from exc
+        await self._here.claim(scope, *names, ttl=ttl)
+        return bool(won), bool(won) and bool(found)
+
     async def claim_here(self, scope: str, *names: str, ttl: int = DEFAULT_TTL) -> bool:
         return await self._here.claim(scope, *names, ttl=ttl)
 
@@ -109,6 +140,41 @@ class RedisClaims:
             await self._redis.delete(*self._keys(scope, names))
         except (RedisError, OSError) as exc:
             raise redis_unavailable(exc) from exc
+
+
+async def claim_probing(
+    claims: Claims, memory: ThreadMemory, scope: str, names: Sequence[str], thread: ThreadRef
+) -> tuple[bool, bool]:
+    """Claim a delivery and learn whether the bot is part of `thread`: (won, known). On one
+    Redis node both ride in one round trip. Raises StoreUnavailable when the claim cannot be
+    made; a failed look at the thread only makes it unknown."""
+    probe = getattr(memory, "exists_keys", None)
+    if (
+        isinstance(claims, RedisClaims)
+        and probe is not None
+        and getattr(memory, "client", None) is claims.client
+        and not is_cluster(claims.client)
+    ):
+        return await claims.claim_and_probe(scope, names, probe(thread))
+    won = await claims.claim(scope, *names)
+    try:
+        return won, won and await memory.exists(thread)
+    except StoreUnavailable:
+        return won, False
+
+
+async def admit(
+    claims: Claims, memory: ThreadMemory, scope: str, names: Sequence[str], thread: ThreadRef | None
+) -> tuple[bool, bool]:
+    """`claim_probing` (or just the claim, without a thread), claimed in this process while
+    Redis is down."""
+    try:
+        if thread is None:
+            return await claims.claim(scope, *names), False
+        return await claim_probing(claims, memory, scope, names, thread)
+    except StoreUnavailable as exc:
+        log.warning("Redis is down (%s): %s claimed in this process only", exc, ", ".join(names))
+        return await claims.claim_here(scope, *names), False
 
 
 async def claim_or_here(claims: Claims, scope: str, *names: str) -> bool:

@@ -189,8 +189,12 @@ class RedisMemory(InFlightRecords):
         return _state(raw_turns, summary)
 
     async def exists(self, thread: ThreadRef) -> bool:
+        return bool(await self._call(self._redis.exists(*self.exists_keys(thread))))
+
+    def exists_keys(self, thread: ThreadRef) -> list[str]:
+        """The keys of which any one existing means the bot is part of `thread`."""
         keys = self._keys.thread(thread)
-        return bool(await self._call(self._redis.exists(keys.turns, keys.meta, keys.pending)))
+        return [keys.turns, keys.meta, keys.pending]
 
     async def append(
         self, thread: ThreadRef, *turns: Turn, settled: PendingAnswer | None = None
