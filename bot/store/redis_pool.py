@@ -120,3 +120,18 @@ def redis_unavailable(exc: BaseException) -> StoreUnavailable:
     """The core's error for a failed Redis call, counted in the metrics (one place for both)."""
     REDIS_ERRORS.inc()
     return StoreUnavailable(f"Redis is unavailable: {exc}")
+
+
+def side_client(client: aioredis.Redis, connections: int = 4) -> aioredis.Redis:
+    """A small pool of its own to the same Redis, for calls that must not queue behind a
+    burst (renewing the thread locks of answers in progress). A cluster client is shared."""
+    pool = getattr(client, "connection_pool", None)
+    if is_cluster(client) or pool is None:
+        return client
+    side = aioredis.BlockingConnectionPool(
+        connection_class=pool.connection_class,
+        max_connections=connections,
+        timeout=getattr(pool, "timeout", DEFAULT_POOL_TIMEOUT),
+        **pool.connection_kwargs,
+    )
+    return aioredis.Redis.from_pool(side)

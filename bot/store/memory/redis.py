@@ -32,7 +32,7 @@ from bot.store.memory.redis_inflight import (
     InFlightRecords,
     index_member,
 )
-from bot.store.redis_pool import connect_redis, is_cluster, redis_unavailable
+from bot.store.redis_pool import connect_redis, is_cluster, redis_unavailable, side_client
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -133,7 +133,10 @@ class RedisMemory(InFlightRecords):
         self._remove = client.register_script(_REMOVE)
         self._append = client.register_script(_APPEND)
         self._release = client.register_script(_RELEASE)
-        self._extend = client.register_script(_EXTEND)
+        # Lock renewals get connections of their own: behind a burst of new work in the main
+        # pool they came too late, and locks of answers still streaming lapsed.
+        self._renewals = side_client(client)
+        self._extend = self._renewals.register_script(_EXTEND)
         self._take_over = client.register_script(TAKE_OVER)
         self._update_pending = client.register_script(UPDATE_PENDING)
         self.round_trips = 0  # for benchmarks: network round trips made so far
@@ -333,4 +336,6 @@ class RedisMemory(InFlightRecords):
         # Whatever this process leaves in flight, others may settle at once.
         with contextlib.suppress(RedisError, OSError):
             await self._redis.delete(self._keys.alive(self.owner))
+        if self._renewals is not self._redis:
+            await self._renewals.aclose()
         await self._redis.aclose()

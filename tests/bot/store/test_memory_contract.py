@@ -269,3 +269,26 @@ async def test_the_last_save_gives_the_lock_back(client: aioredis.Redis, clean_p
     async with asyncio.timeout(1):
         async with memory.lock(THREAD):
             pass
+
+
+async def test_locks_are_renewed_while_the_main_pool_is_busy(clean_prefix: str) -> None:
+    """A burst that takes every pooled connection must not starve the renewal of locks held
+    by answers still streaming (they lapsed under 1,000 answers at once)."""
+    from bot.store.memory import RedisMemory
+    from bot.store.redis_pool import connect_redis
+
+    client = connect_redis(REDIS_URL, max_connections=2, pool_timeout=10)
+    memory = RedisMemory(client, prefix=clean_prefix, lock_ttl=0.6)
+    lock = f"{clean_prefix}:{{slack:T1:C1:1700000000.000100}}:lock"
+    try:
+        async with memory.lock(THREAD):
+            busy = [asyncio.create_task(client.blpop([f"{clean_prefix}:never"], timeout=2))
+                    for _ in range(2)]  # fmt: skip
+            await asyncio.sleep(1.5)  # two and a half lock lifetimes: renewals must get through
+            checker = aioredis.Redis.from_url(REDIS_URL)  # a connection of its own
+            held = await checker.exists(lock)
+            await checker.aclose()
+            assert held
+            await asyncio.gather(*busy)
+    finally:
+        await memory.aclose()
