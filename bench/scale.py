@@ -60,7 +60,6 @@ class Bot:
             LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"), DISCORD_BOT_TOKEN="bench",
             DISCORD_API_URL=fake.url,
             OPS_PORT=str(self.ops), OPS_HOST="127.0.0.1", DISCORD_EDIT_INTERVAL="5",
-            BOT_CHANNEL_LOG_DAYS="0",
         )  # fmt: skip
         self.process: asyncio.subprocess.Process | None = None
 

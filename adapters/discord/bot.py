@@ -148,15 +148,18 @@ class DiscordBot(Conversations, ChannelSummaries):
             log.info("message in %s outside the allowlists: ignored", message.channel.id)
             answered("discord", "ignored")
             return
-        self.tasks.spawn(self.log_message(message), name="discord-log")  # never delays an answer
         quick = self.facts(message, known=False)
+        if not quick.in_thread:  # in a thread the log entry rides with the claim below
+            self.tasks.spawn(self.log_message(message), name="discord-log")  # never delays
         if not (quick.is_dm or quick.mentions_me or quick.replies_to_me or quick.in_thread):
             return  # channel chatter: logged, nothing to answer
         scope = f"discord:{guild_id_of(message) or 'dm'}"
         ref = self.thread_ref(message)
-        # Claimed, and in a thread whether the bot is part of it, in one round trip.
-        won, known = await admit(self.claims, self.engine.memory, scope, [f"msg:{message.id}"],
-                                 ref if quick.in_thread else None)  # fmt: skip
+        # Claimed and, in a thread, whether the bot is part of it and the log entry: one trip.
+        won, known = await admit(
+            self.claims, self.engine.memory, scope, [f"msg:{message.id}"],
+            ref if quick.in_thread else None, self.log_entry(message) if quick.in_thread else None,
+        )  # fmt: skip
         if not won:
             log.info("duplicate delivery of message %s dropped", message.id)
             answered("discord", "duplicate")

@@ -14,7 +14,7 @@ from adapters.streaming import StreamingReply
 from bot.conversation import ThreadRef
 from bot.engine import ConversationEngine
 from bot.errors import BotError
-from bot.summaries.channel_log import ChannelLog
+from bot.summaries.channel_log import ChannelLog, ChannelLogEntry
 from bot.summaries.sources import SourceMessage
 from bot.summaries.windows import Window
 
@@ -68,15 +68,21 @@ class ChannelSummaries:
             author_id=str(message.author.id),
         )
 
-    async def log_message(self, message: discord.Message) -> None:
-        """Keep a person's server message in the channel log, for summaries later."""
+    def log_entry(self, message: discord.Message) -> ChannelLogEntry | None:
+        """A person's server message as an entry of its channel's log, for summaries later."""
         guild_id = guild_id_of(message)
         if self.channel_log is None or guild_id is None or not message.content.strip():
+            return None
+        scope = scope_of(guild_id, message.channel.id)
+        return ChannelLogEntry(self.channel_log, scope, self.source_of(message))
+
+    async def log_message(self, message: discord.Message) -> None:
+        """Keep a person's server message in the channel log, for summaries later."""
+        entry = self.log_entry(message)
+        if entry is None:
             return
         try:
-            await self.channel_log.record(
-                scope_of(guild_id, message.channel.id), self.source_of(message)
-            )
+            await entry.write()
         except BotError as exc:
             log.warning("could not log message %s: %s", message.id, exc)
 

@@ -43,7 +43,7 @@ from bot.metrics import EVENTS, answered
 from bot.readiness import Readiness
 from bot.store.claims import Claims, admit, claim_or_here, claim_probing
 from bot.store.inflight import PendingAnswer
-from bot.summaries.channel_log import ChannelLog
+from bot.summaries.channel_log import ChannelLog, ChannelLogEntry
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,9 @@ class SlackBot(SlackHistory):
         names = [f"msg:{read.channel}:{read.ts}"] + ([f"event:{event_id}"] if event_id else [])
         scope = f"slack:{read.team}"
         thread = self.thread_of(read) if read.thread_ts else None
-        claimed = await self.claim_message(scope, names, retry_num, thread)
+        # In a thread, the channel log entry rides with the claim when the names are known.
+        entry = self.log_entry_now(read) if thread is not None else None
+        claimed = await self.claim_message(scope, names, retry_num, thread, entry)
         if claimed is None:
             return False
         won, known = claimed
@@ -160,7 +162,8 @@ class SlackBot(SlackHistory):
             log.info("duplicate delivery of %s/%s dropped", read.channel, read.ts)
             answered("slack", "duplicate")
             return True
-        self.tasks.spawn(self.log_message(read), name="slack-log")  # never delays an answer
+        if entry is None:
+            self.tasks.spawn(self.log_message(read), name="slack-log")  # never delays an answer
         self.tasks.spawn(
             self.handle_message(read, pane=pane, event_id=event_id, known=known),
             name=f"slack-event-{event_id}",
@@ -168,7 +171,12 @@ class SlackBot(SlackHistory):
         return True
 
     async def claim_message(
-        self, scope: str, names: list[str], retry_num: int, thread: ThreadRef | None
+        self,
+        scope: str,
+        names: list[str],
+        retry_num: int,
+        thread: ThreadRef | None,
+        entry: ChannelLogEntry | None = None,
     ) -> tuple[bool, bool] | None:
         """`claim_delivery`, and for a message in a thread whether the bot is part of it, in the
         same round trip: (won, known), or None to have Slack deliver it again."""
@@ -176,9 +184,9 @@ class SlackBot(SlackHistory):
             won = await self.claim_delivery(scope, names, retry_num)
             return None if won is None else (won, False)
         if retry_num >= FINAL_RETRY:
-            return await admit(self.claims, self.engine.memory, scope, names, thread)
+            return await admit(self.claims, self.engine.memory, scope, names, thread, entry)
         try:
-            return await claim_probing(self.claims, self.engine.memory, scope, names, thread)
+            return await claim_probing(self.claims, self.engine.memory, scope, names, thread, entry)
         except StoreUnavailable as exc:
             log.warning("Redis is down (%s): asking Slack to deliver %s again", exc, names[0])
             return None

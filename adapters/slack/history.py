@@ -12,6 +12,7 @@ from adapters.slack.events import PERSON_SUBTYPES, SlackMessage, plain_text, rea
 from adapters.slack.summary_sources import SummarySources
 from bot.conversation import ThreadRef, Turn
 from bot.errors import BotError
+from bot.summaries.channel_log import ChannelLogEntry
 from bot.summaries.sources import SourceMessage
 
 log = logging.getLogger(__name__)
@@ -67,20 +68,33 @@ class SlackHistory(SummarySources):
         kept = await self.engine.seed(thread, turns)
         log.info("read %d earlier messages of %s, kept %d", len(turns), thread, kept)
 
+    def log_entry(self, message: SlackMessage, names: dict[str, str]) -> ChannelLogEntry | None:
+        """A person's channel message as an entry of the channel log, for summaries later."""
+        if self.channel_log is None or message.is_dm:
+            return None
+        source = SourceMessage(
+            message_id=message.ts,
+            author=names[message.user],
+            text=readable_text(message, bot_user_id=self.me.user_id, names=names),
+            at=ts_time(message.ts),
+            link=self.permalink(message.channel, message.ts, message.thread_ts),
+            author_id=message.user,
+        )
+        return ChannelLogEntry(self.channel_log, self.scope(message.team, message.channel), source)
+
+    def log_entry_now(self, message: SlackMessage) -> ChannelLogEntry | None:
+        """`log_entry` when every name it needs is already known (no Slack call), else None."""
+        names = self.web.known_names({message.user, *message.mentioned_users})
+        return self.log_entry(message, names) if names is not None else None
+
     async def log_message(self, message: SlackMessage) -> None:
         """Keep a person's channel message in the channel log, for summaries later."""
         if self.channel_log is None or message.is_dm:
             return
         try:
             names = await self.web.names_of({message.user, *message.mentioned_users})
-            source = SourceMessage(
-                message_id=message.ts,
-                author=names[message.user],
-                text=readable_text(message, bot_user_id=self.me.user_id, names=names),
-                at=ts_time(message.ts),
-                link=self.permalink(message.channel, message.ts, message.thread_ts),
-                author_id=message.user,
-            )
-            await self.channel_log.record(self.scope(message.team, message.channel), source)
+            entry = self.log_entry(message, names)
+            if entry is not None:
+                await entry.write()
         except (BotError, SlackApiError) as exc:
             log.warning("could not log %s/%s: %s", message.channel, message.ts, exc)

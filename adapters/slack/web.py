@@ -138,6 +138,12 @@ class SlackWeb:
         self._names[user_id] = name
         return name
 
+    def known_names(self, user_ids: set[str]) -> dict[str, str] | None:
+        """The display names of `user_ids` if every one is cached already, else None."""
+        if all(u in self._names for u in user_ids):
+            return {u: self._names[u] for u in user_ids}
+        return None
+
     async def names_of(self, user_ids: set[str]) -> dict[str, str]:
         return {user_id: await self.name_of(user_id) for user_id in sorted(user_ids)}
 

@@ -24,7 +24,7 @@ from redis.exceptions import NoScriptError, RedisError
 from bot.conversation import ThreadRef
 from bot.errors import StoreUnavailable
 from bot.store.memory.base import ThreadMemory
-from bot.store.redis_pool import is_cluster, redis_unavailable
+from bot.store.redis_pool import ScriptCall, is_cluster, redis_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +104,15 @@ class RedisClaims:
         return won
 
     async def claim_and_probe(
-        self, scope: str, names: Sequence[str], probe: Sequence[str], ttl: int = DEFAULT_TTL
+        self,
+        scope: str,
+        names: Sequence[str],
+        probe: Sequence[str],
+        ttl: int = DEFAULT_TTL,
+        also: Sequence[ScriptCall] = (),
     ) -> tuple[bool, bool]:
-        """`claim`, and whether any of the `probe` keys exists, in one round trip (one node)."""
+        """`claim`, whether any of the `probe` keys exists, and the `also` calls (the message's
+        channel log entry), in one round trip (one node)."""
         names = tuple(names)
         if self._here.seen(scope, names):
             return False, False
@@ -115,17 +121,20 @@ class RedisClaims:
             keys = self._keys(scope, names)
             pipe.evalsha(self._script.sha, len(keys), *keys, ttl)
             pipe.exists(*probe)
+            for call in also:
+                call.queue(pipe)
 
         try:
             pipe = self._redis.pipeline(transaction=False)
             queue(pipe)
             try:
-                won, found = await pipe.execute()
+                won, found, *_ = await pipe.execute()
             except NoScriptError:  # Redis restarted without its scripts
-                await self._redis.script_load(_CLAIM)
+                for script in (self._script, *(call.script for call in also)):
+                    await self._redis.script_load(script.script)
                 pipe = self._redis.pipeline(transaction=False)
                 queue(pipe)
-                won, found = await pipe.execute()
+                won, found, *_ = await pipe.execute()
         except (RedisError, OSError) as exc:
             raise redis_unavailable(exc) from exc
         await self._here.claim(scope, *names, ttl=ttl)
@@ -142,21 +151,44 @@ class RedisClaims:
             raise redis_unavailable(exc) from exc
 
 
+class LogEntry(Protocol):
+    """A message to keep in a channel log: `channel_log.record(scope, message)`."""
+
+    async def write(self) -> None: ...
+
+    def call(self, client: Any) -> ScriptCall | None:
+        """The same as a script call, when the log lives on `client` (the claims' Redis)."""
+
+
 async def claim_probing(
-    claims: Claims, memory: ThreadMemory, scope: str, names: Sequence[str], thread: ThreadRef
+    claims: Claims,
+    memory: ThreadMemory,
+    scope: str,
+    names: Sequence[str],
+    thread: ThreadRef,
+    log_entry: LogEntry | None = None,
 ) -> tuple[bool, bool]:
-    """Claim a delivery and learn whether the bot is part of `thread`: (won, known). On one
-    Redis node both ride in one round trip. Raises StoreUnavailable when the claim cannot be
-    made; a failed look at the thread only makes it unknown."""
+    """Claim a delivery, learn whether the bot is part of `thread` — (won, known) — and keep
+    the message in its channel log. On one Redis node all three ride in one round trip. Raises
+    StoreUnavailable when the claim cannot be made; a failed look at the thread only makes it
+    unknown, a failed log entry is logged."""
     probe = getattr(memory, "exists_keys", None)
+    call = log_entry.call(claims.client) if isinstance(claims, RedisClaims) and log_entry else None
     if (
         isinstance(claims, RedisClaims)
         and probe is not None
         and getattr(memory, "client", None) is claims.client
         and not is_cluster(claims.client)
+        and (log_entry is None or call is not None)
     ):
-        return await claims.claim_and_probe(scope, names, probe(thread))
+        also = [call] if call is not None else []
+        return await claims.claim_and_probe(scope, names, probe(thread), also=also)
     won = await claims.claim(scope, *names)
+    if log_entry is not None:
+        try:
+            await log_entry.write()
+        except StoreUnavailable as exc:
+            log.warning("could not keep a message in the channel log: %s", exc)
     try:
         return won, won and await memory.exists(thread)
     except StoreUnavailable:
@@ -164,14 +196,19 @@ async def claim_probing(
 
 
 async def admit(
-    claims: Claims, memory: ThreadMemory, scope: str, names: Sequence[str], thread: ThreadRef | None
+    claims: Claims,
+    memory: ThreadMemory,
+    scope: str,
+    names: Sequence[str],
+    thread: ThreadRef | None,
+    log_entry: LogEntry | None = None,
 ) -> tuple[bool, bool]:
     """`claim_probing` (or just the claim, without a thread), claimed in this process while
     Redis is down."""
     try:
         if thread is None:
             return await claims.claim(scope, *names), False
-        return await claim_probing(claims, memory, scope, names, thread)
+        return await claim_probing(claims, memory, scope, names, thread, log_entry)
     except StoreUnavailable as exc:
         log.warning("Redis is down (%s): %s claimed in this process only", exc, ", ".join(names))
         return await claims.claim_here(scope, *names), False

@@ -9,12 +9,14 @@ that, and a Redis that is really down still fails within a fraction of a second.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
@@ -114,6 +116,21 @@ def _counting(base: type[Any]) -> type[Any]:
         _COUNTING[base] = type(f"Counting{base.__name__}", (base,),
                                {"send_packed_command": send_packed_command})  # fmt: skip
     return _COUNTING[base]
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptCall:
+    """A registered script with its keys and arguments, to be sent in someone's pipeline."""
+
+    script: AsyncScript
+    keys: list[str]
+    args: list[Any]
+
+    def queue(self, pipe: Any) -> None:
+        pipe.evalsha(self.script.sha, len(self.keys), *self.keys, *self.args)
+
+    async def run(self) -> Any:
+        return await self.script(keys=self.keys, args=self.args)
 
 
 def redis_unavailable(exc: BaseException) -> StoreUnavailable:

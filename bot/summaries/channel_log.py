@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from bot.store.redis_pool import redis_unavailable
+from bot.store.redis_pool import ScriptCall, redis_unavailable
 from bot.summaries.sources import SourceMessage
 
 GONE_SECONDS = 3600  # a deleted message's tombstone: longer than logging it can be late
@@ -160,6 +160,14 @@ class RedisChannelLog:
             raise redis_unavailable(exc) from exc
 
     async def record(self, channel: str, message: SourceMessage) -> None:
+        call = self.record_call(channel, message)
+        try:
+            await self._record(keys=call.keys, args=call.args)
+        except (RedisError, OSError) as exc:
+            raise redis_unavailable(exc) from exc
+
+    def record_call(self, channel: str, message: SourceMessage) -> ScriptCall:
+        """`record` as a script call, for a caller that sends it in a pipeline of its own."""
         stream, meta = self._keys(channel)
         now = self._clock()
         args: list[str | int] = [
@@ -171,10 +179,11 @@ class RedisChannelLog:
             str(now),
             max(1, int(self._retention)),
         ]
-        try:
-            await self._record(keys=[stream, meta, self._gone_key(channel)], args=args)
-        except (RedisError, OSError) as exc:
-            raise redis_unavailable(exc) from exc
+        return ScriptCall(self._record, [stream, meta, self._gone_key(channel)], args)
+
+    @property
+    def client(self) -> aioredis.Redis:
+        return self._redis
 
     async def read(self, channel: str, *, since: datetime | None, most: int) -> LogWindow:
         stream, meta = self._keys(channel)
@@ -215,3 +224,21 @@ class RedisChannelLog:
                 await self._redis.xdel(stream, *doomed)
         except (RedisError, OSError) as exc:
             raise redis_unavailable(exc) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelLogEntry:
+    """A message to keep in a channel log, sent on its own or with a delivery's claim
+    (bot.store.claims.claim_probing), so a follow-up costs no extra round trip for it."""
+
+    log: ChannelLog
+    channel: str
+    message: SourceMessage
+
+    async def write(self) -> None:
+        await self.log.record(self.channel, self.message)
+
+    def call(self, client: Any) -> ScriptCall | None:
+        if isinstance(self.log, RedisChannelLog) and self.log.client is client:
+            return self.log.record_call(self.channel, self.message)
+        return None

@@ -76,3 +76,44 @@ async def test_while_redis_is_down_claims_fall_back_to_this_process() -> None:
     assert not await claims.claim_here("slack:T1", "msg:C1:1.1")  # at most once, here
     assert not await claims.claim("slack:T1", "msg:C1:1.1")  # known here: no Redis needed
     await down.aclose()
+
+
+async def test_a_follow_ups_claim_thread_check_and_log_entry_take_one_round_trip(
+    clean_prefix: str,
+) -> None:
+    from datetime import UTC, datetime
+
+    from bot.conversation import ThreadRef, Turn
+    from bot.metrics import REDIS_ROUND_TRIPS
+    from bot.store.claims import claim_probing
+    from bot.store.memory import RedisMemory
+    from bot.store.redis_pool import connect_redis
+    from bot.summaries.channel_log import ChannelLogEntry, RedisChannelLog
+    from bot.summaries.sources import SourceMessage
+
+    client = connect_redis(REDIS_URL)
+    memory = RedisMemory(client, prefix=clean_prefix)
+    claims = RedisClaims(client, prefix=clean_prefix)
+    channel_log = RedisChannelLog(client, prefix=clean_prefix, retention_seconds=3600,
+                                  max_messages=100)  # fmt: skip
+    thread = ThreadRef("slack", "T1", "C1", "1.1")
+    await memory.append(thread, Turn("user", "hello", message_id="1.1"))
+    message = SourceMessage("1.2", "Alice", "a follow-up", datetime.now(UTC))
+    entry = ChannelLogEntry(channel_log, "slack:T1:C1", message)
+    try:
+        before = REDIS_ROUND_TRIPS._value.get()
+        assert await claim_probing(claims, memory, "slack:T1", ["msg:C1:1.2"], thread, entry) == (
+            True, True,
+        )  # fmt: skip
+        assert REDIS_ROUND_TRIPS._value.get() - before == 1
+        window = await channel_log.read("slack:T1:C1", since=None, most=10)
+        assert [m.message_id for m in window.messages] == ["1.2"]
+        other = ThreadRef("slack", "T1", "C1", "9.9")  # a thread the bot is not part of
+        assert await claim_probing(claims, memory, "slack:T1", ["msg:C1:9.9"], other) == (
+            True, False,
+        )  # fmt: skip
+        assert await claim_probing(claims, memory, "slack:T1", ["msg:C1:1.2"], thread) == (
+            False, False,
+        )  # fmt: skip
+    finally:
+        await memory.aclose()
