@@ -10,6 +10,7 @@ read(thread)       the thread as memory holds it, for summaries
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
@@ -18,9 +19,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from bot.chat_model import ChatMessage, ChatModel
+from bot.chat_model import ChatModel
 from bot.conversation import IncomingMessage, ThreadRef, ThreadState, Turn
-from bot.errors import AnswerCutOff, ImagesRefused, InvalidRequest, ModelError, StoreUnavailable
+from bot.errors import AnswerCutOff, InvalidRequest, ModelError, StoreUnavailable
 from bot.files.answering import FileAnswering, FileTurn, Vision, note
 from bot.files.reading import FileReader
 from bot.files.turns import unshown_images
@@ -36,8 +37,8 @@ from bot.prompt import (
 )
 from bot.store.inflight import PendingAnswer
 from bot.store.memory.base import ThreadMemory
-from bot.summaries.sources import SourceMessage
-from bot.summaries.summarizer import Summarizer, Summary, SummaryConfig
+from bot.summaries.summarizer import Summarizer, SummaryConfig
+from bot.summaries.summarizing import Summarizing
 from bot.summaries.summary_store import SummaryStore
 from bot.tokens import MESSAGE_OVERHEAD, TokenCounter
 
@@ -67,7 +68,7 @@ def _today() -> date:
     return datetime.now(UTC).date()
 
 
-class ConversationEngine(FileAnswering):
+class ConversationEngine(FileAnswering, Summarizing):
     def __init__(
         self,
         memory: ThreadMemory,
@@ -131,64 +132,6 @@ class ConversationEngine(FileAnswering):
     async def read(self, thread: ThreadRef) -> ThreadState:
         return await self.memory.load(thread)
 
-    async def summarize(
-        self,
-        thread: ThreadRef,
-        *,
-        dialect: str | None = None,
-        link_for: Callable[[str], str] | None = None,
-        requester: str | None = None,
-    ) -> Summary:
-        """A summary of what memory holds for `thread`; no model call for an empty thread."""
-        state = await self.memory.load(thread)
-        sources = [
-            SourceMessage(
-                message_id=t.message_id,
-                author=t.author_name or self.config.bot_name,
-                text=t.text,
-                at=t.at,
-                link=link_for(t.message_id) if link_for and t.message_id else "",
-                author_id=t.author_id,
-            )
-            for t in state.turns
-        ]
-        if state.summary:
-            first = state.turns[0].at if state.turns else datetime.now(UTC)
-            earlier = SourceMessage("", "(summary of the earlier messages)", state.summary, first)
-            sources.insert(0, earlier)
-        return await self.summarize_sources(
-            sources, scope=str(thread), dialect=dialect, requester=requester
-        )
-
-    async def summarize_sources(
-        self,
-        sources: Sequence[SourceMessage],
-        *,
-        scope: str | None = None,
-        dialect: str | None = None,
-        requester: str | None = None,
-    ) -> Summary:
-        """Summarize messages an adapter gathered; a repeat of the same window costs no call."""
-        dialect = dialect or self.config.dialect
-        store = self.summaries if scope else None
-        if store is not None and scope and sources:
-            text = await store.cached(scope, sources, dialect)
-            summary = (
-                Summary(text, len(sources), len(sources))
-                if text is not None
-                else await self.summarizer.summarize(sources, dialect=dialect)
-            )
-            if text is None:
-                await store.keep(scope, sources, dialect, summary.text)
-            if requester:
-                await store.mark(scope, requester, sources[-1])
-            return summary
-        return await self.summarizer.summarize(sources, dialect=dialect)
-
-    async def summary_since(self, scope: str, requester: str) -> datetime | None:
-        """Where `requester`'s previous summary of `scope` ended, if there was one."""
-        return await self.summaries.since(scope, requester) if self.summaries else None
-
     async def seed(self, thread: ThreadRef, turns: Sequence[Turn]) -> int:
         """Remember a thread's earlier messages, read from the platform when the bot joins late.
 
@@ -249,18 +192,13 @@ class ConversationEngine(FileAnswering):
         """At most `max_concurrent` answers stream at once in this process; the rest wait their
         turn (already recorded in flight, so a crash while waiting is settled too). A process
         that takes on more than its CPU can finish misses its own deadlines and loses saves."""
-        if self._admission is None:
-            IN_FLIGHT.inc()
-            try:
-                yield
-            finally:
-                IN_FLIGHT.dec()
-            return
+        gate = self._admission
         queued = time.perf_counter()
-        if self._admission.locked():
+        if gate is not None and gate.locked():
             log.info("%d answers at once already: this one waits its turn", self.max_concurrent)
-        async with self._admission:
-            ANSWER_QUEUE.observe(time.perf_counter() - queued)
+        async with gate or contextlib.nullcontext():
+            if gate is not None:
+                ANSWER_QUEUE.observe(time.perf_counter() - queued)
             IN_FLIGHT.inc()
             try:
                 yield
@@ -323,7 +261,9 @@ class ConversationEngine(FileAnswering):
                     for line in with_files.notes if with_files else ():
                         yield note(line, dialect or self.config.dialect)
                     images = with_files.images if with_files else ()
-                    async for delta in self._stream(plan.messages, images, dialect, parts):
+                    async for delta in self.stream_with_images(
+                        plan.messages, images, dialect, parts
+                    ):
                         yield delta
                 except AnswerCutOff:
                     cut_off = True
@@ -350,37 +290,6 @@ class ConversationEngine(FileAnswering):
                 self._in_flight.pop((thread, pending.key), None)
             if unsaved is not None:  # never got the thread (store down, busy, cancelled)
                 await self._save(thread, unsaved, pending)
-
-    async def _stream(
-        self,
-        messages: Sequence[ChatMessage],
-        images: tuple[str, ...],
-        dialect: str | None,
-        parts: list[str],
-    ) -> AsyncGenerator[str, None]:
-        """The model's answer, images attached to the last message; in auto vision mode, a model
-        that refuses images is asked again without them (parts collects the model's text)."""
-        if images:
-            last = messages[-1]
-            try:
-                async for delta in self.model.stream(
-                    [*messages[:-1], replace(last, images=images)],
-                    max_tokens=self.config.max_answer_tokens,
-                ):
-                    parts.append(delta)
-                    yield delta
-                return
-            except ImagesRefused:
-                if self.vision != "auto" or parts:
-                    raise
-                yield note(self.without_images(), dialect or self.config.dialect)
-            unseen = last.content.replace(
-                "attached below", "not shown: this model cannot see images"
-            )
-            messages = [*messages[:-1], replace(last, content=unseen)]
-        async for delta in self.model.stream(messages, max_tokens=self.config.max_answer_tokens):
-            parts.append(delta)
-            yield delta
 
     async def note_reply(self, message: IncomingMessage, reply: dict[str, Any]) -> None:
         """The answer to `message` is now shown at `reply` (e.g. a native stream that began with

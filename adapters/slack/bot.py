@@ -111,10 +111,10 @@ class SlackBot(SlackHistory):
             return True
         team = str(body.get("team_id") or "")
         name = f"pane:{thread['channel_id']}:{thread['thread_ts']}"
-        won = await self.claim_delivery(f"slack:{team}", [name], retry_num)
-        if won is None:
+        claimed = await self.claim_delivery(f"slack:{team}", [name], retry_num)
+        if claimed is None:
             return False
-        if won:
+        if claimed[0]:
             given = thread.get("context")
             context: dict[str, Any] = given if isinstance(given, dict) else {}
             self.tasks.spawn(
@@ -154,7 +154,7 @@ class SlackBot(SlackHistory):
         thread = self.thread_of(read) if read.thread_ts else None
         # In a thread, the channel log entry rides with the claim when the names are known.
         entry = self.log_entry_now(read) if thread is not None else None
-        claimed = await self.claim_message(scope, names, retry_num, thread, entry)
+        claimed = await self.claim_delivery(scope, names, retry_num, thread, entry)
         if claimed is None:
             return False
         won, known = claimed
@@ -170,34 +170,22 @@ class SlackBot(SlackHistory):
         )
         return True
 
-    async def claim_message(
+    async def claim_delivery(
         self,
         scope: str,
         names: list[str],
         retry_num: int,
-        thread: ThreadRef | None,
+        thread: ThreadRef | None = None,
         entry: ChannelLogEntry | None = None,
     ) -> tuple[bool, bool] | None:
-        """`claim_delivery`, and for a message in a thread whether the bot is part of it, in the
-        same round trip: (won, known), or None to have Slack deliver it again."""
-        if thread is None:
-            won = await self.claim_delivery(scope, names, retry_num)
-            return None if won is None else (won, False)
+        """Claim a delivery across processes and, for a message in a thread, learn whether the
+        bot is part of it, in one round trip: (won, known). None while Redis is down and Slack
+        will deliver it again (another process may have it); Slack's last retry is claimed here
+        instead."""
         if retry_num >= FINAL_RETRY:
             return await admit(self.claims, self.engine.memory, scope, names, thread, entry)
         try:
             return await claim_probing(self.claims, self.engine.memory, scope, names, thread, entry)
-        except StoreUnavailable as exc:
-            log.warning("Redis is down (%s): asking Slack to deliver %s again", exc, names[0])
-            return None
-
-    async def claim_delivery(self, scope: str, names: list[str], retry_num: int) -> bool | None:
-        """Claim a delivery across processes. None while Redis is down and Slack will deliver
-        it again (another process may have it); Slack's last retry is claimed here instead."""
-        if retry_num >= FINAL_RETRY:
-            return await claim_or_here(self.claims, scope, *names)
-        try:
-            return await self.claims.claim(scope, *names)
         except StoreUnavailable as exc:
             log.warning("Redis is down (%s): asking Slack to deliver %s again", exc, names[0])
             return None
@@ -229,15 +217,10 @@ class SlackBot(SlackHistory):
         *,
         pane: bool = False,
         event_id: str = "",
-        known: bool | None = None,  # learnt with the claim; asked here when not
+        known: bool = False,  # the bot is part of the thread: learnt with the claim
     ) -> None:
         thread = self.thread_of(read)
         bind(platform="slack", event=event_id, thread_key=str(thread))  # on every line from here
-        if known is None:
-            try:
-                known = bool(read.thread_ts) and await self.engine.knows(thread)
-            except StoreUnavailable:
-                known = False
         action = route(read, bot_user_id=self.me.user_id, thread_known=known)
         if action is Route.ANSWER and read.wordless and read.files and not read.mentions_bot:
             # Files dropped without a word in the bot's thread or DM: acknowledged, no model call

@@ -6,15 +6,16 @@ A mixin of `bot.engine.ConversationEngine`, kept apart so the engine reads as co
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
+from bot.chat_model import ChatMessage, ChatModel
 from bot.conversation import IncomingMessage, Turn
-from bot.errors import InvalidRequest
+from bot.errors import ImagesRefused, InvalidRequest
 from bot.files.quoting import quote_documents
-from bot.files.reading import FileReader, FileReading
+from bot.files.reading import FileReader
 from bot.files.refs import FileRef
 from bot.files.turns import (
     DESCRIBE,
@@ -26,6 +27,7 @@ from bot.files.turns import (
 from bot.prompt import render_turn
 
 if TYPE_CHECKING:
+    from bot.engine import EngineConfig
     from bot.store.memory.base import ThreadMemory
     from bot.summaries.summarizer import Summarizer, Summary
     from bot.tokens import TokenCounter
@@ -56,6 +58,8 @@ def note(text: str, dialect: str) -> str:
 
 class FileAnswering:
     memory: ThreadMemory
+    model: ChatModel
+    config: EngineConfig
     counter: TokenCounter
     summarizer: Summarizer
     files: FileReader
@@ -73,9 +77,6 @@ class FileAnswering:
         room = self.max_prompt_tokens * 3 // 4 - self.counter.count(question) - image_tokens
         return max(0, min(room, self.max_prompt_tokens - SYSTEM_RESERVE))
 
-    async def read_files(self, refs: Sequence[FileRef], *, images: bool) -> FileReading:
-        return await self.files.read(refs, images=images)
-
     def _turn_for(
         self, message: IncomingMessage, text: str, files: tuple[FileRef, ...] = ()
     ) -> Turn:
@@ -88,7 +89,7 @@ class FileAnswering:
         A message of files alone asks to describe them; if none of them could be read, the
         problems are the whole answer (InvalidRequest) and no model is called."""
         refs = [*carried, *message.files]
-        reading = await self.read_files(refs, images=self.sees_images)
+        reading = await self.files.read(refs, images=self.sees_images)
         if not message.text.strip() and not (reading.documents or reading.images):
             raise InvalidRequest(" ".join(reading.problems) or "I could not read those files.")
         question = message.text.strip() or DESCRIBE
@@ -124,17 +125,16 @@ class FileAnswering:
     async def acknowledge_files(self, message: IncomingMessage) -> str:
         """Files dropped without a question: documents are read and remembered now, images are
         kept by reference for the next question; the reply is one line, with no model call."""
-        reading = await self.read_files(message.files, images=False)
-        deferred = tuple(reading.unseen)
-        reading.unseen = []
+        reading = await self.files.read(message.files, images=False)
+        deferred = tuple(reading.unseen)  # images wait for the question, not "not shown"
         quoted = quote_documents(self.counter, reading.documents, self.document_budget(""))
         lines = [
             f"[image {ref.name} shared, to be shown with the next question]" for ref in deferred
         ]
-        text = file_turn_text(message.text, reading, quoted, keep=self.files.limits.keep_chars)
+        documents = replace(reading, unseen=[])
+        text = file_turn_text(message.text, documents, quoted, keep=self.files.limits.keep_chars)
         text = "\n\n".join(p for p in [text, *lines] if p)
         names = [ref.name for ref in message.files]
-        reading.unseen = list(deferred)
         if text:
             await self.memory.append(message.thread, self._turn_for(message, text, deferred))
         return acknowledgement(reading, names)
@@ -143,7 +143,7 @@ class FileAnswering:
         self, refs: Sequence[FileRef], *, dialect: str = "markdown"
     ) -> Summary:
         """A summary of the documents among `refs`, citing pages or line ranges."""
-        reading = await self.read_files(refs, images=False)
+        reading = await self.files.read(refs, images=False)
         if not reading.documents:
             raise InvalidRequest(" ".join(reading.problems) or NOTHING_TO_SUMMARIZE)
         sources = document_sources(reading.documents, datetime.now(UTC))
@@ -154,3 +154,34 @@ class FileAnswering:
         if not notes:
             return summary
         return replace(summary, text="".join(note(n, dialect) for n in notes) + summary.text)
+
+    async def stream_with_images(
+        self,
+        messages: Sequence[ChatMessage],
+        images: tuple[str, ...],
+        dialect: str | None,
+        parts: list[str],
+    ) -> AsyncGenerator[str, None]:
+        """The model's answer, images attached to the last message; in auto vision mode, a model
+        that refuses images is asked again without them (parts collects the model's text)."""
+        if images:
+            last = messages[-1]
+            try:
+                async for delta in self.model.stream(
+                    [*messages[:-1], replace(last, images=images)],
+                    max_tokens=self.config.max_answer_tokens,
+                ):
+                    parts.append(delta)
+                    yield delta
+                return
+            except ImagesRefused:
+                if self.vision != "auto" or parts:
+                    raise
+                yield note(self.without_images(), dialect or self.config.dialect)
+            unseen = last.content.replace(
+                "attached below", "not shown: this model cannot see images"
+            )
+            messages = [*messages[:-1], replace(last, content=unseen)]
+        async for delta in self.model.stream(messages, max_tokens=self.config.max_answer_tokens):
+            parts.append(delta)
+            yield delta

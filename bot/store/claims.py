@@ -19,12 +19,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from bot.conversation import ThreadRef
 from bot.errors import StoreUnavailable
 from bot.store.memory.base import ThreadMemory
-from bot.store.redis_pool import ScriptCall, is_cluster, redis_unavailable
+from bot.store.redis_pool import ScriptCall, is_cluster, redis_unavailable, run_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -124,17 +124,9 @@ class RedisClaims:
             for call in also:
                 call.queue(pipe)
 
+        scripts = (self._script, *(call.script for call in also))
         try:
-            pipe = self._redis.pipeline(transaction=False)
-            queue(pipe)
-            try:
-                won, found, *_ = await pipe.execute()
-            except NoScriptError:  # Redis restarted without its scripts
-                for script in (self._script, *(call.script for call in also)):
-                    await self._redis.script_load(script.script)
-                pipe = self._redis.pipeline(transaction=False)
-                queue(pipe)
-                won, found, *_ = await pipe.execute()
+            won, found, *_ = await run_pipeline(self._redis, queue, scripts)
         except (RedisError, OSError) as exc:
             raise redis_unavailable(exc) from exc
         await self._here.claim(scope, *names, ttl=ttl)
@@ -165,17 +157,18 @@ async def claim_probing(
     memory: ThreadMemory,
     scope: str,
     names: Sequence[str],
-    thread: ThreadRef,
+    thread: ThreadRef | None,
     log_entry: LogEntry | None = None,
 ) -> tuple[bool, bool]:
-    """Claim a delivery, learn whether the bot is part of `thread` — (won, known) — and keep
-    the message in its channel log. On one Redis node all three ride in one round trip. Raises
-    StoreUnavailable when the claim cannot be made; a failed look at the thread only makes it
-    unknown, a failed log entry is logged."""
+    """Claim a delivery, learn whether the bot is part of `thread` (if it is in one) — (won,
+    known) — and keep the message in its channel log. On one Redis node all three ride in one
+    round trip. Raises StoreUnavailable when the claim cannot be made; a failed look at the
+    thread only makes it unknown, a failed log entry is logged."""
     probe = getattr(memory, "exists_keys", None)
     call = log_entry.call(claims.client) if isinstance(claims, RedisClaims) and log_entry else None
     if (
-        isinstance(claims, RedisClaims)
+        thread is not None
+        and isinstance(claims, RedisClaims)
         and probe is not None
         and getattr(memory, "client", None) is claims.client
         and not is_cluster(claims.client)
@@ -190,7 +183,7 @@ async def claim_probing(
         except StoreUnavailable as exc:
             log.warning("could not keep a message in the channel log: %s", exc)
     try:
-        return won, won and await memory.exists(thread)
+        return won, won and thread is not None and await memory.exists(thread)
     except StoreUnavailable:
         return won, False
 
@@ -203,11 +196,8 @@ async def admit(
     thread: ThreadRef | None,
     log_entry: LogEntry | None = None,
 ) -> tuple[bool, bool]:
-    """`claim_probing` (or just the claim, without a thread), claimed in this process while
-    Redis is down."""
+    """`claim_probing`, claimed in this process while Redis is down."""
     try:
-        if thread is None:
-            return await claims.claim(scope, *names), False
         return await claim_probing(claims, memory, scope, names, thread, log_entry)
     except StoreUnavailable as exc:
         log.warning("Redis is down (%s): %s claimed in this process only", exc, ", ".join(names))

@@ -9,6 +9,7 @@ that, and a Redis that is really down still fails within a fraction of a second.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -18,6 +19,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 
@@ -129,8 +131,23 @@ class ScriptCall:
     def queue(self, pipe: Any) -> None:
         pipe.evalsha(self.script.sha, len(self.keys), *self.keys, *self.args)
 
-    async def run(self) -> Any:
-        return await self.script(keys=self.keys, args=self.args)
+
+async def run_pipeline(
+    client: aioredis.Redis, queue: Callable[[Any], None], scripts: Sequence[AsyncScript]
+) -> list[Any]:
+    """Run a pipeline that calls `scripts` by their sha. redis-py would ask SCRIPT EXISTS before
+    every such pipeline (a round trip); the scripts are loaded instead only when Redis says it
+    lost them (a restart), and the pipeline is run again."""
+    pipe = client.pipeline(transaction=False)
+    queue(pipe)
+    try:
+        return list(await pipe.execute())
+    except NoScriptError:
+        for script in scripts:
+            await client.script_load(script.script)
+        pipe = client.pipeline(transaction=False)
+        queue(pipe)
+        return list(await pipe.execute())
 
 
 def redis_unavailable(exc: BaseException) -> StoreUnavailable:

@@ -13,13 +13,13 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from bot.conversation import ThreadRef, ThreadState, Turn
 from bot.errors import StoreUnavailable, ThreadBusy
@@ -32,7 +32,13 @@ from bot.store.memory.redis_inflight import (
     InFlightRecords,
     index_member,
 )
-from bot.store.redis_pool import connect_redis, is_cluster, redis_unavailable, side_client
+from bot.store.redis_pool import (
+    connect_redis,
+    is_cluster,
+    redis_unavailable,
+    run_pipeline,
+    side_client,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -107,6 +113,15 @@ def encode_turn(turn: Turn) -> str:
     return json.dumps(turn.to_json(), ensure_ascii=False, separators=(",", ":"))
 
 
+@dataclass(slots=True)
+class HeldLock:
+    """A thread lock this process holds (one holder per key in a process: the local lock)."""
+
+    token: str
+    answer: str | None  # the answer it was taken for, whose last save gives it back
+    released: bool = False
+
+
 class RedisMemory(InFlightRecords):
     def __init__(
         self,
@@ -128,7 +143,7 @@ class RedisMemory(InFlightRecords):
         self.owner = secrets.token_hex(8)
         self._answering: set[str] = set()  # index members of answers this process is working on
         self._prefetched: dict[tuple[str, int], ThreadState] = {}  # (lock key, holder task)
-        self._held: dict[str, list[Any]] = {}  # lock key -> the lock this process holds
+        self._held: dict[str, HeldLock] = {}  # lock key -> the lock this process holds
         self._fold = client.register_script(_FOLD)
         self._remove = client.register_script(_REMOVE)
         self._append = client.register_script(_APPEND)
@@ -162,23 +177,6 @@ class RedisMemory(InFlightRecords):
             return await awaitable
         except (RedisError, OSError) as exc:
             raise redis_unavailable(exc) from exc
-
-    async def _pipelined(
-        self, queue: Callable[[Any], None], scripts: tuple[AsyncScript, ...]
-    ) -> Any:
-        """Run a pipeline that calls scripts by their sha. redis-py would ask SCRIPT EXISTS before
-        every such pipeline (a round trip); the scripts are loaded instead only when Redis says
-        it lost them (a restart), and the pipeline is run again."""
-        pipe = self._redis.pipeline(transaction=False)
-        queue(pipe)
-        try:
-            return await pipe.execute()
-        except NoScriptError:
-            for script in scripts:
-                await self._redis.script_load(script.script)
-            pipe = self._redis.pipeline(transaction=False)
-            queue(pipe)
-            return await pipe.execute()
 
     async def load(self, thread: ThreadRef) -> ThreadState:
         keys = self._keys.thread(thread)
@@ -221,7 +219,10 @@ class RedisMemory(InFlightRecords):
         # The save runs shielded, in a task of its own: the holder is found by the answer's key.
         held = self._held.get(keys.lock)
         release = (
-            settled is not None and held is not None and held[2] == settled.key and not held[1]
+            settled is not None
+            and held is not None
+            and held.answer == settled.key
+            and not held.released
         )
 
         def queue(pipe: Any) -> None:
@@ -229,11 +230,11 @@ class RedisMemory(InFlightRecords):
             if settled is not None:
                 pipe.zrem(self._keys.in_flight, index_member(settled))
             if release and held is not None:
-                pipe.evalsha(self._release.sha, 1, keys.lock, held[0])
+                pipe.evalsha(self._release.sha, 1, keys.lock, held.token)
 
-        await self._call(self._pipelined(queue, (self._append, self._release)))
+        await self._call(run_pipeline(self._redis, queue, (self._append, self._release)))
         if release and held is not None:
-            held[1] = True
+            held.released = True
 
     async def fold(self, thread: ThreadRef, summary: str, through: Turn) -> None:
         keys = self._keys.thread(thread)
@@ -268,17 +269,15 @@ class RedisMemory(InFlightRecords):
             token = f"{self.owner}:{secrets.token_hex(12)}"
             await self._acquire(keys, token, pending)
             holder = (key, id(asyncio.current_task()))
-            # [token, released by the answer's last save, that answer's key]: one holder per
-            # lock key in a process, the local lock sees to that
-            self._held[key] = held = [token, False, answer]
-            keeper = asyncio.create_task(self._keep(key, token, held))
+            self._held[key] = held = HeldLock(token, answer)
+            keeper = asyncio.create_task(self._keep(key, held))
             try:
                 yield
             finally:
                 self._prefetched.pop(holder, None)
                 self._held.pop(key, None)
                 keeper.cancel()
-                if not held[1]:
+                if not held.released:
                     try:
                         await self._call(self._release(keys=[key], args=[token]))
                     except StoreUnavailable:
@@ -307,15 +306,17 @@ class RedisMemory(InFlightRecords):
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.1)
 
-    async def _keep(self, key: str, token: str, held: list[Any]) -> None:
+    async def _keep(self, key: str, held: HeldLock) -> None:
         """Renew the lock while an answer streams, so a long answer keeps it."""
         while True:
             await asyncio.sleep(self._lock_ttl_ms / 3000)
-            if held[1]:
+            if held.released:
                 return  # given back with the answer's last save
             try:
-                if not await self._call(self._extend(keys=[key], args=[token, self._lock_ttl_ms])):
-                    if not held[1]:
+                if not await self._call(
+                    self._extend(keys=[key], args=[held.token, self._lock_ttl_ms])
+                ):
+                    if not held.released:
                         log.warning("lost %s while holding it", key)
                     return
             except StoreUnavailable:

@@ -1,0 +1,41 @@
+"""A platform adapter as the core discovers it: light to import (its settings only), so a
+process that does not run the platform never loads its SDK; `serve` imports the runner."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from pydantic_settings import BaseSettings
+
+from bot.settings import read_settings
+
+if TYPE_CHECKING:
+    from bot.core import Core
+
+
+class LazyAdapter:
+    interactive = False
+
+    def __init__(
+        self, name: str, settings: type[BaseSettings], requirement: str, runner: str
+    ) -> None:
+        self.name = name
+        self._settings = settings
+        self._requirement = requirement
+        self._runner = runner  # the module whose `serve(core, options)` runs the platform
+
+    def configured(self) -> bool:
+        """Whether its bot token is set."""
+        try:
+            return getattr(read_settings(self._settings), "bot_token", None) is not None
+        except Exception:
+            return True  # let serve() report the invalid setting
+
+    def requirement(self) -> str:
+        return self._requirement
+
+    async def serve(self, core: Core, options: Mapping[str, str]) -> None:
+        runner = importlib.import_module(self._runner)
+        await runner.serve(core, options)

@@ -1,0 +1,82 @@
+"""The engine's part in summaries: a thread as memory holds it, or messages an adapter gathered,
+through the summarizer and its cache. A mixin of `bot.engine.ConversationEngine`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from bot.conversation import ThreadRef
+from bot.summaries.sources import SourceMessage
+from bot.summaries.summarizer import Summarizer, Summary
+
+if TYPE_CHECKING:
+    from bot.engine import EngineConfig
+    from bot.store.memory.base import ThreadMemory
+    from bot.summaries.summary_store import SummaryStore
+
+
+class Summarizing:
+    memory: ThreadMemory
+    config: EngineConfig
+    summarizer: Summarizer
+    summaries: SummaryStore | None
+
+    async def summarize(
+        self,
+        thread: ThreadRef,
+        *,
+        dialect: str | None = None,
+        link_for: Callable[[str], str] | None = None,
+        requester: str | None = None,
+    ) -> Summary:
+        """A summary of what memory holds for `thread`; no model call for an empty thread."""
+        state = await self.memory.load(thread)
+        sources = [
+            SourceMessage(
+                message_id=t.message_id,
+                author=t.author_name or self.config.bot_name,
+                text=t.text,
+                at=t.at,
+                link=link_for(t.message_id) if link_for and t.message_id else "",
+                author_id=t.author_id,
+            )
+            for t in state.turns
+        ]
+        if state.summary:
+            first = state.turns[0].at if state.turns else datetime.now(UTC)
+            earlier = SourceMessage("", "(summary of the earlier messages)", state.summary, first)
+            sources.insert(0, earlier)
+        return await self.summarize_sources(
+            sources, scope=str(thread), dialect=dialect, requester=requester
+        )
+
+    async def summarize_sources(
+        self,
+        sources: Sequence[SourceMessage],
+        *,
+        scope: str | None = None,
+        dialect: str | None = None,
+        requester: str | None = None,
+    ) -> Summary:
+        """Summarize messages an adapter gathered; a repeat of the same window costs no call."""
+        dialect = dialect or self.config.dialect
+        store = self.summaries if scope else None
+        if store is not None and scope and sources:
+            text = await store.cached(scope, sources, dialect)
+            summary = (
+                Summary(text, len(sources), len(sources))
+                if text is not None
+                else await self.summarizer.summarize(sources, dialect=dialect)
+            )
+            if text is None:
+                await store.keep(scope, sources, dialect, summary.text)
+            if requester:
+                await store.mark(scope, requester, sources[-1])
+            return summary
+        return await self.summarizer.summarize(sources, dialect=dialect)
+
+    async def summary_since(self, scope: str, requester: str) -> datetime | None:
+        """Where `requester`'s previous summary of `scope` ended, if there was one."""
+        return await self.summaries.since(scope, requester) if self.summaries else None
