@@ -65,6 +65,10 @@ RATE_LIMITED = Counter(
     ["platform", "method"],
 )
 REDIS_ERRORS = Counter("assistant_redis_errors", "Redis calls that failed.")
+REDIS_COMMANDS = Counter(
+    "assistant_redis_commands",
+    "Commands sent to Redis (a script call is one, whatever it runs inside Redis).",
+)
 REDIS_ROUND_TRIPS = Counter(
     "assistant_redis_round_trips", "Network round trips to Redis (a pipeline or script is one)."
 )

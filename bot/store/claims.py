@@ -13,6 +13,7 @@ came back empty) this process still handles each message at most once: `claim` r
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -96,8 +97,12 @@ class RedisClaims:
     async def claim(self, scope: str, *names: str, ttl: int = DEFAULT_TTL) -> bool:
         if self._here.seen(scope, names):
             return False  # handled (or seen handled) by this process: no round trip needed
+        keys = self._keys(scope, names)
         try:
-            won = bool(await self._script(keys=self._keys(scope, names), args=[ttl]))
+            if len(keys) == 1:
+                won = bool(await self._redis.set(keys[0], "1", nx=True, ex=ttl))
+            else:
+                won = bool(await self._script(keys=keys, args=[ttl]))
         except (RedisError, OSError) as exc:
             raise redis_unavailable(exc) from exc
         await self._here.claim(scope, *names, ttl=ttl)
@@ -119,7 +124,10 @@ class RedisClaims:
 
         def queue(pipe: Any) -> None:
             keys = self._keys(scope, names)
-            pipe.evalsha(self._script.sha, len(keys), *keys, ttl)
+            if len(keys) == 1:  # one name: SET NX is the whole claim
+                pipe.set(keys[0], "1", nx=True, ex=ttl)
+            else:
+                pipe.evalsha(self._script.sha, len(keys), *keys, ttl)
             pipe.exists(*probe)
             for call in also:
                 call.queue(pipe)
@@ -176,16 +184,27 @@ async def claim_probing(
     ):
         also = [call] if call is not None else []
         return await claims.claim_and_probe(scope, names, probe(thread), also=also)
-    won = await claims.claim(scope, *names)
+    # Elsewhere (a cluster: the keys live on different nodes) the three go out side by side.
+    won, known, _ = await asyncio.gather(
+        claims.claim(scope, *names), _known(memory, thread), _keep(log_entry)
+    )
+    return won, won and known
+
+
+async def _keep(log_entry: LogEntry | None) -> None:
     if log_entry is not None:
         try:
             await log_entry.write()
         except StoreUnavailable as exc:
             log.warning("could not keep a message in the channel log: %s", exc)
+
+
+async def _known(memory: ThreadMemory, thread: ThreadRef | None) -> bool:
+    """Whether the bot is part of `thread`; unknown (False) when Redis cannot say."""
     try:
-        return won, won and thread is not None and await memory.exists(thread)
+        return thread is not None and await memory.exists(thread)
     except StoreUnavailable:
-        return won, False
+        return False
 
 
 async def admit(

@@ -24,7 +24,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from bot.errors import ConfigError, StoreUnavailable
-from bot.metrics import REDIS_ERRORS, REDIS_ROUND_TRIPS
+from bot.metrics import REDIS_COMMANDS, REDIS_ERRORS, REDIS_ROUND_TRIPS
 
 DEFAULT_MAX_CONNECTIONS = 64
 DEFAULT_POOL_TIMEOUT = 5.0
@@ -107,16 +107,23 @@ _COUNTING: dict[type[Any], type[Any]] = {}
 
 
 def _counting(base: type[Any]) -> type[Any]:
-    """`base` (plain, TLS or unix-socket connection) counting every network round trip: one
-    packed send per command, pipeline or script call, handshakes included (/metrics)."""
+    """`base` (plain, TLS or unix-socket connection) counting every network round trip (one
+    packed send per command, pipeline or script call, handshakes included) and every command
+    sent (a script call is one, whatever it runs inside Redis) for /metrics."""
     if base not in _COUNTING:
 
         async def send_packed_command(self: Any, command: Any, check_health: bool = True) -> None:
             REDIS_ROUND_TRIPS.inc()
             await base.send_packed_command(self, command, check_health)
 
+        def pack_command(self: Any, *args: Any) -> list[bytes]:
+            REDIS_COMMANDS.inc()
+            packed: list[bytes] = base.pack_command(self, *args)
+            return packed
+
         _COUNTING[base] = type(f"Counting{base.__name__}", (base,),
-                               {"send_packed_command": send_packed_command})  # fmt: skip
+                               {"send_packed_command": send_packed_command,
+                                "pack_command": pack_command})  # fmt: skip
     return _COUNTING[base]
 
 

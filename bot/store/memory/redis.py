@@ -69,25 +69,25 @@ end
 return 0
 """
 
-# Append turns (ARGV[4..]: message id, JSON pairs), skipping any whose message was deleted, and the
-# answer that follows a deleted question; settle the answer in flight named by ARGV[3].
+# Append turns (ARGV[5..]: message id, JSON pairs) in one RPUSH, skipping any whose message was
+# deleted and the answer that follows a deleted question; settle the answer in flight named by
+# ARGV[3]; give back the thread's lock (KEYS[5]) if ARGV[4] is still its holder's token.
 _APPEND = """
-local added, skipping = 0, false
-for i = 4, #ARGV, 2 do
+local values, skipping = {}, false
+for i = 5, #ARGV, 2 do
   local id = ARGV[i]
   if id ~= '' then skipping = redis.call('SISMEMBER', KEYS[3], id) == 1 end
-  if not skipping then
-    redis.call('RPUSH', KEYS[1], ARGV[i + 1])
-    added = added + 1
-  end
+  if not skipping then values[#values + 1] = ARGV[i + 1] end
 end
-if added > 0 then
+if #values > 0 then
+  redis.call('RPUSH', KEYS[1], unpack(values))
   redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
   redis.call('EXPIRE', KEYS[1], ARGV[2])
   redis.call('EXPIRE', KEYS[2], ARGV[2])
 end
 if ARGV[3] ~= '' then redis.call('HDEL', KEYS[4], ARGV[3]) end
-return added
+if ARGV[4] ~= '' and redis.call('GET', KEYS[5]) == ARGV[4] then redis.call('DEL', KEYS[5]) end
+return #values
 """
 
 _RELEASE = """
@@ -203,19 +203,7 @@ class RedisMemory(InFlightRecords):
         if not turns and settled is None:
             return
         keys = self._keys.thread(thread)
-        args: list[str | int] = [self._max_turns, self._retention, settled.key if settled else ""]
-        for turn in turns:
-            args += [turn.message_id, encode_turn(turn)]
-        thread_keys = [keys.turns, keys.meta, keys.gone, keys.pending]
-        if settled is not None:
-            self._answering.discard(index_member(settled))  # over, even if this save fails
-        if is_cluster(self._redis):  # no scripts in a cluster pipeline: the two go side by side
-            await self._call(self._append(keys=thread_keys, args=args))
-            if settled is not None:
-                await self._call(self._redis.zrem(self._keys.in_flight, index_member(settled)))
-            return
-        # One round trip: the script works in the thread's slot, the index is another key, and
-        # the answer's last save also gives its lock back (the release at exit is then skipped).
+        # The answer's last save also gives its lock back (the release at exit is then skipped).
         # The save runs shielded, in a task of its own: the holder is found by the answer's key.
         held = self._held.get(keys.lock)
         release = (
@@ -224,15 +212,30 @@ class RedisMemory(InFlightRecords):
             and held.answer == settled.key
             and not held.released
         )
+        token = held.token if release and held is not None else ""
+        args: list[str | int] = [
+            self._max_turns, self._retention, settled.key if settled else "", token
+        ]  # fmt: skip
+        for turn in turns:
+            args += [turn.message_id, encode_turn(turn)]
+        thread_keys = [keys.turns, keys.meta, keys.gone, keys.pending, keys.lock]
+        if settled is not None:
+            self._answering.discard(index_member(settled))  # over, even if this save fails
+        if is_cluster(self._redis):  # no scripts in a cluster pipeline: the two go side by side
+            saving = self._call(self._append(keys=thread_keys, args=args))
+            if settled is None:
+                await saving
+            else:
+                index = self._call(self._redis.zrem(self._keys.in_flight, index_member(settled)))
+                await asyncio.gather(saving, index)
+        else:  # one round trip: the script works in the thread's slot, the index is another key
 
-        def queue(pipe: Any) -> None:
-            pipe.evalsha(self._append.sha, len(thread_keys), *thread_keys, *args)
-            if settled is not None:
-                pipe.zrem(self._keys.in_flight, index_member(settled))
-            if release and held is not None:
-                pipe.evalsha(self._release.sha, 1, keys.lock, held.token)
+            def queue(pipe: Any) -> None:
+                pipe.evalsha(self._append.sha, len(thread_keys), *thread_keys, *args)
+                if settled is not None:
+                    pipe.zrem(self._keys.in_flight, index_member(settled))
 
-        await self._call(run_pipeline(self._redis, queue, (self._append, self._release)))
+            await self._call(run_pipeline(self._redis, queue, (self._append,)))
         if release and held is not None:
             held.released = True
 
