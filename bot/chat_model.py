@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from bot.usage.tally import note_spent
+
 ChatRole = Literal["system", "user", "assistant"]
 Purpose = Literal["answer", "fold", "summary", "chunk"]
 
@@ -34,7 +36,9 @@ class UsageMeter:
         self.estimated_calls = 0
         self.last: Usage | None = None
 
-    def record(self, usage: Usage) -> None:
+    def record(self, usage: Usage, model: str = "") -> None:
+        """Count a finished call, and add it to the request's tally (bot.usage.tally)."""
+        note_spent(model, usage.prompt_tokens, usage.completion_tokens, usage.estimated)
         self.calls += 1
         self.prompt_tokens += usage.prompt_tokens
         self.completion_tokens += usage.completion_tokens

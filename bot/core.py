@@ -27,6 +27,9 @@ from bot.summaries.channel_log import ChannelLog, InProcessChannelLog, RedisChan
 from bot.summaries.summarizer import SummaryConfig
 from bot.summaries.summary_store import SummaryStore
 from bot.tokens import load_counter
+from bot.usage.ledger import InProcessLedger
+from bot.usage.quotas import Quotas
+from bot.usage.redis_ledger import RedisLedger
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +165,14 @@ async def build_core(settings: Settings) -> Core:
         files=FileReader(settings.file_limits()),  # adapters register how they download
         vision=cast(Vision, settings.vision),
         max_concurrent=settings.max_concurrent_answers,
+        quotas=Quotas(
+            RedisLedger(
+                memory.client, prefix=memory.prefix, retention_days=settings.usage_retention_days
+            )
+            if isinstance(memory, RedisMemory)
+            else InProcessLedger(),
+            settings.quota_config(),
+        ),
     )
     feedback: FeedbackStore = (
         RedisFeedback(memory.client, prefix=memory.prefix)

@@ -41,6 +41,8 @@ from bot.summaries.summarizer import Summarizer, SummaryConfig
 from bot.summaries.summarizing import Summarizing
 from bot.summaries.summary_store import SummaryStore
 from bot.tokens import MESSAGE_OVERHEAD, TokenCounter
+from bot.usage.quotas import Quotas, Spending
+from bot.usage.tally import Payer
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,14 @@ class EngineConfig:
         return self.max_prompt_tokens // 2
 
 
+def payer_of(message: IncomingMessage) -> Payer:
+    """Who pays for answering `message`: its author, in its channel and workspace."""
+    thread = message.thread
+    return Payer(
+        thread.platform, thread.workspace, thread.channel, message.author_id, message.author_name
+    )
+
+
 def _today() -> date:
     return datetime.now(UTC).date()
 
@@ -82,7 +92,9 @@ class ConversationEngine(FileAnswering, Summarizing):
         files: FileReader | None = None,
         vision: Vision = "auto",
         max_concurrent: int = 0,
+        quotas: Quotas | None = None,
     ) -> None:
+        self.quotas = quotas or Quotas()
         self.max_concurrent = max_concurrent  # answers streaming at once; 0: no limit
         self._admission = asyncio.Semaphore(max_concurrent) if max_concurrent else None
         self.files = files or FileReader()
@@ -93,6 +105,8 @@ class ConversationEngine(FileAnswering, Summarizing):
         self.counter = counter
         self.config = config or EngineConfig()
         self.max_prompt_tokens = self.config.max_prompt_tokens
+        # What one request may spend at most: held against the quotas while it runs.
+        self.reserve_tokens = self.config.max_prompt_tokens + self.config.max_answer_tokens
         self._today = today
         self.last_plan: PromptPlan | None = None  # what the latest answer sent, for benchmarks
         self.summarizer = Summarizer(
@@ -163,16 +177,19 @@ class ConversationEngine(FileAnswering, Summarizing):
         dialect: str | None = None,
         reply: dict[str, Any] | None = None,
     ) -> AsyncGenerator[str, None]:
-        """`_answer`, counted by outcome (bot.metrics), with its latency logged."""
+        """`_answer` within the asker's quotas (its usage recorded with the save), counted by
+        outcome (bot.metrics), with its latency logged."""
         outcome, error = "failed", None
         started = time.perf_counter()
         first: float | None = None
         try:
-            async with aclosing(self._answer(message, dialect=dialect, reply=reply)) as deltas:
-                async for delta in deltas:
-                    if first is None:
-                        first = time.perf_counter() - started
-                    yield delta
+            async with self.quotas.spending(payer_of(message), self.reserve_tokens) as spending:
+                answering = self._answer(message, dialect=dialect, reply=reply, spending=spending)
+                async with aclosing(answering) as deltas:
+                    async for delta in deltas:
+                        if first is None:
+                            first = time.perf_counter() - started
+                        yield delta
             outcome = "answered"
         except AnswerCutOff:
             outcome = "cut_off"
@@ -211,6 +228,7 @@ class ConversationEngine(FileAnswering, Summarizing):
         *,
         dialect: str | None = None,
         reply: dict[str, Any] | None = None,
+        spending: Spending | None = None,
     ) -> AsyncGenerator[str, None]:
         """Stream the answer to `message` as text deltas.
 
@@ -284,7 +302,7 @@ class ConversationEngine(FileAnswering, Summarizing):
                             )
                         )
                     unsaved = None
-                    await self._save(thread, turns, pending)
+                    await self._save(thread, turns, pending, spending)
         finally:
             if pending is not None:
                 self._in_flight.pop((thread, pending.key), None)
@@ -300,14 +318,22 @@ class ConversationEngine(FileAnswering, Summarizing):
             await self.memory.update_pending(replace(pending, reply=reply))
 
     async def _save(
-        self, thread: ThreadRef, turns: list[Turn], pending: PendingAnswer | None
+        self,
+        thread: ThreadRef,
+        turns: list[Turn],
+        pending: PendingAnswer | None,
+        spending: Spending | None = None,
     ) -> None:
-        """Save an answer's turns and settle it; shielded, since a cancelled answer must still
-        record what the user said. A failure is logged: the reply is already shown."""
-        if not turns and pending is None:
+        """Save an answer's turns and settle it, its usage riding along; shielded, since a
+        cancelled answer must still record what the user said. A failure is logged: the reply
+        is already shown."""
+        usage = spending.entry() if spending is not None else None
+        riders = [usage] if usage is not None else []
+        if not turns and pending is None and not riders:
             return
         try:
-            await asyncio.shield(self.memory.append(thread, *turns, settled=pending))
+            saving = self.memory.append(thread, *turns, settled=pending, riders=riders)
+            await asyncio.shield(saving)
         except StoreUnavailable as exc:
             kept = ", ".join(f"{t.role} {t.message_id or '(answer)'}" for t in turns) or "nothing"
             log.error("could not save %s of %s (%s); they are not remembered", kept, thread, exc)

@@ -7,6 +7,7 @@
     ├── ThreadBusy             another answer in the same thread held it for too long
     ├── Interrupted            the bot stopped or restarted while answering
     ├── FileProblem            a shared file cannot be read (type, size, download, corrupt)
+    ├── OverQuota              a daily token limit is reached (which one, and when it resets)
     └── ModelError             the chat model failed
         ├── ModelRateLimited   429; carries retry_after in seconds when the server said
         ├── ModelTimeout       no answer in time
@@ -76,6 +77,13 @@ class Interrupted(BotError):
 
 class FileProblem(BotError):
     """Its message is the sentence the user reads, naming the file and the limit."""
+
+    def user_message(self) -> str:
+        return str(self)
+
+
+class OverQuota(BotError):
+    """Its message is the sentence the user reads: which limit, and when it resets."""
 
     def user_message(self) -> str:
         return str(self)

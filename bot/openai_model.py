@@ -185,9 +185,12 @@ class OpenAIChatModel:
         model = settings.azure_openai_deployment if settings.uses_azure else settings.openai_model
         official = settings.uses_azure or not settings.openai_base_url
         # The chunk step of long summaries may use a smaller, cheaper model.
-        routes: dict[Purpose, str] = (
-            {"chunk": settings.summary_model} if settings.summary_model else {}
-        )
+        # Rolling-summary folds too (OPENAI_FOLD_MODEL, by default the summary model).
+        routes: dict[Purpose, str] = {}
+        if settings.summary_model:
+            routes["chunk"] = settings.summary_model
+        if settings.fold_model or settings.summary_model:
+            routes["fold"] = settings.fold_model or settings.summary_model or ""
         return cls(
             build_client(settings),
             model or settings.openai_model,
@@ -290,7 +293,7 @@ class OpenAIChatModel:
                     self._counter.count("".join(produced)),
                     estimated=True,
                 )
-            self.usage.record(usage)
+            self.usage.record(usage, model=body["model"])
             MODEL_TIME.labels(purpose).observe(time.perf_counter() - started)
             MODEL_CALLS.labels(purpose, outcome).inc()
             TOKENS.labels(purpose, "prompt").inc(usage.prompt_tokens)

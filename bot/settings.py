@@ -9,6 +9,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
 from bot.files.limits import MB, FileLimits
+from bot.usage.ledger import Limits
+from bot.usage.prices import parse_prices
+from bot.usage.quotas import QuotaConfig
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -54,6 +57,7 @@ class Settings(BaseSettings):
 
     # Summaries and the channel log.
     summary_model: str | None = Field(None, alias="OPENAI_SUMMARY_MODEL")
+    fold_model: str | None = Field(None, alias="OPENAI_FOLD_MODEL")  # default: the summary model
     summary_concurrency: int = Field(4, alias="BOT_SUMMARY_CONCURRENCY", ge=1, le=32)
     summary_max_messages: int = Field(5000, alias="BOT_SUMMARY_MAX_MESSAGES", ge=10, le=100_000)
     channel_log_days: float = Field(7.0, alias="BOT_CHANNEL_LOG_DAYS", ge=0, le=365)
@@ -68,6 +72,14 @@ class Settings(BaseSettings):
     image_long_side: int = Field(2048, alias="BOT_IMAGE_LONG_SIDE", ge=64, le=8192)
     image_short_side: int = Field(768, alias="BOT_IMAGE_SHORT_SIDE", ge=64, le=8192)
     file_keep_chars: int = Field(100_000, alias="BOT_FILE_KEEP_CHARS", ge=0, le=10_000_000)
+
+    # Usage, cost and quotas (bot.usage): daily token limits (0: none), who is exempt, prices.
+    user_daily_tokens: int = Field(0, alias="BOT_USER_DAILY_TOKENS", ge=0)
+    channel_daily_tokens: int = Field(0, alias="BOT_CHANNEL_DAILY_TOKENS", ge=0)
+    workspace_daily_tokens: int = Field(0, alias="BOT_WORKSPACE_DAILY_TOKENS", ge=0)
+    admins: str = Field("", alias="BOT_ADMINS")  # platform user ids, comma-separated
+    prices: str = Field("", alias="BOT_PRICES")  # model=input/output per million tokens, ...
+    usage_retention_days: float = Field(90.0, alias="BOT_USAGE_RETENTION_DAYS", ge=1, le=3650)
 
     log_level: str = Field("INFO", alias="LOG_LEVEL", pattern=r"(?i)^(debug|info|warning|error)$")
     log_format: str = Field("text", alias="LOG_FORMAT", pattern=r"^(text|json)$")
@@ -89,6 +101,17 @@ class Settings(BaseSettings):
             image_long_side=self.image_long_side,
             image_short_side=self.image_short_side,
             keep_chars=self.file_keep_chars,
+        )
+
+    def quota_config(self) -> QuotaConfig:
+        return QuotaConfig(
+            limits=Limits(
+                user=self.user_daily_tokens,
+                channel=self.channel_daily_tokens,
+                workspace=self.workspace_daily_tokens,
+            ),
+            admins=frozenset(a.strip() for a in self.admins.split(",") if a.strip()),
+            prices=parse_prices(self.prices),
         )
 
     @property
@@ -137,4 +160,5 @@ def load_settings(**overrides: Any) -> Settings:
     """Read and check the core's settings."""
     settings = read_settings(Settings, **overrides)
     _check_model_provider(settings)
+    settings.quota_config()  # a malformed BOT_PRICES stops start-up, naming the variable
     return settings

@@ -6,7 +6,8 @@ A mixin of `bot.engine.ConversationEngine`, kept apart so the engine reads as co
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from bot.store.memory.base import ThreadMemory
     from bot.summaries.summarizer import Summarizer, Summary
     from bot.tokens import TokenCounter
+    from bot.usage.tally import Payer
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,8 @@ class FileAnswering:
     vision: Vision
     max_prompt_tokens: int
     images_refused: bool  # learned in auto mode: the model said it takes no images
+
+    spent_by: Callable[[Payer | None], AbstractAsyncContextManager[object]]  # Summarizing's
 
     @property
     def sees_images(self) -> bool:
@@ -140,9 +144,13 @@ class FileAnswering:
         return acknowledgement(reading, names)
 
     async def summarize_files(
-        self, refs: Sequence[FileRef], *, dialect: str = "markdown"
+        self, refs: Sequence[FileRef], *, dialect: str = "markdown", payer: Payer | None = None
     ) -> Summary:
         """A summary of the documents among `refs`, citing pages or line ranges."""
+        async with self.spent_by(payer):
+            return await self._summarize_files(refs, dialect)
+
+    async def _summarize_files(self, refs: Sequence[FileRef], dialect: str) -> Summary:
         reading = await self.files.read(refs, images=False)
         if not reading.documents:
             raise InvalidRequest(" ".join(reading.problems) or NOTHING_TO_SUMMARIZE)

@@ -26,6 +26,7 @@ from bot.conversation import ThreadRef
 from bot.errors import StoreUnavailable
 from bot.store.memory.base import ThreadMemory
 from bot.store.redis_pool import ScriptCall, is_cluster, redis_unavailable, run_pipeline
+from bot.store.riders import Rider
 
 log = logging.getLogger(__name__)
 
@@ -151,22 +152,13 @@ class RedisClaims:
             raise redis_unavailable(exc) from exc
 
 
-class LogEntry(Protocol):
-    """A message to keep in a channel log: `channel_log.record(scope, message)`."""
-
-    async def write(self) -> None: ...
-
-    def call(self, client: Any) -> ScriptCall | None:
-        """The same as a script call, when the log lives on `client` (the claims' Redis)."""
-
-
 async def claim_probing(
     claims: Claims,
     memory: ThreadMemory,
     scope: str,
     names: Sequence[str],
     thread: ThreadRef | None,
-    log_entry: LogEntry | None = None,
+    log_entry: Rider | None = None,
 ) -> tuple[bool, bool]:
     """Claim a delivery, learn whether the bot is part of `thread` (if it is in one) — (won,
     known) — and keep the message in its channel log. On one Redis node all three ride in one
@@ -191,7 +183,7 @@ async def claim_probing(
     return won, won and known
 
 
-async def _keep(log_entry: LogEntry | None) -> None:
+async def _keep(log_entry: Rider | None) -> None:
     if log_entry is not None:
         try:
             await log_entry.write()
@@ -213,7 +205,7 @@ async def admit(
     scope: str,
     names: Sequence[str],
     thread: ThreadRef | None,
-    log_entry: LogEntry | None = None,
+    log_entry: Rider | None = None,
 ) -> tuple[bool, bool]:
     """`claim_probing`, claimed in this process while Redis is down."""
     try:

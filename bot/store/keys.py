@@ -17,11 +17,15 @@ multi-key scripts and transactions below stay legal.
     <prefix>:log:{<channel>}, <prefix>:logmeta:{<channel>}, <prefix>:loggone:{<channel>}
                                 the channel log (bot.summaries.channel_log), its start and
                                 its tombstones
+    <prefix>:usage:{<platform:workspace>}:<YYYY-MM-DD>
+                                hash: a workspace's tokens that day (bot.usage.ledger), kept
+                                BOT_USAGE_RETENTION_DAYS
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from urllib.parse import quote
 
 from bot.conversation import ThreadRef
@@ -67,3 +71,8 @@ class KeyBuilder:
 
     def alive(self, owner: str) -> str:
         return f"{self.prefix}:alive:{owner}"
+
+    def usage_day(self, scope: str, day: date) -> str:
+        """A workspace's (`platform:workspace`) usage on `day`; one slot per workspace."""
+        platform, _, workspace = scope.partition(":")
+        return f"{self.prefix}:usage:{{{_part(platform)}:{_part(workspace)}}}:{day.isoformat()}"

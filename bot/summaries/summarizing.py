@@ -3,21 +3,27 @@ through the summarizer and its cache. A mixin of `bot.engine.ConversationEngine`
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from bot.conversation import ThreadRef
 from bot.summaries.sources import SourceMessage
 from bot.summaries.summarizer import Summarizer, Summary
+from bot.usage.tally import Payer
 
 if TYPE_CHECKING:
     from bot.engine import EngineConfig
     from bot.store.memory.base import ThreadMemory
     from bot.summaries.summary_store import SummaryStore
+    from bot.usage.quotas import Quotas
 
 
 class Summarizing:
+    quotas: Quotas
+    reserve_tokens: int
     memory: ThreadMemory
     config: EngineConfig
     summarizer: Summarizer
@@ -30,6 +36,7 @@ class Summarizing:
         dialect: str | None = None,
         link_for: Callable[[str], str] | None = None,
         requester: str | None = None,
+        payer: Payer | None = None,
     ) -> Summary:
         """A summary of what memory holds for `thread`; no model call for an empty thread."""
         state = await self.memory.load(thread)
@@ -49,7 +56,7 @@ class Summarizing:
             earlier = SourceMessage("", "(summary of the earlier messages)", state.summary, first)
             sources.insert(0, earlier)
         return await self.summarize_sources(
-            sources, scope=str(thread), dialect=dialect, requester=requester
+            sources, scope=str(thread), dialect=dialect, requester=requester, payer=payer
         )
 
     async def summarize_sources(
@@ -59,8 +66,26 @@ class Summarizing:
         scope: str | None = None,
         dialect: str | None = None,
         requester: str | None = None,
+        payer: Payer | None = None,
     ) -> Summary:
-        """Summarize messages an adapter gathered; a repeat of the same window costs no call."""
+        """Summarize messages an adapter gathered; a repeat of the same window costs no call.
+        With `payer`, within their quotas and counted to them."""
+        async with self.spent_by(payer):
+            return await self._summarize_sources(sources, scope, dialect, requester)
+
+    def spent_by(self, payer: Payer | None) -> AbstractAsyncContextManager[object]:
+        """A request's quotas and usage (nothing to count without a payer)."""
+        if payer is None:
+            return contextlib.nullcontext()
+        return self.quotas.spending(payer, self.reserve_tokens)
+
+    async def _summarize_sources(
+        self,
+        sources: Sequence[SourceMessage],
+        scope: str | None,
+        dialect: str | None,
+        requester: str | None,
+    ) -> Summary:
         dialect = dialect or self.config.dialect
         store = self.summaries if scope else None
         if store is not None and scope and sources:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
 from bot.conversation import ThreadRef, ThreadState, Turn
 from bot.store.inflight import PendingAnswer
+from bot.store.riders import Rider
 
 
 class ThreadMemory(Protocol):
@@ -26,9 +27,14 @@ class ThreadMemory(Protocol):
         """Whether the thread has memory or an answer in flight (the bot is part of it)."""
 
     async def append(
-        self, thread: ThreadRef, *turns: Turn, settled: PendingAnswer | None = None
+        self,
+        thread: ThreadRef,
+        *turns: Turn,
+        settled: PendingAnswer | None = None,
+        riders: Sequence[Rider] = (),
     ) -> None:
-        """Add turns; with `settled`, that answer is no longer in flight (same round trip)."""
+        """Add turns; with `settled`, that answer is no longer in flight (same round trip), and
+        `riders` (the request's usage) are written too, in the same round trip where they can."""
 
     async def fold(self, thread: ThreadRef, summary: str, through: Turn) -> None:
         """Replace every turn up to and including `through` by `summary`."""

@@ -5,13 +5,14 @@ from __future__ import annotations
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 from bot.conversation import ThreadRef, ThreadState, Turn
 from bot.store.inflight import PendingAnswer
 from bot.store.memory.base import LocalLocks
+from bot.store.riders import Rider
 
 GONE_SECONDS = 3600.0  # a deleted message's tombstone: longer than any answer takes
 
@@ -64,8 +65,14 @@ class InProcessMemory:
         return self._live(thread) is not None or any(t == thread for t, _ in self._pending)
 
     async def append(
-        self, thread: ThreadRef, *turns: Turn, settled: PendingAnswer | None = None
+        self,
+        thread: ThreadRef,
+        *turns: Turn,
+        settled: PendingAnswer | None = None,
+        riders: Sequence[Rider] = (),
     ) -> None:
+        for rider in riders:
+            await rider.write()
         kept: list[Turn] = []
         skipping = False
         for turn in turns:  # a deleted question is not saved, nor the answer that follows it

@@ -13,7 +13,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -33,12 +33,14 @@ from bot.store.memory.redis_inflight import (
     index_member,
 )
 from bot.store.redis_pool import (
+    ScriptCall,
     connect_redis,
     is_cluster,
     redis_unavailable,
     run_pipeline,
     side_client,
 )
+from bot.store.riders import Rider
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -99,6 +101,14 @@ _EXTEND = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
+
+
+async def _beside(rider: Rider) -> None:
+    """A rider written on its own; its failure is logged, never the save's."""
+    try:
+        await rider.write()
+    except StoreUnavailable as exc:
+        log.warning("a write that goes with a save failed: %s", exc)
 
 
 GONE_TTL = 3600  # how long a deleted message's tombstone outlives it: longer than any answer
@@ -198,9 +208,22 @@ class RedisMemory(InFlightRecords):
         return [keys.turns, keys.meta, keys.pending]
 
     async def append(
-        self, thread: ThreadRef, *turns: Turn, settled: PendingAnswer | None = None
+        self,
+        thread: ThreadRef,
+        *turns: Turn,
+        settled: PendingAnswer | None = None,
+        riders: Sequence[Rider] = (),
     ) -> None:
+        riding: list[ScriptCall] = []
+        alone: list[Awaitable[None]] = []  # riders that cannot ride: written beside the save
+        for rider in riders:
+            call = None if is_cluster(self._redis) else rider.call(self._redis)
+            if call is None:
+                alone.append(_beside(rider))
+            else:
+                riding.append(call)
         if not turns and settled is None:
+            await asyncio.gather(*alone)
             return
         keys = self._keys.thread(thread)
         # The answer's last save also gives its lock back (the release at exit is then skipped).
@@ -222,20 +245,26 @@ class RedisMemory(InFlightRecords):
         if settled is not None:
             self._answering.discard(index_member(settled))  # over, even if this save fails
         if is_cluster(self._redis):  # no scripts in a cluster pipeline: the two go side by side
-            saving = self._call(self._append(keys=thread_keys, args=args))
-            if settled is None:
-                await saving
-            else:
-                index = self._call(self._redis.zrem(self._keys.in_flight, index_member(settled)))
-                await asyncio.gather(saving, index)
+            saving: list[Awaitable[Any]] = [
+                self._call(self._append(keys=thread_keys, args=args)),
+                *alone,
+            ]
+            if settled is not None:
+                saving.append(
+                    self._call(self._redis.zrem(self._keys.in_flight, index_member(settled)))
+                )
+            await asyncio.gather(*saving)
         else:  # one round trip: the script works in the thread's slot, the index is another key
 
             def queue(pipe: Any) -> None:
                 pipe.evalsha(self._append.sha, len(thread_keys), *thread_keys, *args)
                 if settled is not None:
                     pipe.zrem(self._keys.in_flight, index_member(settled))
+                for call in riding:
+                    call.queue(pipe)
 
-            await self._call(run_pipeline(self._redis, queue, (self._append,)))
+            scripts = (self._append, *(c.script for c in riding))
+            await asyncio.gather(self._call(run_pipeline(self._redis, queue, scripts)), *alone)
         if release and held is not None:
             held.released = True
 

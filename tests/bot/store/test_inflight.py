@@ -141,7 +141,7 @@ async def test_a_finished_answer_survives_a_failed_save(
     redis_client: aioredis.Redis, clean_prefix: str, fake_openai: FakeOpenAI, caplog
 ) -> None:
     class SaveFails(RedisMemory):
-        async def append(self, thread, *turns, settled=None):
+        async def append(self, thread, *turns, settled=None, riders=()):
             from bot.errors import StoreUnavailable
 
             raise StoreUnavailable("Redis is unavailable: connection refused")
