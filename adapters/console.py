@@ -15,6 +15,7 @@ from adapters.local_files import LocalFiles, local_ref
 from bot.conversation import IncomingMessage, ThreadRef
 from bot.errors import FileProblem, explain
 from bot.files.refs import FileRef
+from bot.usage.tally import Payer
 
 if TYPE_CHECKING:
     from bot.core import Core
@@ -24,6 +25,7 @@ Commands:
   /thread NAME   switch to (or start) the conversation NAME
   /forget        clear the current conversation's memory
   /summarize     summarize the current conversation (or the attached documents)
+  /usage         your token usage today and this month, and what is left
   /attach PATH   share a file (image, PDF, Word, text) with your next message
   /help          show this help
   /quit          leave (end of input does the same)
@@ -74,6 +76,8 @@ class ConsoleSession:
             await self.guarded(self.forget())
         elif name == "/summarize":
             await self.guarded(self.summarize())
+        elif name == "/usage":
+            await self.guarded(self.usage())
         elif name == "/attach":
             self.attach(argument)
         else:
@@ -101,12 +105,21 @@ class ConsoleSession:
             return
         self.say(f"Attached {self.attached[-1].name}; it goes with your next message.")
 
+    @property
+    def payer(self) -> Payer:
+        thread = self.thread
+        return Payer(thread.platform, thread.workspace, thread.channel, self.user, self.user)
+
+    async def usage(self) -> None:
+        self.say(await self.core.engine.quotas.report(self.payer))
+
     async def summarize(self) -> None:
+        engine = self.core.engine
         if self.attached:
             files, self.attached = self.attached, []
-            summary = await self.core.engine.summarize_files(files, dialect="plain")
+            summary = await engine.summarize_files(files, dialect="plain", payer=self.payer)
         else:
-            summary = await self.core.engine.summarize(self.thread, dialect="plain")
+            summary = await engine.summarize(self.thread, dialect="plain", payer=self.payer)
         self.say(summary.text)
 
     async def ask(self, text: str) -> None:

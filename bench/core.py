@@ -92,6 +92,40 @@ async def main() -> None:
         row("rolling-summary folds over 1000 turns", folds)
         row("Redis round trips per answer, folds included",
             f"{(memory.round_trips - trips_before) / answers:.2f}")  # fmt: skip
+
+        # 3. What accounting costs: the same answers with the usage ledger in Redis, without
+        # limits (recorded in the save's round trip) and with them (one reservation first).
+        from bot.metrics import REDIS_ROUND_TRIPS
+        from bot.store.redis_pool import connect_redis
+        from bot.usage.ledger import Limits
+        from bot.usage.quotas import QuotaConfig, Quotas
+        from bot.usage.redis_ledger import RedisLedger
+
+        counted = connect_redis(REDIS_URL)  # the bot's own client: it counts every round trip
+        ledger = RedisLedger(counted, prefix=prefix)
+        setups = {
+            "no ledger in Redis": Quotas(),
+            "accounting": Quotas(ledger),
+            "accounting and daily limits": Quotas(ledger, QuotaConfig(Limits(user=10**9))),
+        }
+        per_answer: dict[str, float] = {}
+        for t, (name, quotas) in enumerate(setups.items()):
+            measured = ConversationEngine(
+                RedisMemory(counted, prefix=prefix), timed, counter,
+                EngineConfig(max_prompt_tokens=BUDGET), quotas=quotas,
+            )  # fmt: skip
+            thread = ThreadRef("bench", "W", "C", f"usage{t}")
+            await answer(measured, message(thread, 0, "warm up: scripts loaded, thread known"))
+            before = REDIS_ROUND_TRIPS._value.get()
+            for n in range(1, 21):
+                await answer(measured, message(thread, n, f"question {n}"))
+            per_answer[name] = (REDIS_ROUND_TRIPS._value.get() - before) / 20
+        base = per_answer["no ledger in Redis"]
+        row("Redis round trips per answer, usage not in Redis", f"{base:.2f}")
+        row("  + accounting (usage in Redis)", f"{per_answer['accounting'] - base:+.2f} (goal +0)")
+        limited = per_answer["accounting and daily limits"] - base
+        row("  + accounting and daily limits", f"{limited:+.2f} (the reservation)")
+        await counted.aclose()
         await timed.inner.aclose()  # type: ignore[attr-defined]
     await client.aclose()
     await drop_keys(REDIS_URL, prefix)

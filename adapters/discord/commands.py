@@ -1,4 +1,4 @@
-"""Application commands: /summarize and /forget, and syncing them only when they change."""
+"""Application commands: /summarize, /usage and /forget, and syncing them only when they change."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from adapters.rendering import split_message
 from bot.conversation import ThreadRef
 from bot.errors import BotError, InvalidRequest, StoreUnavailable
 from bot.summaries.windows import parse_summary_args
+from bot.usage.tally import Payer
 
 if TYPE_CHECKING:
     from adapters.discord.client import DiscordClient
@@ -28,6 +29,16 @@ USAGE = (
     "only you see it)."
 )
 SYNC_TTL = 365 * 86_400
+
+
+def payer_of(interaction: discord.Interaction) -> Payer:
+    """Who a command's model calls are counted to, in the channel answers count to (a thread's
+    parent; a DM's own channel)."""
+    ref = conversation_of(interaction)
+    workspace = str(interaction.guild_id) if interaction.guild_id is not None else "@me"
+    channel = ref.channel if ref is not None else str(interaction.channel_id or "")
+    user = interaction.user
+    return Payer("discord", workspace, channel, str(user.id), user.display_name)
 
 
 def conversation_of(interaction: discord.Interaction) -> ThreadRef | None:
@@ -77,15 +88,29 @@ def build_tree(client: DiscordClient) -> app_commands.CommandTree[DiscordClient]
         await interaction.response.defer(thinking=True, ephemeral=not public)
         try:
             channel = await readable_channel(client, interaction)
-            text = await client.bot.summary_of(
-                channel, conversation_of(interaction), request.window
-            )
+            async with client.bot.engine.counted_to(payer_of(interaction)):
+                text = await client.bot.summary_of(
+                    channel, conversation_of(interaction), request.window
+                )
         except Exception as exc:
             log.warning("summary failed: %s", exc)
             text = failure_sentence(exc)
             public = False
         for chunk in split_message(text, MESSAGE_LIMIT):
             await interaction.followup.send(chunk, ephemeral=not public, allowed_mentions=NO_PINGS)
+
+    @tree.command(name="usage", description="Your token usage and what is left today")
+    async def usage(interaction: discord.Interaction) -> None:
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        try:
+            text = await client.bot.engine.quotas.report(
+                payer_of(interaction), channel_label=lambda channel: f"<#{channel}>"
+            )
+        except Exception as exc:
+            log.warning("usage report failed: %s", exc)
+            text = failure_sentence(exc)
+        for chunk in split_message(text, MESSAGE_LIMIT):
+            await interaction.followup.send(chunk, ephemeral=True, allowed_mentions=NO_PINGS)
 
     @tree.command(name="forget", description="Clear my memory of this thread or DM")
     async def forget(interaction: discord.Interaction) -> None:

@@ -17,6 +17,7 @@ from bot.errors import BotError
 from bot.summaries.channel_log import ChannelLog, ChannelLogEntry
 from bot.summaries.sources import SourceMessage
 from bot.summaries.windows import Window
+from bot.usage.tally import Payer
 
 log = logging.getLogger(__name__)
 
@@ -154,15 +155,18 @@ class ChannelSummaries:
         documents = attachment_refs(message) or (
             attachment_refs(resolved) if isinstance(resolved, discord.Message) else ()
         )
+        asker = message.author
+        payer = Payer("discord", ref.workspace, ref.channel, str(asker.id), asker.display_name)
         try:
             await reply.start()
-            if documents:
-                text = (await self.engine.summarize_files(documents)).text
-            elif is_thread(message.channel) or guild_id_of(message) is None:
-                whole = Window(seconds=None, count=HISTORY_MOST)
-                text = await self.summary_of(message.channel, ref, whole)
-            else:
-                text = await self.summary_of(message.channel, None, Window())
+            async with self.engine.counted_to(payer):
+                if documents:
+                    text = (await self.engine.summarize_files(documents)).text
+                elif is_thread(message.channel) or guild_id_of(message) is None:
+                    whole = Window(seconds=None, count=HISTORY_MOST)
+                    text = await self.summary_of(message.channel, ref, whole)
+                else:
+                    text = await self.summary_of(message.channel, None, Window())
             await reply.feed(text)
             await reply.finish()
         except Exception as exc:

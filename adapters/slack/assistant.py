@@ -171,7 +171,7 @@ class Pane:
                 await reply.finish()
                 return
             summary = await bot.engine.summarize_sources(
-                sources, scope=scope, requester=message.user
+                sources, scope=scope, requester=message.user, payer=bot.payer(message)
             )
             await reply.feed(summary.text)
             await reply.finish()

@@ -1,4 +1,4 @@
-"""The slack_bolt app: every subscribed event, the slash command and the shortcut get a listener.
+"""The slack_bolt app: every subscribed event, the slash commands and the shortcut get a listener.
 
 process_before_response is on, so Slack's HTTP response is sent when a listener returns; every
 listener returns within milliseconds (events only hand the payload to the bot; the command and
@@ -22,12 +22,14 @@ from adapters.slack.assistant import build_assistant
 from adapters.slack.bot import SlackBot
 from adapters.slack.feedback import FEEDBACK_ACTION, on_feedback
 from adapters.slack.summaries import Ack, Respond, on_summarize_command, on_summarize_shortcut
+from adapters.slack.usage import on_usage_command
 from bot.store.kv import InProcessNotes, Notes
 
 log = logging.getLogger(__name__)
 
 SUMMARIZE_COMMAND = "/summarize"
 SUMMARIZE_SHORTCUT = "summarize_thread"
+USAGE_COMMAND = "/usage"
 
 
 def _not_the_token_notice(record: logging.LogRecord) -> bool:
@@ -77,6 +79,9 @@ def build_app(
     async def on_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
         await on_summarize_command(bot, ack, command, respond)
 
+    async def on_usage(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
+        await on_usage_command(bot, ack, command, respond)
+
     async def on_shortcut(ack: Ack, shortcut: dict[str, Any], respond: Respond) -> None:
         await on_summarize_shortcut(bot, ack, shortcut, respond)
 
@@ -85,6 +90,7 @@ def build_app(
 
     app.action(FEEDBACK_ACTION)(on_feedback_click)
     app.command(SUMMARIZE_COMMAND)(on_command)
+    app.command(USAGE_COMMAND)(on_usage)
     app.shortcut(SUMMARIZE_SHORTCUT)(on_shortcut)
 
     async def on_error(error: Exception, body: dict[str, Any]) -> None:

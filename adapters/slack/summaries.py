@@ -12,6 +12,7 @@ from adapters.slack.mrkdwn import escape, neutralise_pings, to_mrkdwn
 from bot.conversation import ThreadRef
 from bot.errors import InvalidRequest
 from bot.summaries.windows import SummaryRequest, parse_summary_args
+from bot.usage.tally import Payer
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ async def summarize_channel(
     channel = str(command.get("channel_id", ""))
     user = str(command.get("user_id", ""))
     scope = bot.scope(team, channel)
+    payer = Payer("slack", team, channel, user, str(command.get("user_name") or ""))
     try:
         since = await bot.engine.summary_since(scope, user) if request.since else None
         window = request.window
@@ -57,7 +59,9 @@ async def summarize_channel(
         if not sources:
             await send(respond, f"Nobody wrote anything here in {described}.", public=False)
             return
-        summary = await bot.engine.summarize_sources(sources, scope=scope, requester=user)
+        summary = await bot.engine.summarize_sources(
+            sources, scope=scope, requester=user, payer=payer
+        )
         text = to_mrkdwn(summary.text)
         if request.public:
             asker = neutralise_pings(escape(await bot.web.name_of(user)))  # names are user text
@@ -87,9 +91,12 @@ async def summarize_thread(bot: SlackBot, shortcut: dict[str, Any], respond: Res
         await send(respond, NOT_ENABLED, public=False)
         return
     thread = ThreadRef("slack", team, channel, root)
+    asker = shortcut.get("user") or {}
+    payer = Payer("slack", team, channel, str(asker.get("id", "")), str(asker.get("name") or ""))
     try:
         known = await bot.engine.knows(thread)
-        summary = await bot.thread_summary(team, channel, root, known=known)
+        async with bot.engine.counted_to(payer):
+            summary = await bot.thread_summary(team, channel, root, known=known)
         await send(respond, to_mrkdwn(summary.text), public=False)
     except Exception as exc:
         log.warning("thread summary failed: %s", exc)

@@ -18,6 +18,7 @@ from bot.summaries.channel_log import ChannelLog
 from bot.summaries.sources import SourceMessage
 from bot.summaries.summarizer import Summary
 from bot.summaries.windows import Window
+from bot.usage.tally import Payer
 
 SUMMARY_PLACEHOLDER = "_Summarizing…_"
 
@@ -41,6 +42,10 @@ class SummarySources:
 
     def scope(self, team: str, channel: str) -> str:
         return f"slack:{team}:{channel}"
+
+    def payer(self, message: SlackMessage) -> Payer:
+        """Who a summary asked for in `message` is counted to."""
+        return Payer("slack", message.team, message.channel, message.user)
 
     def permalink(self, channel: str, ts: str, thread_ts: str | None = None) -> str:
         if not self.me.url or not ts:
@@ -119,21 +124,26 @@ class SummarySources:
         reply = self.reply_for(message, SUMMARY_PLACEHOLDER)
         try:
             await reply.start()
-            documents = await self.documents_here(message)
-            if documents:
-                summary = await self.engine.summarize_files(documents)
-            elif message.thread_ts and not message.is_dm:
-                summary = await self.thread_summary(
-                    message.team, message.channel, message.thread_ts, known=known
-                )
-            elif message.is_dm:
-                summary = await self.engine.summarize(thread)
-            else:
-                sources = await self.channel_sources(message.team, message.channel, Window())
-                summary = await self.engine.summarize_sources(
-                    sources, scope=self.scope(message.team, message.channel)
-                )
+            async with self.engine.counted_to(self.payer(message)):
+                summary = await self._summary_here(message, thread, known=known)
             await reply.feed(summary.text)
             await reply.finish()
         except Exception as exc:
             await self.fail(reply, exc)
+
+    async def _summary_here(
+        self, message: SlackMessage, thread: ThreadRef, *, known: bool
+    ) -> Summary:
+        documents = await self.documents_here(message)
+        if documents:
+            return await self.engine.summarize_files(documents)
+        if message.thread_ts and not message.is_dm:
+            return await self.thread_summary(
+                message.team, message.channel, message.thread_ts, known=known
+            )
+        if message.is_dm:
+            return await self.engine.summarize(thread)
+        sources = await self.channel_sources(message.team, message.channel, Window())
+        return await self.engine.summarize_sources(
+            sources, scope=self.scope(message.team, message.channel)
+        )

@@ -69,7 +69,7 @@ class FileAnswering:
     max_prompt_tokens: int
     images_refused: bool  # learned in auto mode: the model said it takes no images
 
-    spent_by: Callable[[Payer | None], AbstractAsyncContextManager[object]]  # Summarizing's
+    counted_to: Callable[[Payer | None], AbstractAsyncContextManager[object]]  # Summarizing's
 
     @property
     def sees_images(self) -> bool:
@@ -147,7 +147,7 @@ class FileAnswering:
         self, refs: Sequence[FileRef], *, dialect: str = "markdown", payer: Payer | None = None
     ) -> Summary:
         """A summary of the documents among `refs`, citing pages or line ranges."""
-        async with self.spent_by(payer):
+        async with self.counted_to(payer):
             return await self._summarize_files(refs, dialect)
 
     async def _summarize_files(self, refs: Sequence[FileRef], dialect: str) -> Summary:

@@ -70,10 +70,10 @@ class Summarizing:
     ) -> Summary:
         """Summarize messages an adapter gathered; a repeat of the same window costs no call.
         With `payer`, within their quotas and counted to them."""
-        async with self.spent_by(payer):
+        async with self.counted_to(payer):
             return await self._summarize_sources(sources, scope, dialect, requester)
 
-    def spent_by(self, payer: Payer | None) -> AbstractAsyncContextManager[object]:
+    def counted_to(self, payer: Payer | None) -> AbstractAsyncContextManager[object]:
         """A request's quotas and usage (nothing to count without a payer)."""
         if payer is None:
             return contextlib.nullcontext()

@@ -135,7 +135,12 @@ class Quotas:
             await self.ledger.days(payer.scope, month),
         )
 
-    async def report(self, payer: Payer, channel_label: Callable[[str], str] = str) -> str:
+    async def report(
+        self,
+        payer: Payer,
+        channel_label: Callable[[str], str] = str,
+        name_label: Callable[[str], str] = str,
+    ) -> str:
         """What /usage shows `payer` (admins see the whole workspace)."""
         today, month = await self.totals(payer)
         return usage_report(
@@ -148,4 +153,5 @@ class Quotas:
             now=self._now(),
             admin=self.is_admin(payer),
             channel_label=channel_label,
+            name_label=name_label,
         )

@@ -79,7 +79,10 @@ def usage_report(
     now: datetime,
     admin: bool = False,
     channel_label: Callable[[str], str] = str,
+    name_label: Callable[[str], str] = str,
 ) -> str:
+    """`channel_label` shows a channel id as the platform links it; `name_label` makes a
+    person's display name (their own text) safe to show."""
     mine_today = today.users.get(user, {})
     mine_month = month.users.get(user, {})
     lines = [
@@ -127,7 +130,7 @@ def usage_report(
             lines += _top(prices, month.channels, channel_label)
         if month.users:
             lines.append("Top users this month:")
-            lines += _top(prices, month.users, lambda u: month.names.get(u) or u)
+            lines += _top(prices, month.users, lambda u: name_label(month.names.get(u) or u))
     if month.estimated_calls:
         lines.append(
             f"({month.estimated_calls:,} model calls this month were counted by me: the model "

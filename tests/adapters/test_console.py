@@ -161,3 +161,27 @@ async def test_console_attaches_local_files(tmp_path, fake_openai: FakeOpenAI) -
     assert "There is no file at missing.txt." in out
     sent = fake_openai.requests[-1]["messages"][-1]["content"]
     assert "Budget approved: 40k" in sent[0]["text"] and sent[1]["type"] == "image_url"
+
+
+async def test_console_usage_and_a_daily_limit(tmp_path, fake_openai: FakeOpenAI) -> None:
+    code, out, err = await run_console(
+        tmp_path,
+        ["/usage", "a question that spends more than the limit allows " * 3, "again?", "/usage"],
+        OPENAI_BASE_URL=fake_openai.url,
+        BOT_USER_DAILY_TOKENS="60",
+        BOT_PRICES="gpt-4o-mini=1000/1000",
+    )
+    assert code == 0, err
+    assert "Your usage today: 0 tokens" in out and "Your daily limit: 60 tokens; 60 left" in out
+    assert "You have used your daily limit of 60 tokens" in out
+    assert len(fake_openai.requests) == 1
+    last = out.rsplit("Your usage today: ", 1)[1]
+    assert last.split(" tokens")[0] != "0" and "($" in last.split("\n")[0]
+
+
+async def test_a_malformed_price_or_limit_stops_start_up_naming_it(tmp_path) -> None:
+    for variable, value in (("BOT_PRICES", "gpt-4o=cheap"), ("BOT_USER_DAILY_TOKENS", "-5")):
+        code, _, err = await run_console(
+            tmp_path, [], OPENAI_BASE_URL="http://127.0.0.1:9/v1", **{variable: value}
+        )
+        assert code == 2 and variable in err and "Traceback" not in err

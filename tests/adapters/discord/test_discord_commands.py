@@ -170,7 +170,7 @@ async def test_commands_sync_only_when_they_change(
         b for m, p, b in fake_discord.calls if m == "PUT" and p == f"applications/{APP_ID}/commands"
     ]
     assert len(syncs) == 1
-    assert sorted(c["name"] for c in syncs[0]) == ["forget", "summarize"]
+    assert sorted(c["name"] for c in syncs[0]) == ["forget", "summarize", "usage"]
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from adapters.slack.listeners import SUMMARIZE_COMMAND, SUMMARIZE_SHORTCUT
+from adapters.slack.listeners import SUMMARIZE_COMMAND, SUMMARIZE_SHORTCUT, USAGE_COMMAND
 from adapters.slack.runner import EVENTS_PATH
 from adapters.slack.settings import SlackSettings
 
@@ -31,9 +31,10 @@ def test_manifest_matches_the_code(mode: str) -> None:
     defaults = SlackSettings.model_fields["assistant_prompts"].default.split(",")
     assert [p["message"] for p in pane["suggested_prompts"]] == defaults
     assert pane["assistant_description"]
-    [command] = manifest["features"]["slash_commands"]
+    command, usage = manifest["features"]["slash_commands"]
     [shortcut] = manifest["features"]["shortcuts"]
-    assert command["command"] == SUMMARIZE_COMMAND
+    assert (command["command"], usage["command"]) == (SUMMARIZE_COMMAND, USAGE_COMMAND)
+    assert usage.get("url") == command.get("url")
     assert shortcut["callback_id"] == SUMMARIZE_SHORTCUT and shortcut["type"] == "message"
     urls = [
         settings["event_subscriptions"].get("request_url"),
