@@ -64,6 +64,12 @@ RATE_LIMITED = Counter(
     "Platform API calls answered 429, by method.",
     ["platform", "method"],
 )
+QUOTA_REFUSALS = Counter(
+    "assistant_quota_refusals", "Requests refused by a daily token limit, by limit.", ["limit"]
+)
+QUOTA_UNCHECKED = Counter(
+    "assistant_quota_unchecked", "Requests let through without a quota check (Redis down)."
+)
 REDIS_ERRORS = Counter("assistant_redis_errors", "Redis calls that failed.")
 REDIS_COMMANDS = Counter(
     "assistant_redis_commands",

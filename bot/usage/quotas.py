@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from bot.errors import OverQuota, StoreUnavailable
+from bot.metrics import QUOTA_REFUSALS, QUOTA_UNCHECKED
 from bot.usage.ledger import (
     InProcessLedger,
     Limits,
@@ -101,6 +102,7 @@ class Quotas:
             if who in self._let_through:
                 raise
             self._let_through.add(who)
+            QUOTA_UNCHECKED.inc()
             log.warning(
                 "quotas are not checked while Redis is down (%s): one answer let through for "
                 "user %s of %s",
@@ -111,6 +113,7 @@ class Quotas:
             return None
         self._let_through.clear()  # Redis answers again
         if isinstance(result, Refusal):
+            QUOTA_REFUSALS.labels(result.limit).inc()
             log.info("%s limit reached for user %s of %s", result.limit, payer.user, payer.scope)
             raise OverQuota(refusal_sentence(result, self._now()))
         return result

@@ -45,6 +45,7 @@ async def other_ledger(
 
     url = request.getfixturevalue("local_cluster").url if kind == "cluster" else REDIS_URL
     client = connect_redis(url)
+    await client.ping()  # knows the cluster's slots before it is asked many things at once
     yield RedisLedger(client, prefix=key_prefix)
     await client.aclose()
 

@@ -78,13 +78,17 @@ async def test_without_the_servers_usage_the_count_is_marked_estimated(
 async def test_over_the_users_limit_one_sentence_and_no_model_call(
     model, fake_openai: FakeOpenAI
 ) -> None:
+    from bot.metrics import QUOTA_REFUSALS
+
     q = quotas(limits=Limits(user=30))
     engine = engine_with(InProcessMemory(), model, q)
     await ask(engine, msg("a first question that costs more than thirty tokens " * 4))
     calls = len(fake_openai.requests)
+    refusals = QUOTA_REFUSALS.labels("user")._value.get()
     with pytest.raises(OverQuota) as refused:
         await ask(engine, msg("and another", n=1))
     assert len(fake_openai.requests) == calls
+    assert QUOTA_REFUSALS.labels("user")._value.get() == refusals + 1
     sentence = refused.value.user_message()
     assert sentence.startswith("You have used your daily limit of 30 tokens")
     assert "resets at midnight UTC, in 3 h" in sentence
