@@ -140,11 +140,14 @@ def _check_model_provider(settings: Settings) -> None:
                     _alias_of(name), "is required with AZURE_OPENAI_ENDPOINT (Azure OpenAI)"
                 )
         return
+    key = settings.openai_api_key
+    if key is not None and not key.get_secret_value().strip():
+        settings.openai_api_key = None  # `OPENAI_API_KEY=` as .env.example leaves it: not set
     if settings.openai_api_key is None and not settings.openai_base_url:
         raise ConfigError(
             "OPENAI_API_KEY",
-            "is not set; set it to your OpenAI API key, or set OPENAI_BASE_URL to an "
-            "OpenAI-compatible server such as Ollama (http://localhost:11434/v1)",
+            "no model is configured; set OPENAI_API_KEY to your OpenAI API key, or "
+            "OPENAI_BASE_URL=http://localhost:11434/v1 for Ollama (any OpenAI-compatible server)",
         )
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -15,9 +16,29 @@ from bot.store.memory import InProcessMemory, RedisMemory
 from bot.store.memory.base import ThreadMemory
 from bot.tokens import EstimatingCounter
 from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.processes import LocalCluster
+from tests.fakes.processes import LocalCluster, SuiteRedis
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# The Redis the tests use: TEST_REDIS_URL, or else a redis-server of the suite's own on a free port,
+# started before the test modules are collected (they import this name) and stopped at the end.
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
+_suite_redis: SuiteRedis | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global REDIS_URL, _suite_redis
+    if REDIS_URL:
+        return
+    if shutil.which("redis-server") is None:
+        raise pytest.UsageError(SuiteRedis.INSTALL)
+    _suite_redis = SuiteRedis()
+    _suite_redis.start()
+    REDIS_URL = os.environ["TEST_REDIS_URL"] = _suite_redis.url
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _suite_redis is not None:
+        _suite_redis.stop()
+
 
 # CI replays the same examples every run (a found failure is kept as a regression test here);
 # locally, hypothesis explores new ones each time.

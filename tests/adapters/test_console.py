@@ -124,8 +124,9 @@ async def test_missing_configuration_stops_with_one_line_and_exit_2(tmp_path) ->
     code, _out, err = await run_console(tmp_path, ["hello?"])
     assert code == 2
     assert err.strip().splitlines() == [
-        "error: OPENAI_API_KEY: is not set; set it to your OpenAI API key, or set OPENAI_BASE_URL "
-        "to an OpenAI-compatible server such as Ollama (http://localhost:11434/v1)"
+        "error: OPENAI_API_KEY: no model is configured; set OPENAI_API_KEY to your OpenAI API "
+        "key, or OPENAI_BASE_URL=http://localhost:11434/v1 for Ollama (any OpenAI-compatible "
+        "server)"
     ]
 
 
@@ -185,3 +186,30 @@ async def test_a_malformed_price_or_limit_stops_start_up_naming_it(tmp_path) -> 
             tmp_path, [], OPENAI_BASE_URL="http://127.0.0.1:9/v1", **{variable: value}
         )
         assert code == 2 and variable in err and "Traceback" not in err
+
+
+async def test_the_quick_start_works_with_nothing_but_a_model(
+    tmp_path, fake_openai: FakeOpenAI
+) -> None:
+    """README's quick start: copy .env.example, point it at a model, ask. No Redis needed."""
+    from pathlib import Path
+
+    example = (Path(__file__).parents[2] / ".env.example").read_text()
+    (tmp_path / ".env").write_text(example + f"\nOPENAI_BASE_URL={fake_openai.url}\n")
+    code, out, err = await run_console(tmp_path, ["Hello there"])
+    assert code == 0, err
+    assert "echo: " in out and "unreachable" not in out + err
+    assert "REDIS_URL is not set: thread memory is kept in this process" in err
+
+
+async def test_without_a_model_the_console_says_what_to_set_before_anyone_types(
+    tmp_path,
+) -> None:
+    from pathlib import Path
+
+    example = (Path(__file__).parents[2] / ".env.example").read_text()
+    (tmp_path / ".env").write_text(example)  # OPENAI_API_KEY= is there, but empty
+    code, out, err = await run_console(tmp_path, ["Is anyone there?"])
+    assert code == 2 and out == ""
+    [line] = err.strip().splitlines()
+    assert "OPENAI_API_KEY" in line and "OPENAI_BASE_URL=http://localhost:11434/v1" in line

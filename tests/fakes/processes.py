@@ -92,6 +92,49 @@ class RedisServer:
         await self.kill()
 
 
+class SuiteRedis:
+    """The suite's own redis-server on a free port, keeping nothing on disk: used when
+    TEST_REDIS_URL names no Redis, so the tests need only the binary, not a running server."""
+
+    INSTALL = (
+        "the tests need redis-server: install it (Debian/Ubuntu: apt-get install redis-server; "
+        "macOS: brew install redis), or set TEST_REDIS_URL to a Redis they may use"
+    )
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError(self.INSTALL)
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while not _answers_ping(self.port):
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.02)  # the server gives no other signal that it listens
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
 def _answers_ping(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as probe:

@@ -22,6 +22,7 @@ from bot.usage.prices import parse_prices
 from bot.usage.quotas import QuotaConfig, Quotas
 from bot.usage.redis_ledger import RedisLedger
 from bot.usage.tally import Payer
+from tests.conftest import REDIS_URL
 from tests.fakes.openai_server import FakeOpenAI, Reply, approx_tokens
 
 THREAD = ThreadRef("slack", "T1", "C1", "1700000000.000100")
@@ -118,7 +119,7 @@ async def test_usage_rides_in_the_answers_save(
     from bot.metrics import REDIS_ROUND_TRIPS
     from bot.store.redis_pool import connect_redis
 
-    client = connect_redis("redis://127.0.0.1:6379/0")
+    client = connect_redis(REDIS_URL)
     try:
         memory = RedisMemory(client, prefix=clean_prefix)
         counted = engine_with(memory, model, quotas(RedisLedger(client, prefix=clean_prefix)))
