@@ -13,18 +13,25 @@ from bot.settings import read_settings
 
 if TYPE_CHECKING:
     from bot.core import Core
+    from bot.doctor import Check
 
 
 class LazyAdapter:
     interactive = False
 
     def __init__(
-        self, name: str, settings: type[BaseSettings], requirement: str, runner: str
+        self,
+        name: str,
+        settings: type[BaseSettings],
+        requirement: str,
+        runner: str,
+        doctor: str,
     ) -> None:
         self.name = name
         self._settings = settings
         self._requirement = requirement
         self._runner = runner  # the module whose `serve(core, options)` runs the platform
+        self._doctor = doctor  # the module whose `checks()` are its part of `bot doctor`
 
     def configured(self) -> bool:
         """Whether its bot token is set."""
@@ -35,6 +42,11 @@ class LazyAdapter:
 
     def requirement(self) -> str:
         return self._requirement
+
+    async def checks(self) -> list[Check]:
+        """Its configuration checked against the platform (`python -m bot doctor`)."""
+        checks: list[Check] = await importlib.import_module(self._doctor).checks()
+        return checks
 
     async def serve(self, core: Core, options: Mapping[str, str]) -> None:
         runner = importlib.import_module(self._runner)

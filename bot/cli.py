@@ -48,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
         help="start the configured platform adapters (Slack, Discord)",
         description="Start every platform adapter whose tokens are set, in one process.",
     )
+    doctor = commands.add_parser(
+        "doctor",
+        help="check the configuration against the model, Redis, Slack and Discord",
+        description="Check every setting against the real services, one line per check with "
+        "what to do about it. Exit 0 when nothing failed (warnings pass), 1 otherwise.",
+    )
+    doctor.add_argument("--json", action="store_true", help="print one JSON object instead")
     commands.add_parser(
         "feedback",
         help="print the 👍 / 👎 counts people gave answers, per workspace",
@@ -77,6 +84,27 @@ async def _print_feedback(settings: Settings) -> None:
         await client.aclose()
 
 
+async def _doctor(as_json: bool) -> int:
+    from bot.doctor import Check, PlatformChecks, diagnose, render
+    from bot.doctor import as_json as to_json
+
+    found: list[Check] = []
+    try:
+        settings = read_settings(Settings)
+        settings.quota_config()
+    except ConfigError as exc:
+        found = [Check.fail("settings", str(exc), f"fix {exc.variable}")]
+    else:
+        platforms: list[tuple[str, PlatformChecks]] = [
+            (adapter.name, adapter.checks)
+            for adapter in discover().values()
+            if not adapter.interactive and adapter.configured() and hasattr(adapter, "checks")
+        ]
+        found = await diagnose(settings, platforms)
+    print(to_json(found) if as_json else render(found))
+    return 1 if any(check.status == "fail" for check in found) else 0
+
+
 SECRET_NAMES = re.compile(r"(TOKEN|KEY|SECRET|PASSWORD)$", re.IGNORECASE)
 
 
@@ -94,10 +122,11 @@ def secret_values(env_file: Path = Path(".env")) -> set[str]:
     return found
 
 
-def _configure_logging(settings: Settings, *, quiet: bool) -> None:
+def _configure_logging(settings: Settings, *, quiet: bool, level: int | None = None) -> None:
     from bot.logs import configure as configure_logs
 
-    level = logging.WARNING if quiet else getattr(logging, settings.log_level.upper())
+    if level is None:
+        level = logging.WARNING if quiet else getattr(logging, settings.log_level.upper())
     configure_logs(level, json=settings.log_format == "json", secrets=secret_values())
     for noisy in ("httpx", "httpx2", "openai"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
@@ -198,6 +227,10 @@ def _choose(command: str, available: dict[str, Adapter]) -> list[Adapter]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "doctor":  # reports invalid settings as failed checks
+            with contextlib.suppress(ConfigError):  # its lines say it all: only errors are logged
+                _configure_logging(read_settings(Settings), quiet=True, level=logging.ERROR)
+            return asyncio.run(_doctor(args.json))
         if args.command == "feedback":  # needs Redis only, not a model or a platform
             asyncio.run(_print_feedback(read_settings(Settings)))
             return 0

@@ -32,6 +32,8 @@ class Adapter(Protocol):
     async def serve(self, core: Core, options: Mapping[str, str]) -> None:
         """Run until cancelled or until its platform connection ends for good."""
 
+    # Optional: `async def checks(self) -> list[bot.doctor.Check]`, its part of `bot doctor`.
+
 
 def discover() -> dict[str, Adapter]:
     found: dict[str, Adapter] = {}

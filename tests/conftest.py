@@ -18,16 +18,12 @@ from bot.tokens import EstimatingCounter
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.processes import LocalCluster, SuiteRedis
 
-# The Redis the tests use: TEST_REDIS_URL, or else a redis-server of the suite's own on a free port,
-# started before the test modules are collected (they import this name) and stopped at the end.
+# The Redis the tests use: TEST_REDIS_URL, or else a redis-server of the suite's own on a free port.
+# It starts when this module is imported, before any other conftest or test module imports the
+# name, and stops at the end of the run (pytest_unconfigure).
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 _suite_redis: SuiteRedis | None = None
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    global REDIS_URL, _suite_redis
-    if REDIS_URL:
-        return
+if not REDIS_URL:
     if shutil.which("redis-server") is None:
         raise pytest.UsageError(SuiteRedis.INSTALL)
     _suite_redis = SuiteRedis()

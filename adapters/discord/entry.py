@@ -4,5 +4,9 @@ from adapters.discord.settings import DiscordSettings
 from adapters.lazy import LazyAdapter
 
 ADAPTER = LazyAdapter(
-    "discord", DiscordSettings, "set DISCORD_BOT_TOKEN for Discord", "adapters.discord.runner"
+    "discord",
+    DiscordSettings,
+    "set DISCORD_BOT_TOKEN for Discord",
+    "adapters.discord.runner",
+    "adapters.discord.doctor",
 )

@@ -9,4 +9,5 @@ ADAPTER = LazyAdapter(
     "set SLACK_BOT_TOKEN plus SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN "
     "(Socket Mode) for Slack",
     "adapters.slack.runner",
+    "adapters.slack.doctor",
 )

@@ -56,6 +56,8 @@ class FakeDiscord:
                       "position": 0, "permission_overwrites": [], "nsfw": False, "parent_id": None},
         }  # fmt: skip
         self.token_ok = True
+        self.app_flags = 1 << 19  # GATEWAY_MESSAGE_CONTENT: the intent is on in the portal
+        self.registered_commands: list[dict[str, Any]] = []  # what the last sync put
         self.attachments: dict[str, tuple[bytes, str]] = {}  # id -> (bytes, content type)
         self.attachment_requests: list[tuple[str, str]] = []  # (path, Authorization header)
         self.grant_message_content = True
@@ -329,14 +331,18 @@ class FakeDiscord:
         if path == "oauth2/applications/@me":
             return {"id": str(APP_ID), "name": "Assistant", "description": "", "icon": None,
                     "bot_public": True, "bot_require_code_grant": False, "owner": USERS[PEOPLE["alice"]],
-                    "verify_key": "00", "flags": 0}  # fmt: skip
+                    "verify_key": "00", "flags": self.app_flags}  # fmt: skip
         if path in ("gateway/bot", "gateway"):
             return {"url": f"ws://{request.host}/gateway-ws", "shards": self.recommended_shards,
                     "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0,
                                             "max_concurrency": 1}}  # fmt: skip
         if parts[0] == "applications" and parts[-1] == "commands":
-            return [dict(c, id=str(self.snowflake()), application_id=str(APP_ID), version="1")
-                    for c in (body if isinstance(body, list) else [])]  # fmt: skip
+            if method == "PUT":
+                self.registered_commands = [
+                    dict(c, id=str(self.snowflake()), application_id=str(APP_ID), version="1")
+                    for c in (body if isinstance(body, list) else [])
+                ]
+            return self.registered_commands
         if parts[0] == "channels":
             return await self._channel_route(method, parts, body, request)
         if parts[0] == "interactions" and parts[-1] == "callback":

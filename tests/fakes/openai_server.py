@@ -87,6 +87,8 @@ class FakeOpenAI:
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
         self.url = ""
+        self.accepted_key: str | None = None  # set: any other key gets OpenAI's 401
+        self.known_models: set[str] | None = None  # set: other model names get OpenAI's 404
 
     def push(self, *replies: Reply) -> None:
         self.script.extend(replies)
@@ -119,9 +121,28 @@ class FakeOpenAI:
             }
         )
 
+    def _refused(self, request: web.Request, model: str | None = None) -> web.Response | None:
+        """OpenAI's answers to a wrong key and to a model that does not exist (when the test
+        set `accepted_key` / `known_models`)."""
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if self.accepted_key is not None and given != self.accepted_key:
+            error = {"message": "Incorrect API key provided.", "type": "invalid_request_error",
+                     "param": None, "code": "invalid_api_key"}  # fmt: skip
+            return web.json_response({"error": error}, status=401)
+        if model is not None and self.known_models is not None and model not in self.known_models:
+            error = {"message": f"The model `{model}` does not exist or you do not have access to "
+                     "it.", "type": "invalid_request_error", "param": None,
+                     "code": "model_not_found"}  # fmt: skip
+            return web.json_response({"error": error}, status=404)
+        return None
+
     async def _models(self, request: web.Request) -> web.Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        names = sorted(self.known_models) if self.known_models is not None else ["fake-model"]
         return web.json_response(
-            {"object": "list", "data": [{"id": "fake-model", "object": "model"}]}
+            {"object": "list", "data": [{"id": n, "object": "model"} for n in names]}
         )
 
     def _next(self, body: dict[str, Any]) -> Reply:
@@ -146,6 +167,9 @@ class FakeOpenAI:
         self.arrivals.append(time.time())
         body = await request.json()
         self.requests.append(body)
+        refused = self._refused(request, str(body.get("model")))
+        if refused is not None:
+            return refused
         images = image_parts(body)
         if images and not self.vision:
             error = {

@@ -18,6 +18,14 @@ BOT_ID = "BBOT"
 TEAM = "T1"
 
 
+# Everything the manifests ask for: a freshly installed app's token.
+GRANTED = [
+    "app_mentions:read", "assistant:write", "channels:history", "channels:read", "chat:write",
+    "commands", "files:read", "groups:history", "groups:read", "im:history", "im:read",
+    "mpim:history", "mpim:read", "users:read",
+]  # fmt: skip
+
+
 class FakeSlack:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
@@ -31,6 +39,8 @@ class FakeSlack:
             deque
         )
         self.token_ok = True
+        self.revoked: set[str] = set()  # tokens Slack answers token_revoked for
+        self.scopes: set[str] = set(GRANTED)  # what the bot token was granted (x-oauth-scopes)
         # method -> the answer every call gets, until removed (e.g. chat.update always 429)
         self.refusing: dict[str, tuple[int, dict[str, Any], dict[str, str]]] = {}
         # method -> (calls, per seconds) per workspace, as Slack's tiers; past it: 429 Retry-After
@@ -244,10 +254,15 @@ class FakeSlack:
             return limited
         if not self.token_ok:
             return web.json_response({"ok": False, "error": "invalid_auth"})
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if token in self.revoked:
+            return web.json_response({"ok": False, "error": "token_revoked"})
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
-        return web.json_response(handler(params))
+        # Slack names the token's scopes in a header on every Web API answer.
+        scopes = {"x-oauth-scopes": ",".join(sorted(self.scopes))}
+        return web.json_response(handler(params), headers=scopes)
 
     def _auth_test(self, _: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -7,14 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from adapters.slack.doctor import SCOPES
 from adapters.slack.listeners import SUMMARIZE_COMMAND, SUMMARIZE_SHORTCUT, USAGE_COMMAND
 from adapters.slack.runner import EVENTS_PATH
 from adapters.slack.settings import SlackSettings
 
 FOLDER = Path(__file__).parents[3] / "adapters" / "slack"
-SCOPES = {"app_mentions:read", "assistant:write", "channels:history", "channels:read", "chat:write",
-          "commands", "files:read", "groups:history", "groups:read", "im:history", "im:read",
-          "mpim:history", "mpim:read", "users:read"}  # fmt: skip
 EVENTS = {"app_mention", "assistant_thread_started", "assistant_thread_context_changed",
           "message.channels", "message.groups", "message.im", "message.mpim"}  # fmt: skip
 
