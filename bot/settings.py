@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -88,6 +89,20 @@ class Settings(BaseSettings):
     ops_host: str = Field("0.0.0.0", alias="OPS_HOST")
     ops_port: int = Field(9090, alias="OPS_PORT", ge=0, le=65535)  # 0: no operations endpoint
 
+    @field_validator("openai_base_url", "azure_openai_endpoint")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            parts = urlsplit(value.strip())
+            parts.port  # noqa: B018 (a bad port raises here)
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL, e.g. http://localhost:11434/v1")
+        return value.strip()
+
     @property
     def uses_azure(self) -> bool:
         return bool(self.azure_openai_endpoint)
@@ -129,7 +144,9 @@ def _describe(error: Any, model: type[BaseSettings]) -> ConfigError:
     variable = _alias_of(str(loc[0]), model)
     given = error.get("input")
     shown = f", got {given!r}" if isinstance(given, str | int | float) else ""
-    return ConfigError(variable, f"{error.get('msg', 'invalid value').lower()}{shown}")
+    message = str(error.get("msg") or "invalid value")
+    message = message.removeprefix("Value error, ")  # our own validators' sentences
+    return ConfigError(variable, f"{message[:1].lower()}{message[1:]}{shown}")
 
 
 def _check_model_provider(settings: Settings) -> None:

@@ -60,3 +60,31 @@ def test_thread_keys_share_one_cluster_slot() -> None:
     slots = {key_slot(k.encode()) for k in (keys.turns, keys.meta, keys.lock)}
     assert len(slots) == 1
     assert keys.turns.startswith("asst:{slack:T%7B1%7D:C%3A1:17.5}")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("OPENAI_BASE_URL", "nonsense"),
+        ("OPENAI_BASE_URL", "http://[::1"),
+        ("OPENAI_BASE_URL", "ftp://models.example.com/v1"),
+        ("AZURE_OPENAI_ENDPOINT", "my-resource.openai.azure.com"),
+        ("REDIS_PREFIX", "a:b"),
+        ("BOT_USER_DAILY_TOKENS", "lots"),
+    ],
+)
+def test_every_invalid_setting_is_one_line_naming_it(monkeypatch, variable, value) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_env_file=None)
+    assert caught.value.variable == variable
+    assert "\n" not in str(caught.value) and value in str(caught.value)
+
+
+def test_a_pattern_in_the_message_keeps_its_case(monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("REDIS_PREFIX", "a:b")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_env_file=None)
+    assert "A-Za-z0-9" in str(caught.value)
