@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -60,6 +61,25 @@ class ChatModel(Protocol):
     ) -> AsyncIterator[str]: ...
 
 
+@asynccontextmanager
+async def streaming(
+    model: ChatModel,
+    messages: Sequence[ChatMessage],
+    *,
+    max_tokens: int | None = None,
+    purpose: Purpose = "answer",
+) -> AsyncIterator[AsyncIterator[str]]:
+    """`model.stream`, closed as the block ends however it ends: a call stopped midway (the
+    question deleted, the bot stopping) ends now, and its tokens are counted to its request."""
+    stream = model.stream(messages, max_tokens=max_tokens, purpose=purpose)
+    try:
+        yield stream
+    finally:
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()
+
+
 async def complete(
     model: ChatModel,
     messages: Sequence[ChatMessage],
@@ -68,5 +88,5 @@ async def complete(
     purpose: Purpose = "answer",
 ) -> str:
     """The whole reply at once, for calls nobody watches stream (folding, summaries)."""
-    parts = [d async for d in model.stream(messages, max_tokens=max_tokens, purpose=purpose)]
-    return "".join(parts)
+    async with streaming(model, messages, max_tokens=max_tokens, purpose=purpose) as stream:
+        return "".join([d async for d in stream])

@@ -279,10 +279,10 @@ class ConversationEngine(FileAnswering, Summarizing):
                     for line in with_files.notes if with_files else ():
                         yield note(line, dialect or self.config.dialect)
                     images = with_files.images if with_files else ()
-                    async for delta in self.stream_with_images(
-                        plan.messages, images, dialect, parts
-                    ):
-                        yield delta
+                    answering = self.stream_with_images(plan.messages, images, dialect, parts)
+                    async with aclosing(answering) as deltas:  # closed before the save below
+                        async for delta in deltas:
+                            yield delta
                 except AnswerCutOff:
                     cut_off = True
                     raise

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
-from bot.chat_model import ChatMessage, ChatModel
+from bot.chat_model import ChatMessage, ChatModel, streaming
 from bot.conversation import IncomingMessage, Turn
 from bot.errors import ImagesRefused, InvalidRequest
 from bot.files.quoting import quote_documents
@@ -175,12 +175,12 @@ class FileAnswering:
         if images:
             last = messages[-1]
             try:
-                async for delta in self.model.stream(
-                    [*messages[:-1], replace(last, images=images)],
-                    max_tokens=self.config.max_answer_tokens,
-                ):
-                    parts.append(delta)
-                    yield delta
+                with_images = [*messages[:-1], replace(last, images=images)]
+                limit = self.config.max_answer_tokens
+                async with streaming(self.model, with_images, max_tokens=limit) as stream:
+                    async for delta in stream:
+                        parts.append(delta)
+                        yield delta
                 return
             except ImagesRefused:
                 if self.vision != "auto" or parts:
@@ -190,6 +190,8 @@ class FileAnswering:
                 "attached below", "not shown: this model cannot see images"
             )
             messages = [*messages[:-1], replace(last, content=unseen)]
-        async for delta in self.model.stream(messages, max_tokens=self.config.max_answer_tokens):
-            parts.append(delta)
-            yield delta
+        limit = self.config.max_answer_tokens
+        async with streaming(self.model, messages, max_tokens=limit) as stream:
+            async for delta in stream:
+                parts.append(delta)
+                yield delta

@@ -185,5 +185,7 @@ async def test_nothing_configured_says_what_to_set(tmp_path) -> None:
     [failed] = lines(out, "FAIL")
     assert code == 1 and "no model is configured" in failed and "OPENAI_BASE_URL=" in failed
     assert "REDIS_URL is not set" in out and "neither Slack nor Discord is configured" in out
-    code, out = await doctor(tmp_path, bot_env(BOT_PRICES="nonsense", OPENAI_BASE_URL="x"))
+    code, out = await doctor(
+        tmp_path, bot_env(BOT_PRICES="nonsense", OPENAI_BASE_URL="http://127.0.0.1:9/v1")
+    )
     assert code == 1 and out.startswith("FAIL  settings  BOT_PRICES: cannot read 'nonsense'")

@@ -216,3 +216,18 @@ def test_folds_use_the_fold_model_which_defaults_to_the_summary_model() -> None:
     assert routes(OPENAI_SUMMARY_MODEL="small", OPENAI_FOLD_MODEL="tiny") == {
         "chunk": "small", "fold": "tiny",
     }  # fmt: skip
+
+
+async def test_an_answer_stopped_midway_still_counts_what_it_spent(
+    model, fake_openai: FakeOpenAI
+) -> None:
+    """The answer is closed after its first words (the user deleted the question, the bot is
+    stopping): the tokens the model spent are counted all the same."""
+    q = quotas()
+    engine = engine_with(InProcessMemory(), model, q)
+    fake_openai.push(Reply(text="one two three four five six seven eight", token_delay=0.05))
+    deltas = engine.answer(msg("a question that is abandoned"))
+    assert await anext(deltas)
+    await deltas.aclose()
+    today, _ = await q.totals(ALICE)
+    assert today.users["U-Alice"]["fake-model"].input > 0
