@@ -170,7 +170,7 @@ async def build_core(settings: Settings) -> Core:
                 memory.client, prefix=memory.prefix, retention_days=settings.usage_retention_days
             )
             if isinstance(memory, RedisMemory)
-            else InProcessLedger(),
+            else InProcessLedger(settings.usage_retention_days),
             settings.quota_config(),
         ),
     )

@@ -18,7 +18,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Literal, Protocol
 
 from bot.store.redis_pool import ScriptCall
@@ -179,9 +179,18 @@ class UsageEntry(Protocol):
 class InProcessLedger:
     """The ledger of a process without Redis: the same hashes, in a dict, for one process."""
 
-    def __init__(self) -> None:
+    def __init__(self, retention_days: float = DEFAULT_RETENTION_DAYS) -> None:
         self._days: dict[tuple[str, date], dict[str, str]] = defaultdict(dict)
         self._lock = asyncio.Lock()
+        self._keep = timedelta(days=retention_days)
+
+    def _day(self, scope: str, day: date) -> dict[str, str]:
+        """A workspace's day, the days past the retention dropped when a new one begins."""
+        if (scope, day) not in self._days:
+            self._days = defaultdict(
+                dict, {k: v for k, v in self._days.items() if day - k[1] <= self._keep}
+            )
+        return self._days[(scope, day)]
 
     def _bump(self, day: dict[str, str], name: str, by: int) -> None:
         day[name] = str(max(0, int(day.get(name, "0")) + by))
@@ -190,7 +199,7 @@ class InProcessLedger:
         self, payer: Payer, day: date, tokens: int, limits: Limits
     ) -> Refusal | Reservation:
         async with self._lock:
-            fields = self._days[(payer.scope, day)]
+            fields = self._day(payer.scope, day)
             for name, spent, held in limit_fields(payer):
                 most = allowed(limits, name)
                 used, reserved = int(fields.get(spent, "0")), int(fields.get(held, "0"))
@@ -206,7 +215,7 @@ class InProcessLedger:
 
     async def record(self, tally: Tally, day: date, reservation: Reservation | None) -> None:
         async with self._lock:
-            fields = self._days[(tally.payer.scope, day)]
+            fields = self._day(tally.payer.scope, day)
             for name, by in day_fields(tally).items():
                 self._bump(fields, name, by)
             if tally.payer.name:

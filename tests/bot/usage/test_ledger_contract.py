@@ -145,12 +145,15 @@ async def test_processes_racing_for_the_last_tokens_admit_exactly_one(
     assert sum(isinstance(r, Reservation) for r in results) == 1
 
 
-async def test_a_redis_day_expires_after_the_retention(
-    ledger: UsageLedger, key_prefix: str
-) -> None:
-    if not isinstance(ledger, RedisLedger):
-        pytest.skip("retention is Redis's EXPIRE")
-    client: aioredis.Redis = ledger.client
+async def test_days_past_the_retention_are_dropped(ledger: UsageLedger, key_prefix: str) -> None:
+    """Redis expires a day's hash; the process drops its own when a later day begins."""
     await spend(ledger, tally(ALICE, Spent("m", 1, 1)))
-    [key] = [k async for k in client.scan_iter(match=f"{key_prefix}:usage:*")]
-    assert 89 * 86_400 < await client.ttl(key) <= 90 * 86_400
+    if isinstance(ledger, RedisLedger):
+        client: aioredis.Redis = ledger.client
+        [key] = [k async for k in client.scan_iter(match=f"{key_prefix}:usage:*")]
+        assert 89 * 86_400 < await client.ttl(key) <= 90 * 86_400
+        return
+    await spend(ledger, tally(ALICE, Spent("m", 1, 1)), DAY + timedelta(days=90))
+    assert (await ledger.days("slack:T1", [DAY])).tokens == 2  # 90 days on: still kept
+    await spend(ledger, tally(ALICE, Spent("m", 1, 1)), DAY + timedelta(days=91))
+    assert (await ledger.days("slack:T1", [DAY])).tokens == 0
