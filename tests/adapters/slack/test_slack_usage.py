@@ -167,3 +167,16 @@ async def test_two_processes_racing_for_a_users_last_tokens_answer_once(
         for process in processes:
             process.terminate()
             await process.wait()
+
+
+async def test_usage_with_redis_down_is_one_sentence(slack: SlackHarness, fake_openai) -> None:
+    from bot.store.redis_pool import connect_redis
+    from tests.fakes.processes import free_port
+
+    dead = connect_redis(f"redis://127.0.0.1:{free_port()}/0", pool_timeout=1)
+    slack.core.engine.quotas = Quotas(RedisLedger(dead, prefix="down"), QuotaConfig())
+    try:
+        text = await usage(slack)
+    finally:
+        await dead.aclose()
+    assert text.startswith("My conversation store is unavailable right now")
