@@ -27,6 +27,17 @@ async def send(respond: Respond, text: str, *, public: bool) -> None:
         await respond(text=chunk, response_type=kind, replace_original=False)
 
 
+def payer_of_command(command: dict[str, Any]) -> Payer:
+    """Who a slash command's model calls are counted to."""
+    return Payer(
+        "slack",
+        str(command.get("team_id", "")),
+        str(command.get("channel_id", "")),
+        str(command.get("user_id", "")),
+        str(command.get("user_name") or ""),
+    )
+
+
 async def on_summarize_command(
     bot: SlackBot, ack: Ack, command: dict[str, Any], respond: Respond
 ) -> None:
@@ -50,7 +61,7 @@ async def summarize_channel(
     channel = str(command.get("channel_id", ""))
     user = str(command.get("user_id", ""))
     scope = bot.scope(team, channel)
-    payer = Payer("slack", team, channel, user, str(command.get("user_name") or ""))
+    payer = payer_of_command(command)
     try:
         since = await bot.engine.summary_since(scope, user) if request.since else None
         window = request.window

@@ -8,20 +8,10 @@ from typing import Any
 
 from adapters.slack.bot import SlackBot, failure_sentence
 from adapters.slack.mrkdwn import escape, neutralise_pings
-from adapters.slack.summaries import Ack, Respond, send
+from adapters.slack.summaries import Ack, Respond, payer_of_command, send
 from bot.usage.tally import Payer
 
 log = logging.getLogger(__name__)
-
-
-def payer_of_command(command: dict[str, Any]) -> Payer:
-    return Payer(
-        "slack",
-        str(command.get("team_id", "")),
-        str(command.get("channel_id", "")),
-        str(command.get("user_id", "")),
-        str(command.get("user_name") or ""),
-    )
 
 
 async def on_usage_command(

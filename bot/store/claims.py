@@ -26,7 +26,7 @@ from bot.conversation import ThreadRef
 from bot.errors import StoreUnavailable
 from bot.store.memory.base import ThreadMemory
 from bot.store.redis_pool import ScriptCall, is_cluster, redis_unavailable, run_pipeline
-from bot.store.riders import Rider
+from bot.store.riders import Rider, write_alone
 
 log = logging.getLogger(__name__)
 
@@ -178,17 +178,11 @@ async def claim_probing(
         return await claims.claim_and_probe(scope, names, probe(thread), also=also)
     # Elsewhere (a cluster: the keys live on different nodes) the three go out side by side.
     won, known, _ = await asyncio.gather(
-        claims.claim(scope, *names), _known(memory, thread), _keep(log_entry)
+        claims.claim(scope, *names),
+        _known(memory, thread),
+        write_alone(log_entry, "a message in the channel log"),
     )
     return won, won and known
-
-
-async def _keep(log_entry: Rider | None) -> None:
-    if log_entry is not None:
-        try:
-            await log_entry.write()
-        except StoreUnavailable as exc:
-            log.warning("could not keep a message in the channel log: %s", exc)
 
 
 async def _known(memory: ThreadMemory, thread: ThreadRef | None) -> bool:

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 
 from bot.errors import OverQuota, StoreUnavailable
 from bot.metrics import QUOTA_REFUSALS, QUOTA_UNCHECKED
+from bot.store.riders import write_alone
 from bot.usage.ledger import (
     InProcessLedger,
     Limits,
@@ -58,18 +59,8 @@ class Spending:
         return self._quotas.ledger.entry(self.tally, self._quotas.today(), self.reservation)
 
     async def settle(self) -> None:
-        entry = self.entry()
-        if entry is None:
-            return
-        try:
-            await entry.write()
-        except StoreUnavailable as exc:
-            log.warning(
-                "could not record %d tokens of %s: %s",
-                self.tally.tokens,
-                self.tally.payer.user,
-                exc,
-            )
+        tally = self.tally
+        await write_alone(self.entry(), f"{tally.tokens} tokens of {tally.payer.user}'s usage")
 
 
 class Quotas:

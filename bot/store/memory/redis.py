@@ -40,7 +40,7 @@ from bot.store.redis_pool import (
     run_pipeline,
     side_client,
 )
-from bot.store.riders import Rider
+from bot.store.riders import Rider, write_alone
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -101,14 +101,6 @@ _EXTEND = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
-
-
-async def _beside(rider: Rider) -> None:
-    """A rider written on its own; its failure is logged, never the save's."""
-    try:
-        await rider.write()
-    except StoreUnavailable as exc:
-        log.warning("a write that goes with a save failed: %s", exc)
 
 
 GONE_TTL = 3600  # how long a deleted message's tombstone outlives it: longer than any answer
@@ -219,7 +211,7 @@ class RedisMemory(InFlightRecords):
         for rider in riders:
             call = None if is_cluster(self._redis) else rider.call(self._redis)
             if call is None:
-                alone.append(_beside(rider))
+                alone.append(write_alone(rider, "a write that goes with a save"))
             else:
                 riding.append(call)
         if not turns and settled is None:
