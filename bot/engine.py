@@ -21,20 +21,13 @@ from typing import Any
 
 from bot.chat_model import ChatModel
 from bot.conversation import IncomingMessage, ThreadRef, ThreadState, Turn
-from bot.errors import AnswerCutOff, InvalidRequest, ModelError, StoreUnavailable
+from bot.errors import AnswerCutOff, InvalidRequest, StoreUnavailable
 from bot.files.answering import FileAnswering, FileTurn, Vision, note
 from bot.files.reading import FileReader
 from bot.files.turns import unshown_images
-from bot.folding import fold_turns
+from bot.folding import Folding
 from bot.metrics import ANSWER_QUEUE, IN_FLIGHT, LOCK_WAIT, answered, cause_of
-from bot.prompt import (
-    PromptPlan,
-    plan_prompt,
-    render_turn,
-    system_prompt,
-    turn_tokens,
-    turns_to_fold,
-)
+from bot.prompt import PromptPlan, render_turn
 from bot.store.inflight import PendingAnswer
 from bot.store.memory.base import ThreadMemory
 from bot.summaries.summarizer import Summarizer, SummaryConfig
@@ -78,7 +71,7 @@ def _today() -> date:
     return datetime.now(UTC).date()
 
 
-class ConversationEngine(FileAnswering, Summarizing):
+class ConversationEngine(FileAnswering, Summarizing, Folding):
     def __init__(
         self,
         memory: ThreadMemory,
@@ -337,77 +330,3 @@ class ConversationEngine(FileAnswering, Summarizing):
         except StoreUnavailable as exc:
             kept = ", ".join(f"{t.role} {t.message_id or '(answer)'}" for t in turns) or "nothing"
             log.error("could not save %s of %s (%s); they are not remembered", kept, thread, exc)
-
-    async def _plan(
-        self,
-        thread: ThreadRef,
-        summary: str,
-        history: list[Turn],
-        new: Turn,
-        dialect: str | None,
-        *,
-        reserve: int = 0,
-    ) -> PromptPlan:
-        system = system_prompt(
-            self.config.system_prompt,
-            bot_name=self.config.bot_name,
-            today=self._today(),
-            dialect=dialect or self.config.dialect,
-        )
-        budget = self.config.max_prompt_tokens - reserve  # images sent with the new message
-        plan = plan_prompt(
-            self.counter,
-            system=system,
-            summary=summary,
-            history=history,
-            new=new,
-            budget=budget,
-            summary_limit=self.config.summary_tokens,
-        )
-        if not plan.overflow:
-            return plan
-        folded = turns_to_fold(self.counter, history, keep_tokens=self.config.keep_tokens)
-        try:
-            summary = await self._fold(thread, summary, folded)
-        except ModelError as exc:
-            # Answering matters more than folding: send what fits, fold next time.
-            log.warning("could not fold %d turns of %s: %s", len(folded), thread, exc)
-            return plan
-        rest = history[len(folded) :]
-        return plan_prompt(
-            self.counter,
-            system=system,
-            summary=summary,
-            history=rest,
-            new=new,
-            budget=budget,
-            summary_limit=self.config.summary_tokens,
-        )
-
-    async def _fold(self, thread: ThreadRef, summary: str, turns: Sequence[Turn]) -> str:
-        # Fold in batches that each fit a prompt, carrying the summary from one to the next.
-        limit = self.config.max_prompt_tokens - 2 * self.config.summary_tokens
-        batch: list[Turn] = []
-        weight = 0
-        for turn in turns:
-            cost = turn_tokens(self.counter, turn) + MESSAGE_OVERHEAD
-            if batch and weight + cost > limit:
-                summary = await self._fold_batch(summary, batch)
-                batch, weight = [], 0
-            batch.append(turn)
-            weight += cost
-        if batch:
-            summary = await self._fold_batch(summary, batch)
-        await self.memory.fold(thread, summary, turns[-1])
-        log.info("folded %d turns of %s into its summary", len(turns), thread)
-        return summary
-
-    async def _fold_batch(self, summary: str, batch: Sequence[Turn]) -> str:
-        folded = await fold_turns(
-            self.model,
-            summary,
-            batch,
-            bot_name=self.config.bot_name,
-            max_tokens=self.config.summary_tokens,
-        )
-        return folded or summary
