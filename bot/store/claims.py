@@ -165,17 +165,17 @@ async def claim_probing(
     round trip. Raises StoreUnavailable when the claim cannot be made; a failed look at the
     thread only makes it unknown, a failed log entry is logged."""
     probe = getattr(memory, "exists_keys", None)
-    call = log_entry.call(claims.client) if isinstance(claims, RedisClaims) and log_entry else None
     if (
         thread is not None
         and isinstance(claims, RedisClaims)
         and probe is not None
         and getattr(memory, "client", None) is claims.client
         and not is_cluster(claims.client)
-        and (log_entry is None or call is not None)
     ):
-        also = [call] if call is not None else []
-        return await claims.claim_and_probe(scope, names, probe(thread), also=also)
+        call = log_entry.call(claims.client) if log_entry is not None else None
+        if log_entry is None or call is not None:
+            also = [call] if call is not None else []
+            return await claims.claim_and_probe(scope, names, probe(thread), also=also)
     # Elsewhere (a cluster: the keys live on different nodes) the three go out side by side.
     won, known, _ = await asyncio.gather(
         claims.claim(scope, *names),
