@@ -139,22 +139,54 @@ class ScriptCall:
         pipe.evalsha(self.script.sha, len(self.keys), *self.keys, *self.args)
 
 
+class _Recorded:
+    """A pipeline's calls, kept so that any subset of them can be sent (again)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        def record(*args: Any, **kwargs: Any) -> None:
+            self.calls.append((name, args, kwargs))
+
+        return record
+
+
+def _pipeline(
+    client: aioredis.Redis, calls: Sequence[tuple[str, tuple[Any, ...], dict[str, Any]]]
+) -> Any:
+    pipe = client.pipeline(transaction=False)
+    for name, args, kwargs in calls:
+        if name == "evalsha":  # a cluster pipeline refuses the method, not the command
+            pipe.execute_command("EVALSHA", *args)
+        else:
+            getattr(pipe, name)(*args, **kwargs)
+    return pipe
+
+
 async def run_pipeline(
     client: aioredis.Redis, queue: Callable[[Any], None], scripts: Sequence[AsyncScript]
 ) -> list[Any]:
-    """Run a pipeline that calls `scripts` by their sha. redis-py would ask SCRIPT EXISTS before
-    every such pipeline (a round trip); the scripts are loaded instead only when Redis says it
-    lost them (a restart), and the pipeline is run again."""
-    pipe = client.pipeline(transaction=False)
-    queue(pipe)
-    try:
-        return list(await pipe.execute())
-    except NoScriptError:
+    """Run a pipeline that calls `scripts` by their sha, on one node or (keys of one slot) a
+    cluster. redis-py would ask SCRIPT EXISTS before every such pipeline (a round trip); the
+    scripts are loaded instead only when Redis says it lost them (a restart), and only the calls
+    it refused are sent again: the others ran, and a claim or a save must not run twice."""
+    recorded = _Recorded()
+    queue(recorded)
+    results = list(await _pipeline(client, recorded.calls).execute(raise_on_error=False))
+    refused = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+    if refused:
         for script in scripts:
             await client.script_load(script.script)
-        pipe = client.pipeline(transaction=False)
-        queue(pipe)
-        return list(await pipe.execute())
+        again = await _pipeline(client, [recorded.calls[i] for i in refused]).execute(
+            raise_on_error=False
+        )
+        for i, result in zip(refused, again, strict=True):
+            results[i] = result
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return results
 
 
 def redis_unavailable(exc: BaseException) -> StoreUnavailable:

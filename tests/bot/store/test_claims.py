@@ -122,3 +122,36 @@ async def test_a_follow_ups_claim_thread_check_and_log_entry_take_one_round_trip
         )  # fmt: skip
     finally:
         await memory.aclose()
+
+
+async def test_a_claim_sent_beside_a_script_redis_forgot_is_still_won(clean_prefix: str) -> None:
+    """Redis restarted (its script cache is empty): the pipeline that carries the claim and the
+    log entry's script is told NOSCRIPT. Running it all again would find the claim taken by its
+    own first run, and the message would be dropped as a duplicate."""
+    from datetime import UTC, datetime
+
+    from bot.conversation import ThreadRef, Turn
+    from bot.store.claims import claim_probing
+    from bot.store.memory import RedisMemory
+    from bot.store.redis_pool import connect_redis
+    from bot.summaries.channel_log import ChannelLogEntry, RedisChannelLog
+    from bot.summaries.sources import SourceMessage
+
+    client = connect_redis(REDIS_URL)
+    memory = RedisMemory(client, prefix=clean_prefix)
+    claims = RedisClaims(client, prefix=clean_prefix)
+    channel_log = RedisChannelLog(client, prefix=clean_prefix, retention_seconds=3600,
+                                  max_messages=100)  # fmt: skip
+    thread = ThreadRef("slack", "T1", "C1", "1.1")
+    try:
+        await memory.append(thread, Turn("user", "hello", message_id="1.1"))
+        await client.script_flush()
+        message = SourceMessage("1.2", "Alice", "a follow-up", datetime.now(UTC))
+        entry = ChannelLogEntry(channel_log, "slack:T1:C1", message)
+        assert await claim_probing(claims, memory, "slack:T1", ["msg:C1:1.2"], thread, entry) == (
+            True, True,
+        )  # fmt: skip
+        window = await channel_log.read("slack:T1:C1", since=None, most=10)
+        assert [m.message_id for m in window.messages] == ["1.2"]  # logged once
+    finally:
+        await memory.aclose()

@@ -157,3 +157,25 @@ async def test_days_past_the_retention_are_dropped(ledger: UsageLedger, key_pref
     assert (await ledger.days("slack:T1", [DAY])).tokens == 2  # 90 days on: still kept
     await spend(ledger, tally(ALICE, Spent("m", 1, 1)), DAY + timedelta(days=91))
     assert (await ledger.days("slack:T1", [DAY])).tokens == 0
+
+
+async def test_a_save_beside_a_script_redis_forgot_is_kept_once(clean_prefix: str) -> None:
+    """Redis forgot the usage script but not the save's: the save ran and the usage was told
+    NOSCRIPT. Running the whole pipeline again would append the turns twice."""
+    from bot.conversation import ThreadRef, Turn
+    from bot.store.memory import RedisMemory
+    from bot.store.redis_pool import connect_redis
+
+    client = connect_redis(REDIS_URL)
+    memory = RedisMemory(client, prefix=clean_prefix)
+    ledger = RedisLedger(client, prefix=clean_prefix)
+    thread = ThreadRef("slack", "T1", "C1", "1.1")
+    try:
+        await client.script_flush()
+        await memory.append(thread, Turn("user", "first", message_id="1.1"))  # loads the save's
+        entry = ledger.entry(Tally(ALICE, [Spent("m", 10, 5)]), DAY, None)
+        await memory.append(thread, Turn("user", "second", message_id="1.2"), riders=[entry])
+        assert [t.text for t in (await memory.load(thread)).turns] == ["first", "second"]
+        assert (await ledger.days(ALICE.scope, [DAY])).tokens == 15
+    finally:
+        await memory.aclose()
