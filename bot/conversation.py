@@ -22,9 +22,17 @@ class ThreadRef:
     workspace: str
     channel: str
     thread: str
+    # The channel whose Redis hash slot (and channel log) the thread shares, where it is not
+    # `channel`: a Discord thread is a channel of its own under its parent.
+    place: str = ""
 
     def __str__(self) -> str:
         return f"{self.platform}:{self.workspace}:{self.channel}:{self.thread}"
+
+    @property
+    def home(self) -> str:
+        """The channel this thread's messages are logged in and its keys are kept with."""
+        return self.place or self.channel
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,13 @@ from adapters.discord.routing import (
 )
 from adapters.discord.settings import DiscordSettings
 from adapters.discord.sink import MESSAGE_LIMIT, NO_PINGS, DiscordSink, PartialSink
-from adapters.discord.summaries import ChannelSummaries, guild_id_of, is_thread, scope_of
+from adapters.discord.summaries import (
+    ChannelSummaries,
+    guild_id_of,
+    is_thread,
+    scope_of,
+    thread_in,
+)
 from adapters.intents import Route
 from adapters.quiet_log import QuietLog
 from adapters.rendering import split_message
@@ -153,7 +159,7 @@ class DiscordBot(Conversations, ChannelSummaries):
             self.tasks.spawn(self.log_message(message), name="discord-log")  # never delays
         if not (quick.is_dm or quick.mentions_me or quick.replies_to_me or quick.in_thread):
             return  # channel chatter: logged, nothing to answer
-        scope = f"discord:{guild_id_of(message) or 'dm'}"
+        scope = scope_of(guild_id_of(message) or "@me", message.channel.id)  # its thread's slot
         ref = self.thread_ref(message)
         # Claimed and, in a thread, whether the bot is part of it and the log entry: one trip.
         won, known = await admit(
@@ -210,7 +216,7 @@ class DiscordBot(Conversations, ChannelSummaries):
                 thread = await message.create_thread(
                     name=thread_name(self.text_of(message)), auto_archive_duration=1440
                 )
-                ref = ThreadRef("discord", str(guild_id), str(message.channel.id), str(thread.id))
+                ref = thread_in(guild_id, message.channel.id, thread.id)
                 return ref, DiscordSink(thread), thread.id
             except discord.HTTPException as exc:  # no permission, or a channel without threads
                 log.info(
@@ -308,7 +314,7 @@ class DiscordBot(Conversations, ChannelSummaries):
 
     async def forget_message(self, event: discord.RawMessageDeleteEvent) -> None:
         guild = str(event.guild_id) if event.guild_id else "@me"
-        scope = f"discord:{event.guild_id or 'dm'}"
+        scope = scope_of(event.guild_id or "@me", event.channel_id)  # as the message's claim
         # a deleted message that is still to be handled never is
         await claim_or_here(self.claims, scope, f"msg:{event.message_id}")
         if self.channel_log is not None and event.guild_id:
@@ -323,9 +329,7 @@ class DiscordBot(Conversations, ChannelSummaries):
         candidates = []
         cached = event.cached_message
         if cached is not None and isinstance(cached.channel, discord.Thread):
-            candidates.append(
-                ThreadRef("discord", guild, str(cached.channel.parent_id), str(event.channel_id))
-            )
+            candidates.append(thread_in(guild, cached.channel.parent_id, event.channel_id))
         if event.guild_id is None:
             candidates.append(ThreadRef("discord", guild, str(event.channel_id), "dm"))
         try:

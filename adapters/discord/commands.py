@@ -12,6 +12,7 @@ from discord import app_commands
 
 from adapters.discord.bot import FORGOTTEN, failure_sentence
 from adapters.discord.sink import MESSAGE_LIMIT, NO_PINGS
+from adapters.discord.summaries import thread_in
 from adapters.rendering import split_message
 from bot.conversation import ThreadRef
 from bot.errors import BotError, InvalidRequest, StoreUnavailable
@@ -46,9 +47,7 @@ def conversation_of(interaction: discord.Interaction) -> ThreadRef | None:
     if interaction.guild_id is None and interaction.channel_id is not None:
         return ThreadRef("discord", "@me", str(interaction.channel_id), "dm")
     if isinstance(channel, discord.Thread):
-        return ThreadRef(
-            "discord", str(interaction.guild_id), str(channel.parent_id), str(channel.id)
-        )
+        return thread_in(interaction.guild_id, channel.parent_id, channel.id)
     return None
 
 

@@ -9,7 +9,7 @@ import discord
 
 from adapters.discord.files import attachment_refs
 from adapters.discord.routing import plain_text
-from adapters.discord.summaries import guild_id_of, is_thread
+from adapters.discord.summaries import guild_id_of, is_thread, thread_in
 from bot.conversation import IncomingMessage, ThreadRef, Turn
 from bot.engine import ConversationEngine
 from bot.errors import StoreUnavailable
@@ -32,7 +32,7 @@ class Conversations:
         if guild_id is None:
             return ThreadRef("discord", "@me", str(channel.id), "dm")
         if isinstance(channel, discord.Thread):
-            return ThreadRef("discord", str(guild_id), str(channel.parent_id), str(channel.id))
+            return thread_in(guild_id, channel.parent_id, channel.id)
         return ThreadRef("discord", str(guild_id), str(channel.id), f"reply-{message.id}")
 
     async def chain_ref(self, message: discord.Message) -> ThreadRef:

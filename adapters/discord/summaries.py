@@ -14,6 +14,7 @@ from adapters.streaming import StreamingReply
 from bot.conversation import ThreadRef
 from bot.engine import ConversationEngine
 from bot.errors import BotError
+from bot.store.keys import channel_scope
 from bot.summaries.channel_log import ChannelLog, ChannelLogEntry
 from bot.summaries.sources import SourceMessage
 from bot.summaries.windows import Window
@@ -24,8 +25,25 @@ log = logging.getLogger(__name__)
 HISTORY_MOST = 2000  # messages read for one summary at the most
 
 
-def scope_of(guild_id: int, channel_id: int) -> str:
-    return f"discord:{guild_id}:{channel_id}"
+def scope_of(guild_id: int | str, channel_id: int) -> str:
+    """A channel's (or a thread's) name for its log and its messages' claims."""
+    return channel_scope("discord", str(guild_id), str(channel_id))
+
+
+def thread_in(
+    guild_id: int | str | None, parent_id: int | str | None, thread_id: int | str
+) -> ThreadRef:
+    """A conversation in a Discord thread: a channel of its own under its parent channel, so its
+    messages are logged (and its keys kept) with the thread, not the parent."""
+    return ThreadRef("discord", str(guild_id), str(parent_id), str(thread_id), place=str(thread_id))
+
+
+def thread_home(ref: ThreadRef) -> ThreadRef:
+    """`ref` as this adapter makes it now, for a conversation stored before threads had a place
+    (bot.store.migrate): a thread named by a snowflake is a Discord thread."""
+    if ref.platform == "discord" and not ref.place and ref.thread.isdigit():
+        return thread_in(ref.workspace, ref.channel, ref.thread)
+    return ref
 
 
 def is_thread(channel: object) -> bool:

@@ -43,6 +43,7 @@ from bot.metrics import EVENTS, answered
 from bot.readiness import Readiness
 from bot.store.claims import Claims, admit, claim_or_here, claim_probing
 from bot.store.inflight import PendingAnswer
+from bot.store.keys import channel_scope
 from bot.summaries.channel_log import ChannelLog, ChannelLogEntry
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ class SlackBot(SlackHistory):
             log.debug("channel chatter %s/%s: logged only", read.channel, read.ts)
             return True
         names = [f"msg:{read.channel}:{read.ts}"] + ([f"event:{event_id}"] if event_id else [])
-        scope = f"slack:{read.team}"
+        scope = channel_scope("slack", read.team, read.channel)  # the slot of its thread and log
         thread = self.thread_of(read) if read.thread_ts else None
         # In a thread, the channel log entry rides with the claim when the names are known.
         entry = self.log_entry_now(read) if thread is not None else None
@@ -202,7 +203,7 @@ class SlackBot(SlackHistory):
                 await self.channel_log.remove(self.scope(read.team, read.channel), read.deleted_ts)
             except BotError as exc:
                 log.warning("could not drop a deleted message from the log: %s", exc)
-        scope = f"slack:{read.team}"
+        scope = channel_scope("slack", read.team, read.channel)  # as the message's own claim
         names = (f"event:{event_id}", f"deleted:{read.channel}:{read.deleted_ts}")
         won = await claim_or_here(self.claims, scope, *names)
         # Slack does not order events: if the message itself comes after this, it finds itself

@@ -14,6 +14,7 @@ from adapters.streaming import StreamingReply
 from bot.conversation import ThreadRef, Turn
 from bot.engine import ConversationEngine
 from bot.files.refs import FileRef
+from bot.store.keys import channel_scope
 from bot.summaries.channel_log import ChannelLog
 from bot.summaries.sources import SourceMessage
 from bot.summaries.summarizer import Summary
@@ -41,7 +42,7 @@ class SummarySources:
         raise NotImplementedError
 
     def scope(self, team: str, channel: str) -> str:
-        return f"slack:{team}:{channel}"
+        return channel_scope("slack", team, channel)
 
     def payer(self, message: SlackMessage) -> Payer:
         """Who a summary asked for in `message` is counted to."""

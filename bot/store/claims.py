@@ -20,10 +20,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
+from redis.crc import key_slot
 from redis.exceptions import RedisError
 
 from bot.conversation import ThreadRef
 from bot.errors import StoreUnavailable
+from bot.store.keys import KeyBuilder
 from bot.store.memory.base import ThreadMemory
 from bot.store.redis_pool import ScriptCall, is_cluster, redis_unavailable, run_pipeline
 from bot.store.riders import Rider, write_alone
@@ -87,13 +89,14 @@ class RedisClaims:
     def __init__(self, client: aioredis.Redis, *, prefix: str) -> None:
         self._redis = client
         self.client = client
-        self._prefix = prefix
+        self._names = KeyBuilder(prefix)
         self._script = client.register_script(_CLAIM)
         self._here = InProcessClaims()  # every claim this process made or saw taken
 
     def _keys(self, scope: str, names: tuple[str, ...]) -> list[str]:
-        # One hash tag per scope keeps a claim's keys in one Cluster slot.
-        return [f"{self._prefix}:claim:{{{scope}}}:{n}" for n in names]
+        # One hash tag per scope keeps a claim's keys in one Cluster slot; a message's scope is
+        # its channel's (bot.store.keys.channel_scope), the slot of its thread and log entry.
+        return [self._names.claim(scope, n) for n in names]
 
     async def claim(self, scope: str, *names: str, ttl: int = DEFAULT_TTL) -> bool:
         if self._here.seen(scope, names):
@@ -118,7 +121,7 @@ class RedisClaims:
         also: Sequence[ScriptCall] = (),
     ) -> tuple[bool, bool]:
         """`claim`, whether any of the `probe` keys exists, and the `also` calls (the message's
-        channel log entry), in one round trip (one node)."""
+        channel log entry), in one round trip (on a cluster: all in one slot)."""
         names = tuple(names)
         if self._here.seen(scope, names):
             return False, False
@@ -170,19 +173,23 @@ async def claim_probing(
         and isinstance(claims, RedisClaims)
         and probe is not None
         and getattr(memory, "client", None) is claims.client
-        and not is_cluster(claims.client)
     ):
         call = log_entry.call(claims.client) if log_entry is not None else None
-        if log_entry is None or call is not None:
+        keys = [*claims._keys(scope, tuple(names)), *probe(thread), *(call.keys if call else [])]
+        if (log_entry is None or call is not None) and _one_slot(claims.client, keys):
             also = [call] if call is not None else []
             return await claims.claim_and_probe(scope, names, probe(thread), also=also)
-    # Elsewhere (a cluster: the keys live on different nodes) the three go out side by side.
+    # Elsewhere (in-process, or keys in different slots of a cluster) the three go side by side.
     won, known, _ = await asyncio.gather(
         claims.claim(scope, *names),
         _known(memory, thread),
         write_alone(log_entry, "a message in the channel log"),
     )
     return won, won and known
+
+
+def _one_slot(client: Any, keys: Sequence[str]) -> bool:
+    return not is_cluster(client) or len({key_slot(k.encode()) for k in keys}) == 1
 
 
 async def _known(memory: ThreadMemory, thread: ThreadRef | None) -> bool:

@@ -41,7 +41,7 @@ class PendingAnswer:
         t = m.thread
         return json.dumps(
             {
-                "thread": [t.platform, t.workspace, t.channel, t.thread],
+                "thread": [t.platform, t.workspace, t.channel, t.thread, t.place],
                 "text": m.text,
                 "author_id": m.author_id,
                 "author_name": m.author_name,
@@ -58,9 +58,9 @@ class PendingAnswer:
     @classmethod
     def from_json(cls, raw: str | bytes) -> PendingAnswer:
         data = json.loads(raw)
-        platform, workspace, channel, thread = (str(p) for p in data["thread"])
+        platform, workspace, channel, thread, *place = (str(p) for p in data["thread"])
         message = IncomingMessage(
-            thread=ThreadRef(platform, workspace, channel, thread),
+            thread=ThreadRef(platform, workspace, channel, thread, *place),
             text=str(data.get("text", "")),
             author_id=str(data.get("author_id", "")),
             author_name=str(data.get("author_name", "")),

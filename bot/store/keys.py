@@ -1,25 +1,36 @@
 """Every Redis key the bot writes, in one place.
 
-All keys start with one prefix (`REDIS_PREFIX`, default "asst"). A thread's keys share one hash
-tag, `{platform:workspace:channel:thread}`, so in Redis Cluster they live in one slot and the
-multi-key scripts and transactions below stay legal.
+All keys start with one prefix (`REDIS_PREFIX`, default "asst"). What one answer touches shares
+one hash tag, its channel's `{platform:workspace:channel}` (a thread's `home`), so in Redis
+Cluster a follow-up's claim, log entry, thread, lock and in-flight record live in one slot and
+each of its three steps is one send, as on a single node:
 
-    <prefix>:{<thread>}:turns   list of JSON turns, oldest first, capped, expiring
-    <prefix>:{<thread>}:meta    hash: summary (the rolling summary of folded turns)
-    <prefix>:{<thread>}:lock    the per-thread answer lock ("<owner>:<token>", expiring)
-    <prefix>:{<thread>}:pending hash: message id -> the answer in flight for it (bot.store.inflight)
-    <prefix>:{<thread>}:gone    set of deleted message ids (tombstones, an hour): never saved again
-    <prefix>:inflight           sorted set of every answer in flight, by start time (recovery)
-    <prefix>:alive:<owner>      a running process's liveness, renewed every few seconds
-    <prefix>:claim:{<platform:workspace>}:<name>
-                                a message claimed for handling (bot.store.claims), expiring
-    <prefix>:note:<key>         small expiring notes of the adapters (bot.store.kv)
-    <prefix>:log:{<channel>}, <prefix>:logmeta:{<channel>}, <prefix>:loggone:{<channel>}
-                                the channel log (bot.summaries.channel_log), its start and
-                                its tombstones
+    <prefix>:{<place>}:<thread>:turns    list of JSON turns, oldest first, capped, expiring
+    <prefix>:{<place>}:<thread>:meta     hash: summary (the rolling summary of folded turns)
+    <prefix>:{<place>}:<thread>:lock     the per-thread answer lock ("<owner>:<token>", expiring)
+    <prefix>:{<place>}:<thread>:pending  hash: message id -> the answer in flight for it
+    <prefix>:{<place>}:<thread>:gone     set of deleted message ids (tombstones, an hour)
+    <prefix>:{<place>}:inflight          sorted set of the channel's answers in flight
+    <prefix>:claim:{<place>}:<name>      a message claimed for handling (bot.store.claims)
+    <prefix>:log:{<place>}, <prefix>:logmeta:{<place>}, <prefix>:loggone:{<place>}
+                                         the channel log (bot.summaries.channel_log)
+
+(`<thread>` is `<channel>:<thread>` where the place is not the thread's channel.) Where the
+answers in flight are, for recovery, and who is alive, share the tag `{live}`:
+
+    <prefix>:{live}:owners               sorted set: every process that recorded an answer
+    <prefix>:{live}:alive:<owner>        a running process's liveness, renewed every few seconds
+    <prefix>:{live}:places:<owner>       set: the places where that process recorded answers
+
+and the rest have slots of their own:
+
     <prefix>:usage:{<platform:workspace>}:<YYYY-MM-DD>
-                                hash: a workspace's tokens that day (bot.usage.ledger), kept
-                                BOT_USAGE_RETENTION_DAYS
+                                         hash: a workspace's tokens that day (bot.usage.ledger)
+    <prefix>:note:<key>                  small expiring notes of the adapters (bot.store.kv)
+    <prefix>:schema                      the layout's version (bot.store.migrate)
+
+Layout 1 (before) tagged each thread on its own, `<prefix>:{<platform:workspace:channel:thread>}`,
+with one global `<prefix>:inflight` index: `python -m bot migrate` moves it (bot.store.migrate).
 """
 
 from __future__ import annotations
@@ -31,11 +42,22 @@ from urllib.parse import quote
 from bot.conversation import ThreadRef
 
 DEFAULT_PREFIX = "asst"
+LAYOUT = 2
 
 
 def _part(value: str) -> str:
     # Braces would end the hash tag early and colons would blur the parts.
     return quote(value, safe="")
+
+
+def channel_scope(platform: str, workspace: str, channel: str) -> str:
+    """A channel's name in keys: claims, the channel log and its threads' tag all use it, so a
+    message's claim and log entry share a slot with its thread."""
+    return f"{_part(platform)}:{_part(workspace)}:{_part(channel)}"
+
+
+def place_of(thread: ThreadRef) -> str:
+    return channel_scope(thread.platform, thread.workspace, thread.home)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +67,8 @@ class ThreadKeys:
     lock: str
     pending: str
     gone: str
+    index: str  # the place's answers in flight
+    place: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,25 +76,43 @@ class KeyBuilder:
     prefix: str = DEFAULT_PREFIX
 
     def tag(self, thread: ThreadRef) -> str:
-        parts = (thread.platform, thread.workspace, thread.channel, thread.thread)
-        return "{" + ":".join(_part(p) for p in parts) + "}"
+        return "{" + place_of(thread) + "}"
 
     def thread(self, thread: ThreadRef) -> ThreadKeys:
-        base = f"{self.prefix}:{self.tag(thread)}"
+        place = place_of(thread)
+        name = _part(thread.thread)
+        if thread.place and thread.place != thread.channel:
+            name = f"{_part(thread.channel)}:{name}"
+        base = f"{self.prefix}:{{{place}}}:{name}"
         return ThreadKeys(
             turns=f"{base}:turns",
             meta=f"{base}:meta",
             lock=f"{base}:lock",
             pending=f"{base}:pending",
             gone=f"{base}:gone",
+            index=self.in_flight(place),
+            place=place,
         )
 
+    def in_flight(self, place: str) -> str:
+        return f"{self.prefix}:{{{place}}}:inflight"
+
     @property
-    def in_flight(self) -> str:
-        return f"{self.prefix}:inflight"
+    def owners(self) -> str:
+        return f"{self.prefix}:{{live}}:owners"
 
     def alive(self, owner: str) -> str:
-        return f"{self.prefix}:alive:{owner}"
+        return f"{self.prefix}:{{live}}:alive:{owner}"
+
+    def places(self, owner: str) -> str:
+        return f"{self.prefix}:{{live}}:places:{owner}"
+
+    def claim(self, scope: str, name: str) -> str:
+        return f"{self.prefix}:claim:{{{scope}}}:{name}"
+
+    @property
+    def schema(self) -> str:
+        return f"{self.prefix}:schema"
 
     def usage_day(self, scope: str, day: date) -> str:
         """A workspace's (`platform:workspace`) usage on `day`; one slot per workspace."""

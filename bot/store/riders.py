@@ -3,11 +3,14 @@ claim, a request's usage with the answer's save."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Protocol
 
+from redis.exceptions import RedisError
+
 from bot.errors import StoreUnavailable
-from bot.store.redis_pool import ScriptCall
+from bot.store.redis_pool import ScriptCall, redis_unavailable, run_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -29,3 +32,56 @@ async def write_alone(rider: Rider | None, what: str) -> None:
         await rider.write()
     except StoreUnavailable as exc:
         log.warning("could not keep %s: %s", what, exc)
+
+
+class LaterWrites:
+    """Riders that cannot ride: on a Redis Cluster a save's usage record lives in another slot
+    (its workspace's), so sending it with the save would be a send of its own per answer.
+    Instead the records wait up to `every` seconds and go out together, one send per node
+    however many answers they count. The cost: a process killed (not stopped) loses what it
+    had not sent yet; a stop sends it (`aclose`)."""
+
+    def __init__(self, client: Any, every: float = 2.0) -> None:
+        self._client = client
+        self._every = every
+        self._calls: list[ScriptCall] = []
+        self._sending: asyncio.Task[None] | None = None
+        self._waiting = False  # the task sleeps (cancelling it loses nothing)
+
+    def add(self, call: ScriptCall) -> None:
+        self._calls.append(call)
+        if self._sending is None or self._sending.done():
+            self._sending = asyncio.create_task(self._send_soon(), name="redis-later-writes")
+
+    async def _send_soon(self) -> None:
+        self._waiting = True
+        try:
+            await asyncio.sleep(self._every)
+        finally:
+            self._waiting = False
+        await self.flush()
+
+    async def flush(self) -> None:
+        calls, self._calls = self._calls, []
+        if not calls:
+            return
+
+        def queue(pipe: Any) -> None:
+            for call in calls:
+                call.queue(pipe)
+
+        try:
+            scripts = list({id(c.script): c.script for c in calls}.values())
+            await run_pipeline(self._client, queue, scripts)
+        except (RedisError, OSError) as exc:
+            redis_unavailable(exc)  # counted
+            log.warning("could not keep %d usage records: %s", len(calls), exc)
+
+    async def aclose(self) -> None:
+        sending = self._sending
+        if sending is not None and not sending.done():
+            if self._waiting:
+                sending.cancel()
+            else:  # sending already: let it finish
+                await asyncio.wait([sending])
+        await self.flush()

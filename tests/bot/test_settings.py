@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.conversation import ThreadRef
 from bot.errors import ConfigError
@@ -59,7 +61,34 @@ def test_thread_keys_share_one_cluster_slot() -> None:
     keys = KeyBuilder("asst").thread(ThreadRef("slack", "T{1}", "C:1", "17.5"))
     slots = {key_slot(k.encode()) for k in (keys.turns, keys.meta, keys.lock)}
     assert len(slots) == 1
-    assert keys.turns.startswith("asst:{slack:T%7B1%7D:C%3A1:17.5}")
+    assert keys.turns == "asst:{slack:T%7B1%7D:C%3A1}:17.5:turns"
+
+
+@given(
+    st.lists(st.text(min_size=1, max_size=12), min_size=4, max_size=4),
+    st.booleans(),
+)
+def test_everything_a_follow_up_touches_shares_its_channels_slot(
+    parts: list[str], own_place: bool
+) -> None:
+    """Claim, log entry, thread keys and the channel's in-flight index: one slot, whatever the
+    ids hold (braces, colons), a Discord thread (a channel of its own) included."""
+    from redis.crc import key_slot
+
+    from bot.store.keys import channel_scope, place_of
+
+    platform, workspace, channel, thread = parts
+    ref = ThreadRef(platform, workspace, channel, thread, place=thread if own_place else "")
+    builder = KeyBuilder("asst")
+    keys = builder.thread(ref)
+    scope = channel_scope(platform, workspace, ref.home)
+    assert place_of(ref) == scope == keys.place
+    log_key = "asst:log:{" + scope + "}"  # bot.summaries.channel_log
+    every = [keys.turns, keys.meta, keys.lock, keys.pending, keys.gone, keys.index,
+             builder.claim(scope, "msg:1"), log_key]  # fmt: skip
+    assert len({key_slot(k.encode()) for k in every}) == 1
+    other = ThreadRef(platform, workspace, channel + "x", thread, place=ref.place)
+    assert builder.thread(other).turns != keys.turns  # the channel is part of a thread's name
 
 
 @pytest.mark.parametrize(

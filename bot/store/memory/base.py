@@ -53,7 +53,8 @@ class ThreadMemory(Protocol):
         """
 
     async def in_flight(self) -> list[PendingAnswer]:
-        """Every answer recorded as in flight, by any process."""
+        """The answers recorded as in flight by this process, and by every process that stopped
+        renewing its liveness (a live process's answers are its own business)."""
 
     async def update_pending(self, pending: PendingAnswer) -> None:
         """Record where an answer in flight is shown now (it moved, or got its first message);

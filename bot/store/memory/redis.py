@@ -40,7 +40,7 @@ from bot.store.redis_pool import (
     run_pipeline,
     side_client,
 )
-from bot.store.riders import Rider, write_alone
+from bot.store.riders import LaterWrites, Rider, write_alone
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -71,12 +71,13 @@ end
 return 0
 """
 
-# Append turns (ARGV[5..]: message id, JSON pairs) in one RPUSH, skipping any whose message was
+# Append turns (ARGV[6..]: message id, JSON pairs) in one RPUSH, skipping any whose message was
 # deleted and the answer that follows a deleted question; settle the answer in flight named by
-# ARGV[3]; give back the thread's lock (KEYS[5]) if ARGV[4] is still its holder's token.
+# ARGV[3] (its record, and ARGV[5] in the channel's index KEYS[6]); give back the thread's lock
+# (KEYS[5]) if ARGV[4] is still its holder's token.
 _APPEND = """
 local values, skipping = {}, false
-for i = 5, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   local id = ARGV[i]
   if id ~= '' then skipping = redis.call('SISMEMBER', KEYS[3], id) == 1 end
   if not skipping then values[#values + 1] = ARGV[i + 1] end
@@ -87,7 +88,10 @@ if #values > 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[2])
   redis.call('EXPIRE', KEYS[2], ARGV[2])
 end
-if ARGV[3] ~= '' then redis.call('HDEL', KEYS[4], ARGV[3]) end
+if ARGV[3] ~= '' then
+  redis.call('HDEL', KEYS[4], ARGV[3])
+  redis.call('ZREM', KEYS[6], ARGV[5])
+end
 if ARGV[4] ~= '' and redis.call('GET', KEYS[5]) == ARGV[4] then redis.call('DEL', KEYS[5]) end
 return #values
 """
@@ -155,6 +159,9 @@ class RedisMemory(InFlightRecords):
         self._renewals = side_client(client)
         self._extend = self._renewals.register_script(_EXTEND)
         self._take_over = client.register_script(TAKE_OVER)
+        self._later = LaterWrites(client)  # on a cluster, a save's riders in other slots
+        self._places: set[str] = set()  # where this process's answers are registered (recovery)
+        self._mine: set[str] = set()  # places that may still hold a record of this process
         self._update_pending = client.register_script(UPDATE_PENDING)
         self.round_trips = 0  # for benchmarks: network round trips made so far
 
@@ -209,9 +216,11 @@ class RedisMemory(InFlightRecords):
         riding: list[ScriptCall] = []
         alone: list[Awaitable[None]] = []  # riders that cannot ride: written beside the save
         for rider in riders:
-            call = None if is_cluster(self._redis) else rider.call(self._redis)
+            call = rider.call(self._redis)
             if call is None:
                 alone.append(write_alone(rider, "a write that goes with a save"))
+            elif is_cluster(self._redis):  # another slot: batched with others' (bot.store.riders)
+                self._later.add(call)
             else:
                 riding.append(call)
         if not turns and settled is None:
@@ -229,34 +238,22 @@ class RedisMemory(InFlightRecords):
         )
         token = held.token if release and held is not None else ""
         args: list[str | int] = [
-            self._max_turns, self._retention, settled.key if settled else "", token
+            self._max_turns, self._retention, settled.key if settled else "", token,
+            index_member(settled) if settled else "",
         ]  # fmt: skip
         for turn in turns:
             args += [turn.message_id, encode_turn(turn)]
-        thread_keys = [keys.turns, keys.meta, keys.gone, keys.pending, keys.lock]
+        thread_keys = [keys.turns, keys.meta, keys.gone, keys.pending, keys.lock, keys.index]
         if settled is not None:
             self._answering.discard(index_member(settled))  # over, even if this save fails
-        if is_cluster(self._redis):  # no scripts in a cluster pipeline: the two go side by side
-            saving: list[Awaitable[Any]] = [
-                self._call(self._append(keys=thread_keys, args=args)),
-                *alone,
-            ]
-            if settled is not None:
-                saving.append(
-                    self._call(self._redis.zrem(self._keys.in_flight, index_member(settled)))
-                )
-            await asyncio.gather(*saving)
-        else:  # one round trip: the script works in the thread's slot, the index is another key
 
-            def queue(pipe: Any) -> None:
-                pipe.evalsha(self._append.sha, len(thread_keys), *thread_keys, *args)
-                if settled is not None:
-                    pipe.zrem(self._keys.in_flight, index_member(settled))
-                for call in riding:
-                    call.queue(pipe)
+        def queue(pipe: Any) -> None:  # one round trip: riders are other keys of the same node
+            pipe.evalsha(self._append.sha, len(thread_keys), *thread_keys, *args)
+            for call in riding:
+                call.queue(pipe)
 
-            scripts = (self._append, *(c.script for c in riding))
-            await asyncio.gather(self._call(run_pipeline(self._redis, queue, scripts)), *alone)
+        scripts = (self._append, *(c.script for c in riding))
+        await asyncio.gather(self._call(run_pipeline(self._redis, queue, scripts)), *alone)
         if release and held is not None:
             held.released = True
 
@@ -358,6 +355,7 @@ class RedisMemory(InFlightRecords):
         await self._call(self._redis.ping())
 
     async def aclose(self) -> None:
+        await self._later.aclose()
         # Whatever this process leaves in flight, others may settle at once.
         with contextlib.suppress(RedisError, OSError):
             await self._redis.delete(self._keys.alive(self.owner))

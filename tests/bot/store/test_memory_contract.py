@@ -210,7 +210,7 @@ async def test_redis_write_refreshes_retention(
 ) -> None:
     memory = make_memory("redis", client, clean_prefix, retention_seconds=100)
     await memory.append(THREAD, turn(1))
-    key = f"{clean_prefix}:{{slack:T1:C1:1700000000.000100}}:turns"
+    key = f"{clean_prefix}:{{slack:T1:C1}}:1700000000.000100:turns"
     await client.expire(key, 5)
     await memory.append(THREAD, turn(2))
     assert 95 < await client.ttl(key) <= 100
@@ -264,7 +264,7 @@ async def test_the_last_save_gives_the_lock_back(client: aioredis.Redis, clean_p
     pending = PendingAnswer(IncomingMessage(THREAD, "q", "U1", "Mina", message_id="m9"), {})
     async with memory.lock(THREAD, pending=pending):
         await memory.append(THREAD, turn(9), settled=pending)
-        lock = f"{clean_prefix}:{{slack:T1:C1:1700000000.000100}}:lock"
+        lock = f"{clean_prefix}:{{slack:T1:C1}}:1700000000.000100:lock"
         assert not await client.exists(lock)  # released in the save's own round trip
     async with asyncio.timeout(1):
         async with memory.lock(THREAD):
@@ -279,7 +279,7 @@ async def test_locks_are_renewed_while_the_main_pool_is_busy(clean_prefix: str) 
 
     client = connect_redis(REDIS_URL, max_connections=2, pool_timeout=10)
     memory = RedisMemory(client, prefix=clean_prefix, lock_ttl=0.6)
-    lock = f"{clean_prefix}:{{slack:T1:C1:1700000000.000100}}:lock"
+    lock = f"{clean_prefix}:{{slack:T1:C1}}:1700000000.000100:lock"
     try:
         async with memory.lock(THREAD):
             busy = [asyncio.create_task(client.blpop([f"{clean_prefix}:never"], timeout=2))
