@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings
 from bot.settings import read_settings
 
 if TYPE_CHECKING:
+    from bot.conversation import ThreadRef
     from bot.core import Core
     from bot.doctor import Check
 
@@ -26,12 +27,14 @@ class LazyAdapter:
         requirement: str,
         runner: str,
         doctor: str,
+        homes: str = "",
     ) -> None:
         self.name = name
         self._settings = settings
         self._requirement = requirement
         self._runner = runner  # the module whose `serve(core, options)` runs the platform
         self._doctor = doctor  # the module whose `checks()` are its part of `bot doctor`
+        self._homes = homes  # the module whose `thread_home(ref)` places stored threads
 
     def configured(self) -> bool:
         """Whether its bot token is set."""
@@ -47,6 +50,13 @@ class LazyAdapter:
         """Its configuration checked against the platform (`python -m bot doctor`)."""
         checks: list[Check] = await importlib.import_module(self._doctor).checks()
         return checks
+
+    def thread_home(self, ref: ThreadRef) -> ThreadRef:
+        """A conversation stored before threads had a place, as this adapter makes it now."""
+        if not self._homes:
+            return ref
+        home: ThreadRef = importlib.import_module(self._homes).thread_home(ref)
+        return home
 
     async def serve(self, core: Core, options: Mapping[str, str]) -> None:
         runner = importlib.import_module(self._runner)

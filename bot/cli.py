@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from bot.errors import BotError, ConfigError
-from bot.frontends import Adapter, discover
+from bot.frontends import Adapter, discover, thread_homes
 from bot.settings import Settings, load_settings, read_settings
 
 if TYPE_CHECKING:  # the core (the openai SDK) is imported once there is work: --help stays quick
@@ -55,12 +55,49 @@ def _parser() -> argparse.ArgumentParser:
         "what to do about it. Exit 0 when nothing failed (warnings pass), 1 otherwise.",
     )
     doctor.add_argument("--json", action="store_true", help="print one JSON object instead")
+    migrate = commands.add_parser(
+        "migrate",
+        help="move conversations stored by an older version to the current key layout",
+        description="Move conversations stored in Redis (REDIS_URL) by an older version to the "
+        "current key layout; `run` does it by itself when no older process is alive. Stop the "
+        "older processes first.",
+    )
+    migrate.add_argument(
+        "--force", action="store_true", help="move them even while older processes seem alive"
+    )
     commands.add_parser(
         "feedback",
         help="print the 👍 / 👎 counts people gave answers, per workspace",
         description="Print the feedback counts kept in Redis (REDIS_URL), per workspace.",
     )
     return parser
+
+
+async def _migrate(settings: Settings, *, force: bool) -> int:
+    from bot.store.keys import LAYOUT
+    from bot.store.migrate import migrate, old_processes
+    from bot.store.redis_pool import connect_redis
+
+    if not settings.redis_url:
+        raise ConfigError("REDIS_URL", "is not set; there is nothing stored to move")
+    client = connect_redis(settings.redis_url, cluster=settings.redis_cluster)
+    try:
+        running = await old_processes(client, settings.redis_prefix)
+        if running and not force:
+            print(
+                f"error: {running} process(es) of an older version still run on this Redis; "
+                "stop them first (or pass --force)",
+                file=sys.stderr,
+            )
+            return EXIT_FAILURE
+        moved = await migrate(client, settings.redis_prefix, thread_homes(discover()))
+    finally:
+        await client.aclose()
+    print(
+        f"Moved {moved.threads} conversations ({moved.turns} turns, {moved.in_flight} answers "
+        f"in flight) to key layout {LAYOUT}."
+    )
+    return 0
 
 
 async def _print_feedback(settings: Settings) -> None:
@@ -162,7 +199,7 @@ async def _serve(
     for stop in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(stop, on_signal, stop.name)
     if not interactive:
-        await core.start()  # liveness and recovery of answers dead processes left
+        await core.start(thread_homes(discover()))  # stored layout; liveness and recovery
         if settings.ops_port:
             core.ops = OpsServer(core.readiness, settings.ops_host, settings.ops_port)
             await core.ops.start()
@@ -234,6 +271,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "feedback":  # needs Redis only, not a model or a platform
             asyncio.run(_print_feedback(read_settings(Settings)))
             return 0
+        if args.command == "migrate":  # needs Redis only
+            return asyncio.run(_migrate(read_settings(Settings), force=args.force))
         settings = load_settings()
         _configure_logging(settings, quiet=args.command == "console")
         adapters = _choose(args.command, discover())

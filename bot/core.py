@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 from urllib.parse import urlsplit, urlunsplit
 
+from bot.conversation import ThreadRef
 from bot.engine import ConversationEngine, EngineConfig
 from bot.errors import StoreUnavailable
 from bot.feedback import FeedbackStore, InProcessFeedback, RedisFeedback
@@ -23,6 +25,7 @@ from bot.settings import Settings
 from bot.store.claims import Claims, InProcessClaims, RedisClaims
 from bot.store.kv import InProcessNotes, Notes, RedisNotes
 from bot.store.memory import InProcessMemory, RedisMemory, ThreadMemory
+from bot.store.migrate import migrate_on_start
 from bot.summaries.channel_log import ChannelLog, InProcessChannelLog, RedisChannelLog
 from bot.summaries.summarizer import SummaryConfig
 from bot.summaries.summary_store import SummaryStore
@@ -67,9 +70,12 @@ class Core:
             part = "redis" if isinstance(self.memory, RedisMemory) else None
             self.recovery = Recovery(self.memory, self.engine, self.readiness, part=part)
 
-    async def start(self) -> None:
-        """Start renewing liveness and settling dead processes' answers (`python -m bot run`)."""
+    async def start(self, homes: Callable[[ThreadRef], ThreadRef] | None = None) -> None:
+        """Move a store of an older key layout, start renewing liveness and settling dead
+        processes' answers (`python -m bot run`)."""
         assert self.recovery is not None
+        if isinstance(self.memory, RedisMemory):
+            await migrate_on_start(self.memory.client, self.memory.prefix, homes or (lambda r: r))
         await self.recovery.beat()
         self._keeper = asyncio.create_task(self.recovery.run(), name="recovery")
 

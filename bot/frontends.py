@@ -8,11 +8,12 @@ shape, so it never imports Slack, Discord or any adapter module by name.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from bot.conversation import ThreadRef
     from bot.core import Core
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,21 @@ class Adapter(Protocol):
     async def serve(self, core: Core, options: Mapping[str, str]) -> None:
         """Run until cancelled or until its platform connection ends for good."""
 
-    # Optional: `async def checks(self) -> list[bot.doctor.Check]`, its part of `bot doctor`.
+    # Optional: `async def checks(self) -> list[bot.doctor.Check]`, its part of `bot doctor`;
+    # `def thread_home(self, ref: ThreadRef) -> ThreadRef`, a conversation stored before
+    # threads had a place as the adapter makes it now (bot.store.migrate).
+
+
+def thread_homes(adapters: Mapping[str, Adapter]) -> Callable[[ThreadRef], ThreadRef]:
+    """Every adapter's `thread_home`, one after another."""
+    placers = [a.thread_home for a in adapters.values() if hasattr(a, "thread_home")]
+
+    def home(ref: ThreadRef) -> ThreadRef:
+        for place in placers:
+            ref = place(ref)
+        return ref
+
+    return home
 
 
 def discover() -> dict[str, Adapter]:

@@ -9,4 +9,5 @@ ADAPTER = LazyAdapter(
     "set DISCORD_BOT_TOKEN for Discord",
     "adapters.discord.runner",
     "adapters.discord.doctor",
+    homes="adapters.discord.summaries",
 )

@@ -147,7 +147,8 @@ class RedisMemory(InFlightRecords):
         self._lock_wait = lock_wait
         self._local = LocalLocks()
         self.owner = secrets.token_hex(8)
-        self._answering: set[str] = set()  # index members of answers this process is working on
+        # The answers this process is working on, by index member (their records, as written).
+        self._answering: dict[str, PendingAnswer] = {}
         self._prefetched: dict[tuple[str, int], ThreadState] = {}  # (lock key, holder task)
         self._held: dict[str, HeldLock] = {}  # lock key -> the lock this process holds
         self._fold = client.register_script(_FOLD)
@@ -160,8 +161,9 @@ class RedisMemory(InFlightRecords):
         self._extend = self._renewals.register_script(_EXTEND)
         self._take_over = client.register_script(TAKE_OVER)
         self._later = LaterWrites(client)  # on a cluster, a save's riders in other slots
-        self._places: set[str] = set()  # where this process's answers are registered (recovery)
-        self._mine: set[str] = set()  # places that may still hold a record of this process
+        # Where this process registered answers (recovery), and when it last recorded one there.
+        self._places: dict[str, float] = {}
+        self._mine: set[str] = set()  # places where a record of this process failed to settle
         self._update_pending = client.register_script(UPDATE_PENDING)
         self.round_trips = 0  # for benchmarks: network round trips made so far
 
@@ -245,7 +247,7 @@ class RedisMemory(InFlightRecords):
             args += [turn.message_id, encode_turn(turn)]
         thread_keys = [keys.turns, keys.meta, keys.gone, keys.pending, keys.lock, keys.index]
         if settled is not None:
-            self._answering.discard(index_member(settled))  # over, even if this save fails
+            self._answering.pop(index_member(settled), None)  # over, even if this save fails
 
         def queue(pipe: Any) -> None:  # one round trip: riders are other keys of the same node
             pipe.evalsha(self._append.sha, len(thread_keys), *thread_keys, *args)
@@ -253,7 +255,12 @@ class RedisMemory(InFlightRecords):
                 call.queue(pipe)
 
         scripts = (self._append, *(c.script for c in riding))
-        await asyncio.gather(self._call(run_pipeline(self._redis, queue, scripts)), *alone)
+        try:
+            await asyncio.gather(self._call(run_pipeline(self._redis, queue, scripts)), *alone)
+        except StoreUnavailable:
+            if settled is not None:  # its record stays: recovery looks here (bot.recovery)
+                self._mine.add(keys.place)
+            raise
         if release and held is not None:
             held.released = True
 

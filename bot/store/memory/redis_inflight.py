@@ -51,7 +51,8 @@ end
 """
 
 PENDING_TTL = 86_400  # an answer in flight longer than a day is certainly settled by recovery
-IN_FLIGHT_SCAN = 1000  # at most this many records are read per recovery pass
+IN_FLIGHT_SCAN = 1000  # at most this many records are read per place and recovery pass
+PLACE_IDLE = 3600.0  # a place without answers this long leaves this process's registration
 
 
 def index_member(pending: PendingAnswer) -> str:
@@ -70,14 +71,14 @@ class InFlightRecords:
     owner: str
     _redis: aioredis.Redis
     _keys: KeyBuilder
-    _answering: set[str]
+    _answering: dict[str, PendingAnswer]
     _take_over: AsyncScript
     _update_pending: AsyncScript
 
     async def _call(self, awaitable: Awaitable[T]) -> T:
         raise NotImplementedError
 
-    _places: set[str]
+    _places: dict[str, float]
     _mine: set[str]
 
     async def _record(self, keys: ThreadKeys, pending: PendingAnswer) -> None:
@@ -87,11 +88,10 @@ class InFlightRecords:
 
     def _queue_record(self, pipe: Any, keys: ThreadKeys, pending: PendingAnswer) -> None:
         mine = pending.owned_by(self.owner)
-        self._answering.add(index_member(mine))
-        self._mine.add(keys.place)
+        self._answering[index_member(mine)] = mine
         if keys.place not in self._places:  # first answer here: registered once per process
             self._queue_registration(pipe, [keys.place])
-            self._places.add(keys.place)
+        self._places[keys.place] = time.monotonic()
         pipe.hset(keys.pending, mine.key, mine.to_json())
         pipe.expire(keys.pending, PENDING_TTL)
         pipe.zadd(keys.index, {index_member(mine): mine.started})
@@ -101,7 +101,9 @@ class InFlightRecords:
         pipe.sadd(self._keys.places(self.owner), *places)
 
     async def in_flight(self) -> list[PendingAnswer]:
-        """This process's answers in flight, and those of every process whose liveness lapsed."""
+        """This process's answers in flight (those it is working on from its own memory, those
+        whose settling save failed from Redis), and those of every process whose liveness
+        lapsed."""
         registered = cast(
             list[bytes], await self._call(self._redis.zrange(self._keys.owners, 0, -1))
         )
@@ -116,10 +118,12 @@ class InFlightRecords:
             for owner, alive, places in zip(owners, found[::2], found[1::2], strict=True):
                 if not alive:
                     silent[owner] = {p.decode() for p in places}
-        mine = set(self._mine)
+        working = list(self._answering.values())
+        mine = set(self._mine)  # read before: a save failing meanwhile is looked at next time
         places = sorted(mine.union(*silent.values()))
         if not places:
-            return await self._forget_owners(silent, set())
+            await self._forget_owners(silent, set())
+            return working
         pipe = self._redis.pipeline(transaction=False)
         for place in places:
             pipe.zrange(self._keys.in_flight(place), 0, IN_FLIGHT_SCAN - 1)
@@ -136,6 +140,7 @@ class InFlightRecords:
                 pipe.hget(keys.pending, key)
             records = await self._call(pipe.execute())
         wanted = {self.owner, *silent}
+        known = {(r.thread, r.key) for r in working}
         found_records: list[PendingAnswer] = []
         stale: list[tuple[str, bytes]] = []
         holding: set[str] = set()  # places where this process still has a record
@@ -149,21 +154,18 @@ class InFlightRecords:
                 holding.add(place)
             elif record.owner in silent:
                 left.add(record.owner)
-            if record.owner in wanted:
+            if record.owner in wanted and (record.thread, record.key) not in known:
                 found_records.append(record)
-        answering = {self._keys.thread(_located(m.encode())[0]).place for m in self._answering}
-        self._mine -= mine - holding - answering
+        self._mine -= mine - holding
         if stale:
             pipe = self._redis.pipeline(transaction=False)
             for place, member in stale:
                 pipe.zrem(self._keys.in_flight(place), member)
             await self._call(pipe.execute())
         await self._forget_owners(silent, left)
-        return found_records
+        return working + found_records
 
-    async def _forget_owners(
-        self, silent: dict[str, set[str]], left: set[str]
-    ) -> list[PendingAnswer]:
+    async def _forget_owners(self, silent: dict[str, set[str]], left: set[str]) -> None:
         """Owners gone silent with nothing left in flight leave the registry. One that was only
         cut off comes back with its next heartbeat and registers its places again."""
         gone = [owner for owner in silent if owner not in left]
@@ -173,28 +175,38 @@ class InFlightRecords:
                 pipe.zrem(self._keys.owners, owner)
                 pipe.delete(self._keys.places(owner))
             await self._call(pipe.execute())
-        return []
 
     async def update_pending(self, pending: PendingAnswer) -> None:
         keys = self._keys.thread(pending.thread)
         mine = pending.owned_by(self.owner)
+        member = index_member(mine)
+        if member in self._answering:
+            self._answering[member] = mine
         await self._call(self._update_pending(keys=[keys.pending], args=[mine.key, mine.to_json()]))
 
     def answering(self, pending: PendingAnswer) -> bool:
         return index_member(pending) in self._answering
 
     async def heartbeat(self, ttl: float) -> None:
+        now = time.monotonic()
+        idle = [p for p, used in self._places.items() if now - used > PLACE_IDLE]
         pipe = self._redis.pipeline(transaction=False)
         pipe.set(self._keys.alive(self.owner), "1", px=int(ttl * 1000))
         pipe.zadd(self._keys.owners, {self.owner: time.time()})
-        _, added = await self._call(pipe.execute())
+        if idle:  # no answer there for an hour: registered again at the next one
+            pipe.srem(self._keys.places(self.owner), *idle)
+        _, added, *_ = await self._call(pipe.execute())
+        for place in idle:
+            self._places.pop(place, None)
         if added and self._places:
             # Not registered (Redis lost its data, or others took this process for dead):
             # register again where answers are open now, and elsewhere at the next answer.
-            self._places = set(self._mine)
-            if self._places:
+            answering = {self._keys.thread(p.thread).place for p in self._answering.values()}
+            answering |= self._mine
+            self._places = {p: now for p in answering}
+            if answering:
                 pipe = self._redis.pipeline(transaction=False)
-                self._queue_registration(pipe, sorted(self._places))
+                self._queue_registration(pipe, sorted(answering))
                 await self._call(pipe.execute())
 
     async def live_owners(self, owners: set[str]) -> set[str]:

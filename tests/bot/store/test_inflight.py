@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from bot.conversation import IncomingMessage, ThreadRef
 from bot.engine import ConversationEngine, EngineConfig
-from bot.errors import AnswerCutOff, ModelTimeout
+from bot.errors import AnswerCutOff, ModelTimeout, StoreUnavailable
 from bot.readiness import Readiness
 from bot.recovery import Recovery
 from bot.store.inflight import PendingAnswer
@@ -118,10 +118,22 @@ async def test_recovery_settles_the_answers_of_a_dead_process_only(
 async def test_our_own_record_left_by_a_failed_save_is_cleared_without_touching_the_reply(
     redis_client: aioredis.Redis, clean_prefix: str, fake_openai: FakeOpenAI
 ) -> None:
-    memory = RedisMemory(redis_client, prefix=clean_prefix)
+    class SettlingFails(RedisMemory):
+        blinking = False
+
+        async def _call(self, awaitable):
+            if self.blinking:
+                awaitable.close()
+                raise StoreUnavailable("Redis is unavailable: connection reset")
+            return await super()._call(awaitable)
+
+    memory = SettlingFails(redis_client, prefix=clean_prefix)
     record = pending(question("asked while Redis blinked"))
-    await memory._record(memory._keys.thread(THREAD), record)
-    memory._answering.clear()  # the answer ended; its settling save never reached Redis
+    async with memory.lock(THREAD, pending=record):
+        memory.blinking = True  # the answer ended; its settling save never reached Redis
+        with pytest.raises(StoreUnavailable):
+            await memory.append(THREAD, settled=record)
+        memory.blinking = False
     model = openai_model(fake_openai)
     recovery = Recovery(memory, ConversationEngine(memory, model, EstimatingCounter()), Readiness())
     settled: list[PendingAnswer] = []

@@ -1,0 +1,192 @@
+"""Moving stored conversations from layout 1 to the current key layout (bot.store.keys).
+
+Layout 1 tagged every thread on its own (`<prefix>:{platform:workspace:channel:thread}:turns`)
+and indexed answers in flight in one global sorted set. Layout 2 keeps a thread with its channel.
+`migrate` finds layout-1 thread keys (SCAN, on every node of a cluster), and for each thread:
+
+- its turns move to the new key; turns already written there (the thread went on under the new
+  version) stay after them, and a turn present in both (same message) is kept once;
+- its rolling summary moves unless the new key has one, its tombstones join the new set;
+- its answers in flight move to the new record and the channel's index, and their owners to
+  the `{live}` registry, so recovery settles them (their processes are gone);
+- its lock, and the global index, are dropped; each key keeps what was left of its expiry.
+
+It is idempotent: a second run finds nothing to move. `python -m bot run` migrates by itself on
+start when the layout is not recorded yet and no process of the old version is alive (its
+`<prefix>:alive:<owner>` keys); `python -m bot migrate` does it on request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import cast
+from urllib.parse import unquote
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from bot.conversation import ThreadRef
+from bot.errors import StoreUnavailable
+from bot.store.inflight import PendingAnswer
+from bot.store.keys import LAYOUT, KeyBuilder, ThreadKeys
+from bot.store.memory.redis_inflight import PENDING_TTL, index_member
+from bot.store.redis_pool import redis_unavailable
+
+log = logging.getLogger(__name__)
+
+Homes = Callable[[ThreadRef], ThreadRef]
+_KINDS = ("turns", "meta", "lock", "pending", "gone")
+
+
+@dataclass
+class Moved:
+    threads: int = 0
+    turns: int = 0
+    in_flight: int = 0
+
+
+def _same(ref: ThreadRef) -> ThreadRef:
+    return ref
+
+
+async def old_processes(client: aioredis.Redis, prefix: str) -> int:
+    """Processes of layout 1 still alive (their liveness keys)."""
+    try:
+        return len([k async for k in client.scan_iter(match=f"{prefix}:alive:*", count=1000)])
+    except (RedisError, OSError) as exc:
+        raise redis_unavailable(exc) from exc
+
+
+async def layout(client: aioredis.Redis, prefix: str) -> int:
+    """The layout recorded in Redis; 1 when none is (a store written before layouts had one)."""
+    try:
+        recorded = await client.get(KeyBuilder(prefix).schema)
+    except (RedisError, OSError) as exc:
+        raise redis_unavailable(exc) from exc
+    return int(recorded) if recorded else 1
+
+
+async def migrate(client: aioredis.Redis, prefix: str, homes: Homes = _same) -> Moved:
+    keys = KeyBuilder(prefix)
+    pattern = re.compile(
+        rf"^{re.escape(prefix)}:\{{([^{{}}:]*:[^{{}}:]*:[^{{}}:]*:[^{{}}:]*)\}}:({'|'.join(_KINDS)})$"
+    )
+    moved = Moved()
+    try:
+        threads: dict[str, set[str]] = {}
+        async for raw in client.scan_iter(match=f"{prefix}:{{*}}:*", count=1000):
+            found = pattern.match(raw.decode())
+            if found:
+                threads.setdefault(found.group(1), set()).add(found.group(2))
+        for tag, kinds in sorted(threads.items()):
+            platform, workspace, channel, thread = (unquote(p) for p in tag.split(":"))
+            ref = homes(ThreadRef(platform, workspace, channel, thread))
+            old = f"{prefix}:{{{tag}}}"
+            await _move_thread(client, keys, old, kinds, keys.thread(ref), ref, moved)
+            moved.threads += 1
+        await client.delete(f"{prefix}:inflight")
+        await client.set(keys.schema, str(LAYOUT))
+    except (RedisError, OSError) as exc:
+        raise redis_unavailable(exc) from exc
+    return moved
+
+
+async def _ttl_ms(client: aioredis.Redis, key: str) -> int:
+    return int(await client.pttl(key))
+
+
+async def _keep_ttl(client: aioredis.Redis, key: str, ttl_ms: int) -> None:
+    if ttl_ms > 0:
+        await client.pexpire(key, ttl_ms)
+
+
+async def _move_thread(
+    client: aioredis.Redis,
+    names: KeyBuilder,
+    old: str,
+    kinds: set[str],
+    new: ThreadKeys,
+    ref: ThreadRef,
+    moved: Moved,
+) -> None:
+    if "turns" in kinds:
+        source = f"{old}:turns"
+        ttl = await _ttl_ms(client, source)
+        earlier = cast(list[bytes], await client.lrange(source, 0, -1))
+        later = cast(list[bytes], await client.lrange(new.turns, 0, -1))
+        ids = {_message_id(t) for t in later} - {""}
+        kept = [t for t in earlier if t not in later and _message_id(t) not in ids]
+        if kept:
+            await client.lpush(new.turns, *reversed(kept))  # in front, in their order
+        await _keep_ttl(client, new.turns, ttl)
+        moved.turns += len(kept)
+    if "meta" in kinds:
+        source = f"{old}:meta"
+        ttl = await _ttl_ms(client, source)
+        summary = await client.hget(source, "summary")
+        if summary is not None:
+            await client.hsetnx(new.meta, "summary", summary)
+            await _keep_ttl(client, new.meta, ttl)
+    if "gone" in kinds:
+        source = f"{old}:gone"
+        ttl = await _ttl_ms(client, source)
+        gone = cast(set[bytes], await client.smembers(source))
+        if gone:
+            await client.sadd(new.gone, *gone)
+            await _keep_ttl(client, new.gone, ttl)
+    if "pending" in kinds:
+        records = cast(dict[bytes, bytes], await client.hgetall(f"{old}:pending"))
+        for field, raw in records.items():
+            record = _placed(PendingAnswer.from_json(raw), ref)
+            await client.hset(new.pending, field, record.to_json())
+            await client.expire(new.pending, PENDING_TTL)
+            await client.zadd(new.index, {index_member(record): record.started})
+            if record.owner:
+                await client.zadd(names.owners, {record.owner: record.started})
+                await client.sadd(names.places(record.owner), new.place)
+            moved.in_flight += 1
+    await client.delete(*(f"{old}:{kind}" for kind in kinds))
+
+
+def _message_id(raw: bytes) -> str:
+    try:
+        return str(json.loads(raw).get("message_id") or "")
+    except (ValueError, AttributeError):
+        return ""
+
+
+def _placed(record: PendingAnswer, ref: ThreadRef) -> PendingAnswer:
+    return replace(record, message=replace(record.message, thread=ref))
+
+
+async def migrate_on_start(client: aioredis.Redis, prefix: str, homes: Homes = _same) -> None:
+    """`python -m bot run`: move a layout-1 store once, when no process of the old version runs
+    (they would go on writing the old keys); otherwise say what to do."""
+    try:
+        if await layout(client, prefix) >= LAYOUT:
+            return
+        running = await old_processes(client, prefix)
+        if running:
+            log.warning(
+                "%d process(es) of an older version still run on this Redis: their "
+                "conversations stay where they are until they stop and `python -m bot migrate` "
+                "runs",
+                running,
+            )
+            return
+        moved = await migrate(client, prefix, homes)
+    except StoreUnavailable as exc:
+        log.warning("could not check the stored layout: %s", exc)
+        return
+    if moved.threads:
+        log.info(
+            "moved %d stored conversations (%d turns, %d answers in flight) to key layout %d",
+            moved.threads,
+            moved.turns,
+            moved.in_flight,
+            LAYOUT,
+        )
