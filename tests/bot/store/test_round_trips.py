@@ -1,0 +1,107 @@
+"""A follow-up's Redis steps, each one send: on a single node and on a Redis Cluster alike."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime
+
+import pytest
+import redis.asyncio as aioredis
+
+from bot.conversation import IncomingMessage, ThreadRef, Turn
+from bot.metrics import REDIS_ROUND_TRIPS
+from bot.store.claims import RedisClaims, claim_probing
+from bot.store.inflight import PendingAnswer
+from bot.store.keys import channel_scope
+from bot.store.memory import RedisMemory
+from bot.summaries.channel_log import ChannelLogEntry, RedisChannelLog
+from bot.summaries.sources import SourceMessage
+from bot.usage.redis_ledger import RedisLedger
+from bot.usage.tally import Payer, Spent, Tally
+from tests.conftest import REDIS_URL
+
+DAY = date(2026, 11, 29)
+SLACK = ThreadRef("slack", "T1", "C1", "1.1")
+DISCORD = ThreadRef("discord", "42", "100", "555", place="555")  # a Discord thread
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def client(request: pytest.FixtureRequest, clean_prefix: str) -> aioredis.Redis:
+    from bot.store.redis_pool import connect_redis
+
+    if request.param == "cluster":
+        return request.getfixturevalue("cluster_client")  # type: ignore[no-any-return]
+    return connect_redis(REDIS_URL)  # counts its round trips, as in production
+
+
+def trips() -> float:
+    return REDIS_ROUND_TRIPS._value.get()
+
+
+@pytest.mark.parametrize("thread", [SLACK, DISCORD], ids=["slack", "discord-thread"])
+async def test_a_follow_up_is_three_sends(
+    client: aioredis.Redis, clean_prefix: str, thread: ThreadRef
+) -> None:
+    memory = RedisMemory(client, prefix=clean_prefix)
+    claims = RedisClaims(client, prefix=clean_prefix)
+    channel_log = RedisChannelLog(client, prefix=clean_prefix, retention_seconds=3600,
+                                  max_messages=100)  # fmt: skip
+    ledger = RedisLedger(client, prefix=clean_prefix)
+    scope = channel_scope(thread.platform, thread.workspace, thread.home)
+    payer = Payer(thread.platform, thread.workspace, thread.channel, "U1", "Alice")
+
+    async def follow_up(n: int) -> list[float]:
+        """One follow-up's steps; the sends each took."""
+        steps = [trips()]
+        message = SourceMessage(f"2.{n}", "Alice", f"question {n}", datetime.now(UTC))
+        entry = ChannelLogEntry(channel_log, scope, message)
+        won, known = await claim_probing(claims, memory, scope, [f"msg:2.{n}"], thread, entry)
+        assert won and (known or n == 0)
+        steps.append(trips())
+        asked = IncomingMessage(thread, f"question {n}", "U1", "Alice", message_id=f"2.{n}")
+        record = PendingAnswer(asked, {"channel": "C1"}, "", time.time())
+        async with memory.lock(thread, pending=record):
+            await memory.load(thread)  # read with the lock: no send of its own
+            steps.append(trips())
+            usage = ledger.entry(Tally(payer, [Spent("m", 10, 5)]), DAY, None)
+            await memory.append(
+                thread, asked.as_turn(), Turn("assistant", f"answer {n}"), settled=record,
+                riders=[usage],
+            )  # fmt: skip
+        steps.append(trips())
+        return [after - before for before, after in zip(steps, steps[1:], strict=False)]
+
+    try:
+        await follow_up(0)  # scripts loaded, the channel registered for recovery
+        assert [await follow_up(n) for n in (1, 2)] == [[1, 1, 1], [1, 1, 1]]
+        await memory._later.flush()  # on a cluster the usage records wait to go out together
+        assert (await ledger.days(payer.scope, [DAY])).tokens == 45
+        assert [t.text for t in (await memory.load(thread)).turns][-2:] == [
+            "question 2", "answer 2",
+        ]  # fmt: skip
+        window = await channel_log.read(scope, since=None, most=10)
+        assert [m.message_id for m in window.messages] == ["2.0", "2.1", "2.2"]
+        assert await memory.in_flight() == []
+    finally:
+        await memory._later.aclose()
+        if client.__class__.__name__ != "RedisCluster":  # the fixture closes the cluster's
+            await memory.aclose()
+
+
+async def test_usage_records_of_many_answers_go_out_in_one_send_on_a_cluster(
+    cluster_client: aioredis.Redis, clean_prefix: str
+) -> None:
+    memory = RedisMemory(cluster_client, prefix=clean_prefix)
+    ledger = RedisLedger(cluster_client, prefix=clean_prefix)
+    payer = Payer("slack", "T1", "C1", "U1", "Alice")
+    await memory.append(SLACK, Turn("user", "warm-up"))
+    await cluster_client.script_load(ledger._record.script)
+    for n in range(20):
+        usage = ledger.entry(Tally(payer, [Spent("m", 10, 5)]), DAY, None)
+        await memory.append(SLACK, Turn("user", f"q{n}"), riders=[usage])
+    assert (await ledger.days(payer.scope, [DAY])).tokens == 0  # not sent yet
+    before = trips()
+    await memory._later.flush()
+    assert trips() - before == 1
+    assert (await ledger.days(payer.scope, [DAY])).tokens == 300
+    await memory._later.aclose()
