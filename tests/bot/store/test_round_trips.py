@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, date, datetime
+from itertools import pairwise
 
 import pytest
 import redis.asyncio as aioredis
@@ -69,7 +70,7 @@ async def test_a_follow_up_is_three_sends(
                 riders=[usage],
             )  # fmt: skip
         steps.append(trips())
-        return [after - before for before, after in zip(steps, steps[1:], strict=False)]
+        return [after - before for before, after in pairwise(steps)]
 
     try:
         await follow_up(0)  # scripts loaded, the channel registered for recovery
