@@ -34,6 +34,7 @@ REDIS_URL = ""  # a redis-server of the benchmark's own: commandstats count only
 ALICE = USERS[PEOPLE["alice"]]
 MENTION = f"<@{BOT_USER['id']}>"
 TICKS = os.sysconf("SC_CLK_TCK")
+LATER_WRITES = 2.0  # seconds a cluster's usage records wait to go out together (bot.store.riders)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -158,6 +159,7 @@ async def redis_per_follow_up(
         sent = await bot.metric(session, "assistant_redis_commands_total")
         return executed, sent, await bot.metric(session, "assistant_redis_round_trips_total")
 
+    await asyncio.sleep(LATER_WRITES + 1)  # what earlier answers left to send has gone out
     idle = await counts()
     await asyncio.sleep(4)
     idle = tuple((now - then) / 4 for now, then in zip(await counts(), idle, strict=True))
@@ -168,6 +170,7 @@ async def redis_per_follow_up(
     for n in range(follow_ups):
         await fake.dispatch_message(fake.message(thread, f"follow-up {n}", ALICE))
         await bot.wait_answered(session, done + n + 1)
+    await asyncio.sleep(LATER_WRITES + 1)  # a cluster's batched usage records count too
     seconds = time.perf_counter() - began
     executed, sent, trips = (
         (end - start - rate * seconds) / follow_ups
