@@ -195,3 +195,21 @@ async def test_one_deadline_bounds_the_whole_answer(fake_openai: FakeOpenAI) -> 
             pass
     assert time.monotonic() - started < 2.5
     await model.aclose()
+
+
+async def test_a_process_whose_registration_was_lost_registers_again(
+    redis_client: aioredis.Redis, clean_prefix: str
+) -> None:
+    """Redis lost the `{live}` registry (a restart, or others took the process for dead and
+    dropped it) while an answer streamed: the next heartbeat registers it again, so if the
+    process then dies its answer is still found."""
+    answering = RedisMemory(redis_client, prefix=clean_prefix)
+    record = pending(question("asked before the blink"))
+    await answering.heartbeat(30)
+    await answering._record(answering._keys.thread(THREAD), record)
+    await redis_client.delete(answering._keys.owners, answering._keys.places(answering.owner))
+    await answering.heartbeat(0.05)  # renews, notices, registers again; then "dies"
+    await asyncio.sleep(0.1)  # its 50-ms liveness lapses
+    survivor = RedisMemory(redis_client, prefix=clean_prefix)
+    [found] = await survivor.in_flight()
+    assert found.message.text == "asked before the blink" and found.owner == answering.owner
