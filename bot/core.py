@@ -75,7 +75,7 @@ class Core:
         processes' answers (`python -m bot run`)."""
         assert self.recovery is not None
         if isinstance(self.memory, RedisMemory):
-            await migrate_on_start(self.memory.client, self.memory.prefix, homes or (lambda r: r))
+            await migrate_on_start(self.memory.client, self.memory.prefix, homes)
         await self.recovery.beat()
         self._keeper = asyncio.create_task(self.recovery.run(), name="recovery")
 

@@ -175,10 +175,11 @@ async def claim_probing(
         and getattr(memory, "client", None) is claims.client
     ):
         call = log_entry.call(claims.client) if log_entry is not None else None
-        keys = [*claims._keys(scope, tuple(names)), *probe(thread), *(call.keys if call else [])]
+        also = [call] if call is not None else []
+        probed = probe(thread)
+        keys = [*claims._keys(scope, tuple(names)), *probed, *(k for c in also for k in c.keys)]
         if (log_entry is None or call is not None) and _one_slot(claims.client, keys):
-            also = [call] if call is not None else []
-            return await claims.claim_and_probe(scope, names, probe(thread), also=also)
+            return await claims.claim_and_probe(scope, names, probed, also=also)
     # Elsewhere (in-process, or keys in different slots of a cluster) the three go side by side.
     won, known, _ = await asyncio.gather(
         claims.claim(scope, *names),

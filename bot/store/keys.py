@@ -75,9 +75,6 @@ class ThreadKeys:
 class KeyBuilder:
     prefix: str = DEFAULT_PREFIX
 
-    def tag(self, thread: ThreadRef) -> str:
-        return "{" + place_of(thread) + "}"
-
     def thread(self, thread: ThreadRef) -> ThreadKeys:
         place = place_of(thread)
         name = _part(thread.thread)

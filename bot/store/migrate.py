@@ -49,10 +49,6 @@ class Moved:
     in_flight: int = 0
 
 
-def _same(ref: ThreadRef) -> ThreadRef:
-    return ref
-
-
 async def old_processes(client: aioredis.Redis, prefix: str) -> int:
     """Processes of layout 1 still alive (their liveness keys)."""
     try:
@@ -70,7 +66,7 @@ async def layout(client: aioredis.Redis, prefix: str) -> int:
     return int(recorded) if recorded else 1
 
 
-async def migrate(client: aioredis.Redis, prefix: str, homes: Homes = _same) -> Moved:
+async def migrate(client: aioredis.Redis, prefix: str, homes: Homes | None = None) -> Moved:
     keys = KeyBuilder(prefix)
     pattern = re.compile(
         rf"^{re.escape(prefix)}:\{{([^{{}}:]*:[^{{}}:]*:[^{{}}:]*:[^{{}}:]*)\}}:({'|'.join(_KINDS)})$"
@@ -84,7 +80,8 @@ async def migrate(client: aioredis.Redis, prefix: str, homes: Homes = _same) -> 
                 threads.setdefault(found.group(1), set()).add(found.group(2))
         for tag, kinds in sorted(threads.items()):
             platform, workspace, channel, thread = (unquote(p) for p in tag.split(":"))
-            ref = homes(ThreadRef(platform, workspace, channel, thread))
+            ref = ThreadRef(platform, workspace, channel, thread)
+            ref = homes(ref) if homes is not None else ref
             old = f"{prefix}:{{{tag}}}"
             await _move_thread(client, keys, old, kinds, keys.thread(ref), ref, moved)
             moved.threads += 1
@@ -93,10 +90,6 @@ async def migrate(client: aioredis.Redis, prefix: str, homes: Homes = _same) -> 
     except (RedisError, OSError) as exc:
         raise redis_unavailable(exc) from exc
     return moved
-
-
-async def _ttl_ms(client: aioredis.Redis, key: str) -> int:
-    return int(await client.pttl(key))
 
 
 async def _keep_ttl(client: aioredis.Redis, key: str, ttl_ms: int) -> None:
@@ -115,7 +108,7 @@ async def _move_thread(
 ) -> None:
     if "turns" in kinds:
         source = f"{old}:turns"
-        ttl = await _ttl_ms(client, source)
+        ttl = int(await client.pttl(source))
         earlier = cast(list[bytes], await client.lrange(source, 0, -1))
         later = cast(list[bytes], await client.lrange(new.turns, 0, -1))
         ids = {_message_id(t) for t in later} - {""}
@@ -126,14 +119,14 @@ async def _move_thread(
         moved.turns += len(kept)
     if "meta" in kinds:
         source = f"{old}:meta"
-        ttl = await _ttl_ms(client, source)
+        ttl = int(await client.pttl(source))
         summary = await client.hget(source, "summary")
         if summary is not None:
             await client.hsetnx(new.meta, "summary", summary)
             await _keep_ttl(client, new.meta, ttl)
     if "gone" in kinds:
         source = f"{old}:gone"
-        ttl = await _ttl_ms(client, source)
+        ttl = int(await client.pttl(source))
         gone = cast(set[bytes], await client.smembers(source))
         if gone:
             await client.sadd(new.gone, *gone)
@@ -163,7 +156,7 @@ def _placed(record: PendingAnswer, ref: ThreadRef) -> PendingAnswer:
     return replace(record, message=replace(record.message, thread=ref))
 
 
-async def migrate_on_start(client: aioredis.Redis, prefix: str, homes: Homes = _same) -> None:
+async def migrate_on_start(client: aioredis.Redis, prefix: str, homes: Homes | None = None) -> None:
     """`python -m bot run`: move a layout-1 store once, when no process of the old version runs
     (they would go on writing the old keys); otherwise say what to do."""
     try:

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
 import redis.asyncio as aioredis
 
-from bot.store.claims import Claims, InProcessClaims, RedisClaims
+from bot.conversation import ThreadRef, Turn
+from bot.metrics import REDIS_COMMANDS, REDIS_ROUND_TRIPS
+from bot.store.claims import Claims, InProcessClaims, RedisClaims, claim_probing
+from bot.store.memory import RedisMemory
+from bot.store.redis_pool import connect_redis
+from bot.summaries.channel_log import ChannelLogEntry, RedisChannelLog
+from bot.summaries.sources import SourceMessage
 from tests.conftest import REDIS_URL, store_client
+
+THREAD = ThreadRef("slack", "T1", "C1", "1.1")
 
 
 @pytest.fixture(params=["inprocess", "redis", "cluster"])
@@ -42,7 +53,6 @@ async def test_concurrent_claims_across_clients_have_one_winner(
     kind: str, request: pytest.FixtureRequest, clean_prefix: str
 ) -> None:
     """Exactly once across processes: five clients race for one message, on a node or a cluster."""
-    from bot.store.redis_pool import connect_redis
 
     url = request.getfixturevalue("local_cluster").url if kind == "cluster" else REDIS_URL
     clients = [connect_redis(url) for _ in range(5)]  # the throwaway cluster needs no clean-up
@@ -67,7 +77,6 @@ async def test_a_claim_outlives_redis_forgetting_it(
 
 async def test_while_redis_is_down_claims_fall_back_to_this_process() -> None:
     from bot.errors import StoreUnavailable
-    from bot.store.redis_pool import connect_redis
     from tests.fakes.processes import free_port
 
     down = connect_redis(f"redis://127.0.0.1:{free_port()}/0", pool_timeout=1)
@@ -80,78 +89,75 @@ async def test_while_redis_is_down_claims_fall_back_to_this_process() -> None:
     await down.aclose()
 
 
-async def test_a_follow_ups_claim_thread_check_and_log_entry_take_one_round_trip(
-    clean_prefix: str,
-) -> None:
-    from datetime import UTC, datetime
+@dataclass
+class FollowUpStore:
+    """One node's claims, memory and channel log, through a client that counts its round
+    trips; the bot is part of THREAD."""
 
-    from bot.conversation import ThreadRef, Turn
-    from bot.metrics import REDIS_COMMANDS, REDIS_ROUND_TRIPS
-    from bot.store.claims import claim_probing
-    from bot.store.memory import RedisMemory
-    from bot.store.redis_pool import connect_redis
-    from bot.summaries.channel_log import ChannelLogEntry, RedisChannelLog
-    from bot.summaries.sources import SourceMessage
+    client: aioredis.Redis
+    claims: RedisClaims
+    memory: RedisMemory
+    channel_log: RedisChannelLog
 
+    def entry(self, message_id: str, channel: str = "slack:T1:C1") -> ChannelLogEntry:
+        message = SourceMessage(message_id, "Alice", "a follow-up", datetime.now(UTC))
+        return ChannelLogEntry(self.channel_log, channel, message)
+
+    async def logged(self) -> list[str]:
+        window = await self.channel_log.read("slack:T1:C1", since=None, most=10)
+        return [m.message_id for m in window.messages]
+
+
+@pytest.fixture
+async def follow_up_store(clean_prefix: str) -> AsyncIterator[FollowUpStore]:
     client = connect_redis(REDIS_URL)
     memory = RedisMemory(client, prefix=clean_prefix)
-    claims = RedisClaims(client, prefix=clean_prefix)
-    channel_log = RedisChannelLog(client, prefix=clean_prefix, retention_seconds=3600,
-                                  max_messages=100)  # fmt: skip
-    thread = ThreadRef("slack", "T1", "C1", "1.1")
-    await memory.append(thread, Turn("user", "hello", message_id="1.1"))
-    message = SourceMessage("1.2", "Alice", "a follow-up", datetime.now(UTC))
-    entry = ChannelLogEntry(channel_log, "slack:T1:C1", message)
-    try:  # the scripts loaded first: a Redis with an empty script cache costs one load each
-        await claim_probing(claims, memory, "slack:T1", ["msg:C1:0.1"], thread,
-                            ChannelLogEntry(channel_log, "slack:T1:C0", message))  # fmt: skip
-        before, sent = REDIS_ROUND_TRIPS._value.get(), REDIS_COMMANDS._value.get()
-        assert await claim_probing(claims, memory, "slack:T1", ["msg:C1:1.2"], thread, entry) == (
-            True, True,
-        )  # fmt: skip
-        assert REDIS_ROUND_TRIPS._value.get() - before == 1
-        assert REDIS_COMMANDS._value.get() - sent == 3  # claim script, thread check, log script
-        window = await channel_log.read("slack:T1:C1", since=None, most=10)
-        assert [m.message_id for m in window.messages] == ["1.2"]
-        other = ThreadRef("slack", "T1", "C1", "9.9")  # a thread the bot is not part of
-        assert await claim_probing(claims, memory, "slack:T1", ["msg:C1:9.9"], other) == (
-            True, False,
-        )  # fmt: skip
-        assert await claim_probing(claims, memory, "slack:T1", ["msg:C1:1.2"], thread) == (
-            False, False,
-        )  # fmt: skip
+    store = FollowUpStore(
+        client,
+        RedisClaims(client, prefix=clean_prefix),
+        memory,
+        RedisChannelLog(client, prefix=clean_prefix, retention_seconds=3600, max_messages=100),
+    )
+    try:
+        await memory.append(THREAD, Turn("user", "hello", message_id="1.1"))
+        yield store
     finally:
         await memory.aclose()
 
 
-async def test_a_claim_sent_beside_a_script_redis_forgot_is_still_won(clean_prefix: str) -> None:
+async def test_a_follow_ups_claim_thread_check_and_log_entry_take_one_round_trip(
+    follow_up_store: FollowUpStore,
+) -> None:
+    store = follow_up_store
+    claims, memory = store.claims, store.memory
+    # the scripts loaded first: a Redis with an empty script cache costs one load each
+    await claim_probing(claims, memory, "slack:T1", ["msg:C1:0.1"], THREAD,
+                        store.entry("1.2", "slack:T1:C0"))  # fmt: skip
+    before, sent = REDIS_ROUND_TRIPS._value.get(), REDIS_COMMANDS._value.get()
+    assert await claim_probing(
+        claims, memory, "slack:T1", ["msg:C1:1.2"], THREAD, store.entry("1.2")
+    ) == (True, True)
+    assert REDIS_ROUND_TRIPS._value.get() - before == 1
+    assert REDIS_COMMANDS._value.get() - sent == 3  # claim script, thread check, log script
+    assert await store.logged() == ["1.2"]
+    other = ThreadRef("slack", "T1", "C1", "9.9")  # a thread the bot is not part of
+    assert await claim_probing(claims, memory, "slack:T1", ["msg:C1:9.9"], other) == (
+        True, False,
+    )  # fmt: skip
+    assert await claim_probing(claims, memory, "slack:T1", ["msg:C1:1.2"], THREAD) == (
+        False, False,
+    )  # fmt: skip
+
+
+async def test_a_claim_sent_beside_a_script_redis_forgot_is_still_won(
+    follow_up_store: FollowUpStore,
+) -> None:
     """Redis restarted (its script cache is empty): the pipeline that carries the claim and the
     log entry's script is told NOSCRIPT. Running it all again would find the claim taken by its
     own first run, and the message would be dropped as a duplicate."""
-    from datetime import UTC, datetime
-
-    from bot.conversation import ThreadRef, Turn
-    from bot.store.claims import claim_probing
-    from bot.store.memory import RedisMemory
-    from bot.store.redis_pool import connect_redis
-    from bot.summaries.channel_log import ChannelLogEntry, RedisChannelLog
-    from bot.summaries.sources import SourceMessage
-
-    client = connect_redis(REDIS_URL)
-    memory = RedisMemory(client, prefix=clean_prefix)
-    claims = RedisClaims(client, prefix=clean_prefix)
-    channel_log = RedisChannelLog(client, prefix=clean_prefix, retention_seconds=3600,
-                                  max_messages=100)  # fmt: skip
-    thread = ThreadRef("slack", "T1", "C1", "1.1")
-    try:
-        await memory.append(thread, Turn("user", "hello", message_id="1.1"))
-        await client.script_flush()
-        message = SourceMessage("1.2", "Alice", "a follow-up", datetime.now(UTC))
-        entry = ChannelLogEntry(channel_log, "slack:T1:C1", message)
-        assert await claim_probing(claims, memory, "slack:T1", ["msg:C1:1.2"], thread, entry) == (
-            True, True,
-        )  # fmt: skip
-        window = await channel_log.read("slack:T1:C1", since=None, most=10)
-        assert [m.message_id for m in window.messages] == ["1.2"]  # logged once
-    finally:
-        await memory.aclose()
+    store = follow_up_store
+    await store.client.script_flush()
+    assert await claim_probing(
+        store.claims, store.memory, "slack:T1", ["msg:C1:1.2"], THREAD, store.entry("1.2")
+    ) == (True, True)
+    assert await store.logged() == ["1.2"]  # logged once
