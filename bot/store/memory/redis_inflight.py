@@ -104,74 +104,79 @@ class InFlightRecords:
         """This process's answers in flight (those it is working on from its own memory, those
         whose settling save failed from Redis), and those of every process whose liveness
         lapsed."""
+        working = list(self._answering.values())
+        silent = await self._silent_owners()
+        mine = set(self._mine)  # read before: a save failing meanwhile is looked at next time
+        records = await self._records_in(sorted(mine.union(*silent.values())))
+        known = {(r.thread, r.key) for r in working}
+        self._mine -= mine - {place for place, r in records if r.owner == self.owner}
+        await self._forget_owners(set(silent) - {r.owner for _, r in records})
+        return working + [
+            r
+            for _, r in records
+            if (r.owner == self.owner or r.owner in silent) and (r.thread, r.key) not in known
+        ]
+
+    async def _silent_owners(self) -> dict[str, set[str]]:
+        """The registered owners that stopped renewing their liveness, with their places; the
+        places of live owners are never read (a process may have registered thousands)."""
         registered = cast(
             list[bytes], await self._call(self._redis.zrange(self._keys.owners, 0, -1))
         )
         owners = [o.decode() for o in registered if o.decode() != self.owner]
-        silent: dict[str, set[str]] = {}
-        if owners:
-            pipe = self._redis.pipeline(transaction=False)
-            for owner in owners:
-                pipe.exists(self._keys.alive(owner))
-                pipe.smembers(self._keys.places(owner))
-            found = await self._call(pipe.execute())
-            for owner, alive, places in zip(owners, found[::2], found[1::2], strict=True):
-                if not alive:
-                    silent[owner] = {p.decode() for p in places}
-        working = list(self._answering.values())
-        mine = set(self._mine)  # read before: a save failing meanwhile is looked at next time
-        places = sorted(mine.union(*silent.values()))
+        if not owners:
+            return {}
+        pipe = self._redis.pipeline(transaction=False)
+        for owner in owners:
+            pipe.exists(self._keys.alive(owner))
+        alive = await self._call(pipe.execute())
+        silent = [owner for owner, up in zip(owners, alive, strict=True) if not up]
+        if not silent:
+            return {}
+        pipe = self._redis.pipeline(transaction=False)
+        for owner in silent:
+            pipe.smembers(self._keys.places(owner))
+        places = await self._call(pipe.execute())
+        return {o: {p.decode() for p in found} for o, found in zip(silent, places, strict=True)}
+
+    async def _records_in(self, places: list[str]) -> list[tuple[str, PendingAnswer]]:
+        """The records indexed in `places`; index members whose record is gone are dropped."""
         if not places:
-            await self._forget_owners(silent, set())
-            return working
+            return []
         pipe = self._redis.pipeline(transaction=False)
         for place in places:
             pipe.zrange(self._keys.in_flight(place), 0, IN_FLIGHT_SCAN - 1)
         indexes = await self._call(pipe.execute())
-        located: list[tuple[str, bytes, ThreadKeys, str]] = []
-        for place, members in zip(places, indexes, strict=True):
-            for member in members:
-                thread, key = _located(member)
-                located.append((place, member, self._keys.thread(thread), key))
-        records: list[Any] = []
-        if located:
-            pipe = self._redis.pipeline(transaction=False)
-            for _, _, keys, key in located:
-                pipe.hget(keys.pending, key)
-            records = await self._call(pipe.execute())
-        wanted = {self.owner, *silent}
-        known = {(r.thread, r.key) for r in working}
-        found_records: list[PendingAnswer] = []
-        stale: list[tuple[str, bytes]] = []
-        holding: set[str] = set()  # places where this process still has a record
-        left: set[str] = set()  # silent owners that still have records
-        for (place, member, _, _), raw in zip(located, records, strict=True):
-            if raw is None:  # settled between the two reads, or its record expired
-                stale.append((place, member))
-                continue
-            record = PendingAnswer.from_json(raw)
-            if record.owner == self.owner:
-                holding.add(place)
-            elif record.owner in silent:
-                left.add(record.owner)
-            if record.owner in wanted and (record.thread, record.key) not in known:
-                found_records.append(record)
-        self._mine -= mine - holding
-        if stale:
+        located = [
+            (place, member, *_located(member))
+            for place, members in zip(places, indexes, strict=True)
+            for member in members
+        ]
+        if not located:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for _, _, thread, key in located:
+            pipe.hget(self._keys.thread(thread).pending, key)
+        raws = await self._call(pipe.execute())
+        stale = [(place, member) for (place, member, _, _), raw in zip(located, raws, strict=True)
+                 if raw is None]  # fmt: skip
+        if stale:  # settled between the two reads, or its record expired
             pipe = self._redis.pipeline(transaction=False)
             for place, member in stale:
                 pipe.zrem(self._keys.in_flight(place), member)
             await self._call(pipe.execute())
-        await self._forget_owners(silent, left)
-        return working + found_records
+        return [
+            (place, PendingAnswer.from_json(raw))
+            for (place, _, _, _), raw in zip(located, raws, strict=True)
+            if raw is not None
+        ]
 
-    async def _forget_owners(self, silent: dict[str, set[str]], left: set[str]) -> None:
+    async def _forget_owners(self, gone: set[str]) -> None:
         """Owners gone silent with nothing left in flight leave the registry. One that was only
         cut off comes back with its next heartbeat and registers its places again."""
-        gone = [owner for owner in silent if owner not in left]
         if gone:
             pipe = self._redis.pipeline(transaction=False)
-            for owner in gone:
+            for owner in sorted(gone):
                 pipe.zrem(self._keys.owners, owner)
                 pipe.delete(self._keys.places(owner))
             await self._call(pipe.execute())
