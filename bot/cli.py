@@ -11,7 +11,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -21,6 +21,7 @@ from bot.frontends import Adapter, discover, thread_homes
 from bot.settings import Settings, load_settings, read_settings
 
 if TYPE_CHECKING:  # the core (the openai SDK) is imported once there is work: --help stays quick
+    from bot.conversation import ThreadRef
     from bot.core import Core
 
 EXIT_CONFIG = 2
@@ -170,7 +171,10 @@ def _configure_logging(settings: Settings, *, quiet: bool, level: int | None = N
 
 
 async def _serve(
-    adapters: Sequence[Adapter], settings: Settings, options: Mapping[str, str]
+    adapters: Sequence[Adapter],
+    settings: Settings,
+    options: Mapping[str, str],
+    homes: Callable[[ThreadRef], ThreadRef] | None = None,  # bot.store.migrate
 ) -> None:
     from bot.core import build_core
     from bot.ops import OpsServer
@@ -199,7 +203,7 @@ async def _serve(
     for stop in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(stop, on_signal, stop.name)
     if not interactive:
-        await core.start(thread_homes(discover()))  # stored layout; liveness and recovery
+        await core.start(homes)  # the stored layout; liveness and recovery
         if settings.ops_port:
             core.ops = OpsServer(core.readiness, settings.ops_host, settings.ops_port)
             await core.ops.start()
@@ -275,10 +279,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_migrate(read_settings(Settings), force=args.force))
         settings = load_settings()
         _configure_logging(settings, quiet=args.command == "console")
-        adapters = _choose(args.command, discover())
+        available = discover()
+        adapters = _choose(args.command, available)
         options = {"thread": args.thread} if args.command == "console" else {}
         with contextlib.suppress(asyncio.CancelledError):
-            asyncio.run(_serve(adapters, settings, options))
+            asyncio.run(_serve(adapters, settings, options, thread_homes(available)))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -92,11 +92,6 @@ async def migrate(client: aioredis.Redis, prefix: str, homes: Homes | None = Non
     return moved
 
 
-async def _keep_ttl(client: aioredis.Redis, key: str, ttl_ms: int) -> None:
-    if ttl_ms > 0:
-        await client.pexpire(key, ttl_ms)
-
-
 async def _move_thread(
     client: aioredis.Redis,
     names: KeyBuilder,
@@ -106,43 +101,45 @@ async def _move_thread(
     ref: ThreadRef,
     moved: Moved,
 ) -> None:
-    if "turns" in kinds:
-        source = f"{old}:turns"
-        ttl = int(await client.pttl(source))
-        earlier = cast(list[bytes], await client.lrange(source, 0, -1))
-        later = cast(list[bytes], await client.lrange(new.turns, 0, -1))
-        ids = {_message_id(t) for t in later} - {""}
-        kept = [t for t in earlier if t not in later and _message_id(t) not in ids]
-        if kept:
-            await client.lpush(new.turns, *reversed(kept))  # in front, in their order
-        await _keep_ttl(client, new.turns, ttl)
-        moved.turns += len(kept)
-    if "meta" in kinds:
-        source = f"{old}:meta"
-        ttl = int(await client.pttl(source))
-        summary = await client.hget(source, "summary")
-        if summary is not None:
-            await client.hsetnx(new.meta, "summary", summary)
-            await _keep_ttl(client, new.meta, ttl)
-    if "gone" in kinds:
-        source = f"{old}:gone"
-        ttl = int(await client.pttl(source))
-        gone = cast(set[bytes], await client.smembers(source))
-        if gone:
-            await client.sadd(new.gone, *gone)
-            await _keep_ttl(client, new.gone, ttl)
-    if "pending" in kinds:
-        records = cast(dict[bytes, bytes], await client.hgetall(f"{old}:pending"))
-        for field, raw in records.items():
-            record = _placed(PendingAnswer.from_json(raw), ref)
-            await client.hset(new.pending, field, record.to_json())
-            await client.expire(new.pending, PENDING_TTL)
-            await client.zadd(new.index, {index_member(record): record.started})
-            if record.owner:
-                await client.zadd(names.owners, {record.owner: record.started})
-                await client.sadd(names.places(record.owner), new.place)
-            moved.in_flight += 1
-    await client.delete(*(f"{old}:{kind}" for kind in kinds))
+    """One thread in two round trips: everything read, then everything written."""
+    pipe = client.pipeline(transaction=False)
+    for kind in ("turns", "meta", "gone"):
+        pipe.pttl(f"{old}:{kind}")
+    pipe.lrange(f"{old}:turns", 0, -1)
+    pipe.lrange(new.turns, 0, -1)
+    pipe.hget(f"{old}:meta", "summary")
+    pipe.smembers(f"{old}:gone")
+    pipe.hgetall(f"{old}:pending")
+    turns_ttl, meta_ttl, gone_ttl, earlier, later, summary, gone, records = await pipe.execute()
+    ids = {_message_id(t) for t in later} - {""}
+    kept = [t for t in earlier if t not in later and _message_id(t) not in ids]
+    pipe = client.pipeline(transaction=False)
+
+    def keep_ttl(key: str, ttl: int) -> None:  # the expiry the old key had left
+        if ttl > 0:
+            pipe.pexpire(key, ttl)
+
+    if kept:
+        pipe.lpush(new.turns, *reversed(kept))  # in front of what is there, in their order
+        keep_ttl(new.turns, turns_ttl)
+    if summary is not None:
+        pipe.hsetnx(new.meta, "summary", summary)
+        keep_ttl(new.meta, meta_ttl)
+    if gone:
+        pipe.sadd(new.gone, *gone)
+        keep_ttl(new.gone, gone_ttl)
+    for field, raw in cast(dict[bytes, bytes], records).items():
+        record = _placed(PendingAnswer.from_json(raw), ref)
+        pipe.hset(new.pending, field, record.to_json())
+        pipe.expire(new.pending, PENDING_TTL)
+        pipe.zadd(new.index, {index_member(record): record.started})
+        if record.owner:  # its process is gone: recovery settles it
+            pipe.zadd(names.owners, {record.owner: record.started})
+            pipe.sadd(names.places(record.owner), new.place)
+    pipe.delete(*(f"{old}:{kind}" for kind in kinds))
+    await pipe.execute()
+    moved.turns += len(kept)
+    moved.in_flight += len(records)
 
 
 def _message_id(raw: bytes) -> str:
