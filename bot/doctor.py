@@ -177,6 +177,7 @@ async def redis_checks(settings: Settings) -> list[Check]:
             node = {"target_nodes": nodes.get_default_node()}
         info: dict[str, Any] = await client.info(**node)
         info_flat = next(iter(info.values())) if cluster and "redis_version" not in info else info
+        snapshots = await _snapshot_schedule(client, node)
     except (RedisError, OSError) as exc:
         await client.aclose()
         return [
@@ -216,6 +217,7 @@ async def redis_checks(settings: Settings) -> list[Check]:
                 + (")" if limit else ", no maxmemory)"),
             )
         )
+    checks.append(_persistence(str(info_flat.get("aof_enabled", "0")) == "1", snapshots))
     enabled = str(info_flat.get("cluster_enabled", "0")) == "1"
     if enabled and not cluster:
         checks.append(
@@ -230,6 +232,38 @@ async def redis_checks(settings: Settings) -> list[Check]:
     else:
         checks.append(Check.ok(area, "a single node (not a cluster)"))
     return checks
+
+
+async def _snapshot_schedule(client: Any, node: dict[str, Any]) -> str | None:
+    """Redis's `save` setting ("" when snapshots are off); None where CONFIG is not allowed
+    (managed services rename or refuse it)."""
+    from redis.exceptions import ResponseError
+
+    try:
+        found = await client.config_get("save", **node)
+    except ResponseError:
+        return None
+    value = found.get("save") if isinstance(found, dict) else None
+    if value is None and isinstance(found, dict) and found:  # a cluster: by node
+        value = next(iter(found.values()))
+    return str(value) if value is not None else None
+
+
+def _persistence(aof: bool, snapshots: str | None) -> Check:
+    area = "redis"
+    if aof:
+        return Check.ok(area, "Redis keeps its data on disk (AOF)")
+    if snapshots:
+        return Check.ok(area, f"Redis keeps snapshots on disk (save {snapshots})")
+    if snapshots is None:
+        return Check.ok(area, "Redis persistence unknown (CONFIG is not allowed here)")
+    return Check.warn(
+        area,
+        "Redis keeps nothing on disk (no AOF, no RDB snapshots): a restart loses every thread's "
+        "memory, the channel logs and usage; running bots write back their claims and answers in "
+        "flight, and read threads again from the platform",
+        "enable appendonly yes (or RDB snapshots) for memory that survives a restart",
+    )
 
 
 PlatformChecks = Callable[[], Awaitable[list[Check]]]

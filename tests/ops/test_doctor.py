@@ -51,8 +51,15 @@ def healthy(
     )  # fmt: skip
 
 
+NOTHING_ON_DISK = "Redis keeps nothing on disk"
+
+
 def lines(out: str, status: str) -> list[str]:
-    return [line for line in out.splitlines() if line.startswith(status)]
+    """The lines of `status`; the suite's own Redis keeps nothing on disk, which is warned of
+    (tested below) and left out here."""
+    return [
+        line for line in out.splitlines() if line.startswith(status) and NOTHING_ON_DISK not in line
+    ]
 
 
 async def test_everything_right_every_check_passes(tmp_path, healthy: dict[str, str]) -> None:
@@ -150,6 +157,27 @@ async def test_an_eviction_policy_that_can_drop_threads(tmp_path, healthy) -> No
         await server.stop()
     [line] = lines(out, "warn")
     assert code == 0 and "maxmemory-policy allkeys-lru" in line and "noeviction" in line
+
+
+async def test_a_redis_that_keeps_nothing_on_disk_is_warned_of(tmp_path, healthy) -> None:
+    server = RedisServer(tmp_path)  # appendonly yes
+    await server.start()
+    try:
+        code, out = await doctor(tmp_path, dict(healthy, REDIS_URL=server.url))
+        assert code == 0 and "Redis keeps its data on disk (AOF)" in out
+        assert NOTHING_ON_DISK not in out
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(server.url)
+        await client.config_set("appendonly", "no")
+        await client.config_set("save", "")
+        await client.aclose()
+        code, out = await doctor(tmp_path, dict(healthy, REDIS_URL=server.url))
+    finally:
+        await server.stop()
+    [line] = [line for line in out.splitlines() if NOTHING_ON_DISK in line]
+    assert code == 0 and line.startswith("warn") and "a restart loses" in line
+    assert "appendonly yes" in line
 
 
 async def test_a_cluster_named_as_a_single_node_and_as_a_cluster(
