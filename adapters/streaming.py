@@ -16,11 +16,16 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from adapters.rendering import split_message
+from bot.conversation import IncomingMessage
+from bot.errors import Fenced
+
+if TYPE_CHECKING:
+    from bot.engine import ConversationEngine
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +42,20 @@ class EditRefused(Exception):
         self.retry_after = retry_after
 
 
+Guard = Callable[[], Awaitable[None]]  # raises bot.errors.Fenced when the answer was taken over
+# (message ids shown now, natively streamed, a new message is being posted)
+Moved = Callable[[list[str], bool, bool], Awaitable[None]]
+
+
 class Reply(Protocol):
-    """An answer as a platform shows it while it is written."""
+    """An answer as a platform shows it while it is written.
+
+    `guard` is awaited before every platform write, `moved` after every new message, so a
+    process taken for dead never writes over what recovery settled, and recovery finds every
+    message the answer shows (see `follow_answer`)."""
+
+    guard: Guard | None
+    moved: Moved | None
 
     @property
     def message_ids(self) -> list[str]: ...
@@ -61,14 +78,39 @@ async def end_in_failure(
 ) -> None:
     """Log the failure (with a traceback when it is not one we expect) and put its sentence
     where the answer would have been; a failure to say so is logged, never raised."""
+    if isinstance(error, Fenced):  # another process settled this answer: not ours to touch
+        log.warning("answer abandoned: %s", error)
+        return
     if isinstance(error, expected):
         log.warning("answer failed: %s", error)
     else:
         log.exception("answer failed", exc_info=error)
     try:
         await reply.fail(sentence)
+    except Fenced as exc:
+        log.warning("answer abandoned: %s", exc)
     except Exception:
         log.exception("could not tell the user about the failure")
+
+
+def follow_answer(
+    reply: Reply, engine: ConversationEngine, message: IncomingMessage, where: dict[str, Any]
+) -> None:
+    """Tie `reply` to the answer to `message`: every platform write first checks, in the store,
+    that this process still holds the answer, and every message the reply posts is added to the
+    answer's in-flight record (`where` with its `ids`), so a crash is settled in all of them."""
+
+    async def moved(ids: list[str], native: bool, posting: bool) -> None:
+        shown = {**where, "ids": ids, "native": native}
+        if posting:  # a crash before its id is known: recovery looks for it on the platform
+            shown["posting"] = True
+        await engine.note_reply(message, shown)
+
+    async def guard() -> None:
+        await engine.hold(message)
+
+    reply.moved = moved
+    reply.guard = guard
 
 
 class MessageSink(Protocol):
@@ -177,6 +219,8 @@ class StreamingReply:
         self.quiet = False  # no placeholder, no progress: the answer is posted when finished
         self._complete = False
         self.first_visible_at: float | None = None  # clock time the first answer text was sent
+        self.guard: Guard | None = None
+        self.moved: Moved | None = None
 
     @classmethod
     def resume(
@@ -292,6 +336,8 @@ class StreamingReply:
             await self._post(chunk)
         for message_id in stale:
             try:
+                if self.guard is not None:
+                    await self.guard()
                 await self._sink.delete(message_id)
             except Exception as exc:
                 log.warning("could not delete the superseded message %s: %s", message_id, exc)
@@ -307,6 +353,8 @@ class StreamingReply:
             if self._gate is not None and not prepaid:
                 await self._gate.take()
             prepaid = False
+            if self.guard is not None:
+                await self.guard()
             try:
                 await self._sink.edit(self._ids[index], text, final=last, optional=not final)
             except EditRefused as refusal:
@@ -329,6 +377,12 @@ class StreamingReply:
     async def _post(self, text: str, *, prepaid: bool = False) -> None:
         if self._gate is not None and not prepaid:
             await self._gate.take()
+        if self.guard is not None:
+            await self.guard()
+        if self.moved is not None:
+            await self.moved(list(self._ids), False, True)
         self._ids.append(await self._sink.post(text))
         self._shown.append(text)
         self.posts += 1
+        if self.moved is not None:  # in the answer's record before anything else is shown
+            await self.moved(list(self._ids), False, False)

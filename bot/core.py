@@ -69,6 +69,8 @@ class Core:
         if self.recovery is None:
             part = "redis" if isinstance(self.memory, RedisMemory) else None
             self.recovery = Recovery(self.memory, self.engine, self.readiness, part=part)
+        if isinstance(self.claims, RedisClaims):
+            self.recovery.on_store_lost(self.claims.reseed)
 
     async def start(self, homes: Callable[[ThreadRef], ThreadRef] | None = None) -> None:
         """Move a store of an older key layout, start renewing liveness and settling dead

@@ -21,7 +21,7 @@ from typing import Any
 
 from bot.chat_model import ChatModel
 from bot.conversation import IncomingMessage, ThreadRef, ThreadState, Turn
-from bot.errors import AnswerCutOff, InvalidRequest, StoreUnavailable
+from bot.errors import AnswerCutOff, Fenced, InvalidRequest, StoreUnavailable
 from bot.files.answering import FileAnswering, FileTurn, Vision, note
 from bot.files.reading import FileReader
 from bot.files.turns import unshown_images
@@ -310,6 +310,15 @@ class ConversationEngine(FileAnswering, Summarizing, Folding):
         if pending is not None:
             await self.memory.update_pending(replace(pending, reply=reply))
 
+    async def hold(self, message: IncomingMessage) -> None:
+        """Raise `Fenced` if this process lost the answer to `message` to recovery (it was
+        taken for dead: a long pause, a partition). Adapters call it before every platform write
+        of the answer, so a process that wakes late never writes over the sentence recovery
+        posted. Nothing to check before the answer is recorded, or for one without a reply."""
+        pending = self._in_flight.get((message.thread, PendingAnswer(message).key))
+        if pending is not None and not await self.memory.owns(pending):
+            raise Fenced(f"the answer to {pending.key} in {message.thread} was taken over")
+
     async def _save(
         self,
         thread: ThreadRef,
@@ -327,6 +336,9 @@ class ConversationEngine(FileAnswering, Summarizing, Folding):
         try:
             saving = self.memory.append(thread, *turns, settled=pending, riders=riders)
             await asyncio.shield(saving)
+        except Fenced:
+            log.warning("the answer in %s was settled by another process: not saved", thread)
+            raise
         except StoreUnavailable as exc:
             kept = ", ".join(f"{t.role} {t.message_id or '(answer)'}" for t in turns) or "nothing"
             log.error("could not save %s of %s (%s); they are not remembered", kept, thread, exc)

@@ -6,6 +6,7 @@
     ├── StoreUnavailable       the conversation store (Redis) cannot be reached
     ├── ThreadBusy             another answer in the same thread held it for too long
     ├── Interrupted            the bot stopped or restarted while answering
+    ├── Fenced                 this process lost an answer to recovery: it must not write it
     ├── FileProblem            a shared file cannot be read (type, size, download, corrupt)
     ├── OverQuota              a daily token limit is reached (which one, and when it resets)
     └── ModelError             the chat model failed
@@ -73,6 +74,12 @@ class Interrupted(BotError):
         return (
             "I was restarted before I could finish answering this; please send your message again."
         )
+
+
+class Fenced(BotError):
+    """This process was taken for dead while answering (a long pause, a partition) and another
+    settled its answer: nothing more of that answer may be shown or saved. Never shown to a user:
+    the sentence recovery posted stays."""
 
 
 class FileProblem(BotError):

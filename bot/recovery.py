@@ -52,7 +52,14 @@ class Recovery:
         self._part = part  # the readiness part this loop reports on; None: nothing to report
         self._settlers: dict[str, Settle] = {}
         self._silent_since: dict[str, float] = {}  # owner -> when this process first missed it
+        self._reseeders: list[Callable[[], Awaitable[int]]] = []
         self.settled = 0
+        self.reseeded = 0  # times this process found the store emptied and wrote back
+
+    def on_store_lost(self, reseed: Callable[[], Awaitable[int]]) -> None:
+        """When the store comes back empty, `reseed` writes back what it knows (e.g. claims);
+        it returns how many things it wrote."""
+        self._reseeders.append(reseed)
 
     def register(self, platform: str, settle: Settle) -> None:
         """Answers on `platform` left by dead processes are ended by `settle`."""
@@ -69,7 +76,8 @@ class Recovery:
     async def beat(self) -> int:
         """Renew liveness and settle what dead processes left; returns how many were settled."""
         try:
-            await self._memory.heartbeat(self._alive_for)
+            if await self._memory.heartbeat(self._alive_for):
+                await self._store_lost()
             if self._part:
                 self._readiness.up(self._part)
             return await self.sweep()
@@ -77,6 +85,16 @@ class Recovery:
             if self._part:
                 self._readiness.down(self._part, str(exc))
             return 0
+
+    async def _store_lost(self) -> None:
+        written = [await reseed() for reseed in self._reseeders]
+        self.reseeded += 1
+        log.warning(
+            "Redis lost its data (restarted without persistence, failed over, or flushed): wrote "
+            "back this process's answers in flight, locks and registration, and %d claims; "
+            "thread memory and channel logs are gone",
+            sum(written),
+        )
 
     async def sweep(self) -> int:
         if not self._settlers:

@@ -33,11 +33,11 @@ from adapters.discord.summaries import (
 from adapters.intents import Route
 from adapters.quiet_log import QuietLog
 from adapters.rendering import split_message
-from adapters.streaming import ChannelPace, StreamingReply, end_in_failure
+from adapters.streaming import ChannelPace, StreamingReply, end_in_failure, follow_answer
 from adapters.tasks import BackgroundTasks
 from bot.conversation import ThreadRef
 from bot.engine import ConversationEngine
-from bot.errors import AnswerCutOff, BotError, Interrupted, explain
+from bot.errors import AnswerCutOff, BotError, Fenced, Interrupted, explain
 from bot.logs import bind
 from bot.metrics import EVENTS, answered
 from bot.readiness import Readiness
@@ -139,6 +139,20 @@ class DiscordBot(Conversations, ChannelSummaries):
             thread_known=known,
         )
 
+    async def owns_thread(self, channel: object) -> bool:
+        """Whether the bot opened this thread and was not told to forget it. The platform is the
+        truth when memory is lost (Redis came back empty): Discord says who opened a thread."""
+        if not (
+            isinstance(channel, discord.Thread)
+            and self.me is not None
+            and channel.owner_id == self.me.id
+        ):
+            return False
+        try:
+            return await self.notes.get(f"discord:forgotten:{channel.id}") is None
+        except BotError:
+            return True
+
     def allowed(self, message: discord.Message) -> bool:
         channel = message.channel
         ids = (channel.id,) + (
@@ -170,6 +184,8 @@ class DiscordBot(Conversations, ChannelSummaries):
             log.info("duplicate delivery of message %s dropped", message.id)
             answered("discord", "duplicate")
             return
+        if quick.in_thread and not known:
+            known = await self.owns_thread(message.channel)
         bind(thread_key=str(ref))
         action = route(self.facts(message, known=known), self.me.id if self.me else 0)
         files = attachment_refs(message)
@@ -254,15 +270,20 @@ class DiscordBot(Conversations, ChannelSummaries):
         try:
             if ref.thread.startswith("reply-") and not await self.engine.knows(ref):
                 await self.seed_chain(message, ref)
-            answer = self.engine.answer(
-                self.incoming(message, ref), dialect="markdown", reply=shown
-            )
+            incoming = self.incoming(message, ref)
+            follow_answer(reply, self.engine, incoming, shown)
+            answer = self.engine.answer(incoming, dialect="markdown", reply=shown)
             async with aclosing(answer) as deltas:
                 async for delta in deltas:
                     await reply.feed(delta)
             await reply.finish()
         except AnswerCutOff as exc:
-            await reply.finish(note=explain(exc))
+            try:
+                await reply.finish(note=explain(exc))
+            except Fenced as fenced:
+                log.warning("answer abandoned: %s", fenced)
+        except Fenced as exc:
+            log.warning("answer abandoned: %s", exc)
         except asyncio.CancelledError:
             await self.fail(reply, Interrupted("shut down before the answer was finished"))
             raise
@@ -308,6 +329,9 @@ class DiscordBot(Conversations, ChannelSummaries):
             await self.engine.forget(
                 await self.chain_ref(message) if ref.thread.startswith("reply-") else ref
             )
+            if is_thread(message.channel):  # its own thread no longer counts as known
+                ttl = self.retention
+                await self.notes.put(f"discord:forgotten:{message.channel.id}", "1", ttl=ttl)
             await self.say(message, FORGOTTEN)
         except BotError as exc:
             await self.say(message, explain(exc))

@@ -16,6 +16,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from adapters.intents import Route
+from adapters.recent import RecentKeys
 from adapters.slack.assistant import NotesContextStore, Pane, pane_intent
 from adapters.slack.events import (
     Deletion,
@@ -32,11 +33,17 @@ from adapters.slack.mrkdwn import to_mrkdwn
 from adapters.slack.native import NativeReply
 from adapters.slack.settings import SlackSettings
 from adapters.slack.web import Identity, SlackSink, SlackWeb, api_error_sentence
-from adapters.streaming import Reply, StreamingReply, end_in_failure
+from adapters.streaming import (
+    TYPING_MARK,
+    Reply,
+    StreamingReply,
+    end_in_failure,
+    follow_answer,
+)
 from adapters.tasks import BackgroundTasks
 from bot.conversation import IncomingMessage, ThreadRef
 from bot.engine import ConversationEngine
-from bot.errors import AnswerCutOff, BotError, Interrupted, StoreUnavailable, explain
+from bot.errors import AnswerCutOff, BotError, Fenced, Interrupted, StoreUnavailable, explain
 from bot.feedback import FeedbackStore, InProcessFeedback
 from bot.logs import bind
 from bot.metrics import EVENTS, answered
@@ -63,6 +70,10 @@ def event_type(body: dict[str, Any]) -> str:
     event = body.get("event")
     kind = event.get("type") if isinstance(event, dict) else None
     return kind if isinstance(kind, str) and kind in EVENT_TYPES else "other"
+
+
+def _unfinished(text: str) -> bool:
+    return text.endswith(TYPING_MARK.strip()) or text == PLACEHOLDER
 
 
 def failure_sentence(error: BaseException) -> str:
@@ -94,6 +105,7 @@ class SlackBot(SlackHistory):
         self.me = identity
         self.settings = settings
         self.tasks = BackgroundTasks()
+        self.strangers = RecentKeys()  # threads Slack showed without the bot
 
     # --- entry points (return within milliseconds) ----------------------------------------
 
@@ -223,6 +235,12 @@ class SlackBot(SlackHistory):
         thread = self.thread_of(read)
         bind(platform="slack", event=event_id, thread_key=str(thread))  # on every line from here
         action = route(read, bot_user_id=self.me.user_id, thread_known=known)
+        read_thread: list[dict[str, Any]] | None = None
+        if action is Route.IGNORE and read.thread_ts and not read.is_dm:
+            # Memory does not know the thread; Slack may (Redis lost its data): ask it once.
+            read_thread = await self.bot_replied_in(read)
+            if read_thread is not None:
+                action = route(read, bot_user_id=self.me.user_id, thread_known=True)
         if action is Route.ANSWER and read.wordless and read.files and not read.mentions_bot:
             # Files dropped without a word in the bot's thread or DM: acknowledged, no model call
             # (with a mention they mean "describe this", which the engine does).
@@ -236,7 +254,7 @@ class SlackBot(SlackHistory):
             await self.pane.thinking(read, first=not known)
             await self.pane.summarize(read, intent)
         elif action is Route.ANSWER:
-            await self.answer(read, thread, known=known, pane=pane)
+            await self.answer(read, thread, known=known, pane=pane, read_thread=read_thread)
         elif action is Route.OBSERVE:
             await self.observe(read, thread)
         elif action is Route.FORGET:
@@ -294,11 +312,45 @@ class SlackBot(SlackHistory):
         )  # fmt: skip
         return native
 
+    async def bot_replied_in(self, message: SlackMessage) -> list[dict[str, Any]] | None:
+        """The thread's messages if the bot has replied in it (read from Slack once), else
+        None. Threads found without the bot are remembered for an hour, so chatter in them
+        costs no further calls."""
+        assert message.thread_ts is not None
+        key = (message.team, message.channel, message.thread_ts)
+        if self.strangers.seen(key):
+            return None
+        try:
+            messages = await self.web.thread(message.channel, message.thread_ts)
+        except SlackApiError as exc:
+            log.warning(
+                "could not read thread %s: %s", message.thread_ts, exc.response.get("error")
+            )
+            return None
+        if any(self.is_mine(m) for m in messages):
+            log.info("memory had lost thread %s, where the bot replied: read it again", key[2])
+            return messages
+        self.strangers.add(key)
+        return None
+
+    def is_mine(self, message: dict[str, Any]) -> bool:
+        return message.get("user") == self.me.user_id or bool(
+            self.me.bot_id and message.get("bot_id") == self.me.bot_id
+        )
+
     async def answer(
-        self, message: SlackMessage, thread: ThreadRef, *, known: bool, pane: bool = False
+        self,
+        message: SlackMessage,
+        thread: ThreadRef,
+        *,
+        known: bool,
+        pane: bool = False,
+        read_thread: list[dict[str, Any]] | None = None,  # the thread, when read already
     ) -> None:
         if pane:
             await self.pane.thinking(message, first=not known)
+        if message.thread_ts:  # the bot is part of it from now on
+            self.strangers.discard((message.team, message.channel, message.thread_ts))
         reply = self.answer_reply(message)
         try:
             await reply.start()
@@ -309,21 +361,18 @@ class SlackBot(SlackHistory):
                  "ids": reply.message_ids}  # fmt: skip
         try:
             if message.thread_ts and not message.is_dm and not known:
-                await self.backfill(message, thread)
+                await self.backfill(message, thread, read_thread)
             incoming = await self.incoming(message, thread)
-            if isinstance(reply, NativeReply):
-
-                async def shown_at(ts: str) -> None:
-                    await self.engine.note_reply(incoming, {**shown, "ids": [ts], "native": True})
-
-                reply.on_shown = shown_at
+            follow_answer(reply, self.engine, incoming, shown)
             answer = self.engine.answer(incoming, dialect="markdown", reply=shown)
             async with aclosing(answer) as deltas:
                 async for delta in deltas:
                     await reply.feed(delta)
             await reply.finish()
         except AnswerCutOff as exc:
-            await reply.finish(note=explain(exc))
+            await self.finish_cut_off(reply, exc)
+        except Fenced as exc:
+            log.warning("answer abandoned: %s", exc)
         except asyncio.CancelledError:
             await self.fail(reply, Interrupted("shut down before the answer was finished"))
             raise
@@ -331,6 +380,12 @@ class SlackBot(SlackHistory):
             if pane:
                 await self.pane.clear(message)
             await self.fail(reply, exc)
+
+    async def finish_cut_off(self, reply: Reply, cut_off: AnswerCutOff) -> None:
+        try:
+            await reply.finish(note=explain(cut_off))
+        except Fenced as exc:
+            log.warning("answer abandoned: %s", exc)
 
     async def settle(self, pending: PendingAnswer) -> None:
         """End a reply that a stopped process left half-written (bot.recovery)."""
@@ -341,9 +396,31 @@ class SlackBot(SlackHistory):
                 await self.web.client.chat_stopStream(channel=channel, ts=str(where["ids"][0]))
             except SlackApiError as exc:
                 log.info("could not stop the interrupted stream: %s", exc.response.get("error"))
+        ids = [str(i) for i in where.get("ids", [])]
+        if where.get("posting") and where.get("thread_ts"):
+            ids += await self.unrecorded(pending, ids)
         sink = SlackSink(self.web, channel, where.get("thread_ts"))
-        reply = StreamingReply.resume(sink, [str(i) for i in where.get("ids", [])], MESSAGE_LIMIT)
+        reply = StreamingReply.resume(sink, ids, MESSAGE_LIMIT)
         await reply.fail(Interrupted().user_message())
+
+    async def unrecorded(self, pending: PendingAnswer, ids: list[str]) -> list[str]:
+        """The answer's messages that were posted as its process died, before their ids were
+        recorded: the bot's unfinished messages in the thread after the question."""
+        where = pending.reply
+        try:
+            messages = await self.web.thread(str(where["channel"]), str(where["thread_ts"]))
+        except SlackApiError as exc:
+            log.warning("could not read the interrupted thread: %s", exc.response.get("error"))
+            return []
+        after = float(pending.message.message_id or 0)
+        return [
+            str(m["ts"])
+            for m in messages
+            if self.is_mine(m)
+            and float(m.get("ts", 0)) > after
+            and str(m["ts"]) not in ids
+            and (m.get("streaming") or _unfinished(str(m.get("text", ""))))
+        ]
 
     async def fail(self, reply: Reply, error: BaseException) -> None:
         await end_in_failure(

@@ -62,9 +62,18 @@ class SlackHistory(SummarySources):
             )
         return turns
 
-    async def backfill(self, message: SlackMessage, thread: ThreadRef) -> None:
+    async def backfill(
+        self,
+        message: SlackMessage,
+        thread: ThreadRef,
+        messages: list[dict[str, Any]] | None = None,  # the thread, if read already
+    ) -> None:
         assert message.thread_ts is not None
-        turns = await self.thread_turns(message.channel, message.thread_ts, before=message.ts)
+        if messages is None:
+            turns = await self.thread_turns(message.channel, message.thread_ts, before=message.ts)
+        else:
+            earlier = [m for m in messages if float(m.get("ts", 0)) < float(message.ts)]
+            turns = await self.turns_from(earlier)
         kept = await self.engine.seed(thread, turns)
         log.info("read %d earlier messages of %s, kept %d", len(turns), thread, kept)
 

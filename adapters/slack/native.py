@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -21,7 +21,7 @@ from slack_sdk.web.async_chat_stream import AsyncChatStream
 
 from adapters.slack.budget import SlackBudget
 from adapters.slack.mrkdwn import ZERO_WIDTH, neutralise_pings
-from adapters.streaming import StreamingReply
+from adapters.streaming import Guard, Moved, StreamingReply
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,8 @@ class NativeReply:
         budget: SlackBudget | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.on_shown: Callable[[str], Awaitable[None]] | None = None  # told the stream's ts
+        self.guard: Guard | None = None  # awaited before every call that changes the message
+        self.moved: Moved | None = None  # told the messages shown (the stream's, the fallback's)
         self._client = client
         self._where = {"channel": channel, "thread_ts": thread_ts,
                        "recipient_user_id": recipient_user_id,
@@ -77,8 +78,6 @@ class NativeReply:
         self._sent = 0  # how much of _text has gone to Slack
         self._last_sent = float("-inf")
         self.first_visible_at: float | None = None
-        self.fell_back: str | None = None  # why this answer was streamed by edits instead
-        self.appends = 0
 
     @property
     def message_ids(self) -> list[str]:
@@ -120,6 +119,7 @@ class NativeReply:
         try:
             if self._budget is not None:
                 await self._budget.wait("chat.stopStream")
+            await self._guarded()
             await self._stream.stop(markdown_text=safe_markdown(rest) if rest else None,
                                     blocks=blocks)  # fmt: skip
             self._sent = len(self._text)
@@ -131,14 +131,19 @@ class NativeReply:
 
     async def fail(self, sentence: str) -> None:
         if self._fallback is None and self._stream is not None and self._stream.ts:
+            await self._guarded()
             try:
                 await self._stream.stop()
             except SlackApiError as exc:
                 log.info("could not stop the stream before failing: %s", _code(exc))
             await self._switch(started=True, text="")
         if self._fallback is None:
-            self._fallback = self._fallback_factory()
+            self._fallback = self._fallen_back()
         await self._fallback.fail(sentence)
+
+    async def _guarded(self) -> None:
+        if self.guard is not None:
+            await self.guard()
 
     # --- internals ------------------------------------------------------------------------------
 
@@ -155,13 +160,17 @@ class NativeReply:
                 if self._budget is not None and not await self._budget.may_start_stream():
                     await self._switch(started=False, reason="chat.startStream budget spent")
                     return
+                await self._guarded()
+                if self.moved is not None:
+                    await self.moved([], True, True)
                 self._stream = await self._client.chat_stream(buffer_size=1, **self._where)
                 await self._stream.append(markdown_text=safe_markdown(pending))
-                if self.on_shown is not None and self._stream.ts:
-                    await self.on_shown(self._stream.ts)
+                if self.moved is not None and self._stream.ts:
+                    await self.moved([self._stream.ts], True, False)
             else:
                 if self._budget is not None and not await self._budget.may("chat.appendStream"):
                     return  # keep buffering: the next append (or the stop) carries more
+                await self._guarded()
                 await self._stream.append(markdown_text=safe_markdown(pending))
         except SlackApiError as exc:
             code = _code(exc)
@@ -174,7 +183,6 @@ class NativeReply:
                 await self._switch(started=True)
             return
         self._sent += len(pending)
-        self.appends += 1
         self._last_sent = self._clock()
         if self.first_visible_at is None:
             self.first_visible_at = self._last_sent
@@ -182,19 +190,27 @@ class NativeReply:
     async def _switch(self, *, started: bool, reason: str = "", text: str | None = None) -> None:
         """Continue this answer as placeholder-and-edits: in a new message when no stream was
         shown, else by editing the streamed message (after stopping it)."""
-        self.fell_back = reason or "the stream broke"
-        fallback = self._fallback_factory()
+        log.info("streaming by edits: %s", reason or "the stream broke")
+        fallback = self._fallen_back()
         if started and self._stream is not None and self._stream.ts:
             fallback = StreamingReply.resume(fallback.sink, [self._stream.ts], fallback.limit,
                                              render=fallback.render)  # fmt: skip
+            fallback.guard, fallback.moved = self.guard, self.moved
+            if self.moved is not None:  # no longer a stream to stop: settled by an edit
+                await self.moved(fallback.message_ids, False, False)
         else:
-            await fallback.start()
+            await fallback.start()  # its placeholder goes into the answer's record
         self._fallback = fallback
         shown = self._text if text is None else text
         if shown:
             await fallback.feed(shown)
         if self.first_visible_at is None:
             self.first_visible_at = fallback.first_visible_at
+
+    def _fallen_back(self) -> StreamingReply:
+        fallback = self._fallback_factory()
+        fallback.guard, fallback.moved = self.guard, self.moved
+        return fallback
 
 
 def _code(error: SlackApiError) -> str:

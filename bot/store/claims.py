@@ -8,13 +8,15 @@ Slack's last retry).
 `RedisClaims` keeps every claim it saw in the process too, so while Redis is down (or after it
 came back empty) this process still handles each message at most once: `claim` raises
 `StoreUnavailable` and the caller either asks the platform to deliver again later or falls back to
-`claim_here`, this process's own claims.
+`claim_here`, this process's own claims. When Redis comes back empty, `reseed` writes them back
+(bot.recovery notices the loss).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -33,6 +35,7 @@ from bot.store.riders import Rider, write_alone
 log = logging.getLogger(__name__)
 
 DEFAULT_TTL = 3600
+RESEED_BATCH = 1000  # claims written back per round trip after Redis lost its data
 
 # All-or-nothing: if any key is taken, take none.
 _CLAIM = """
@@ -59,14 +62,14 @@ class Claims(Protocol):
 
 class InProcessClaims:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._until: dict[str, float] = {}
+        self._until: dict[tuple[str, str], float] = {}  # (scope, name) -> when it expires
         self._clock = clock
 
     async def claim(self, scope: str, *names: str, ttl: int = DEFAULT_TTL) -> bool:
         now = self._clock()
         if len(self._until) > 100_000:
             self._until = {k: v for k, v in self._until.items() if v > now}
-        keys = [f"{scope}:{n}" for n in names]
+        keys = [(scope, n) for n in names]
         if any(self._until.get(k, 0) > now for k in keys):
             return False
         for key in keys:
@@ -78,11 +81,16 @@ class InProcessClaims:
 
     def seen(self, scope: str, names: tuple[str, ...]) -> bool:
         now = self._clock()
-        return any(self._until.get(f"{scope}:{n}", 0) > now for n in names)
+        return any(self._until.get((scope, n), 0) > now for n in names)
+
+    def unexpired(self) -> list[tuple[str, str, int]]:
+        """(scope, name, seconds left) of every claim still in force."""
+        now = self._clock()
+        return [(s, n, math.ceil(t - now)) for (s, n), t in self._until.items() if t > now]
 
     async def release(self, scope: str, *names: str) -> None:
         for name in names:
-            self._until.pop(f"{scope}:{name}", None)
+            self._until.pop((scope, name), None)
 
 
 class RedisClaims:
@@ -146,6 +154,20 @@ class RedisClaims:
 
     async def claim_here(self, scope: str, *names: str, ttl: int = DEFAULT_TTL) -> bool:
         return await self._here.claim(scope, *names, ttl=ttl)
+
+    async def reseed(self) -> int:
+        """Write back every claim this process made or saw, still in force, after Redis lost
+        its data: a copy of a message delivered to another process then finds it claimed."""
+        known = self._here.unexpired()
+        for start in range(0, len(known), RESEED_BATCH):
+            pipe = self._redis.pipeline(transaction=False)
+            for scope, name, left in known[start : start + RESEED_BATCH]:
+                pipe.set(self._names.claim(scope, name), "1", nx=True, ex=left)
+            try:
+                await pipe.execute()
+            except (RedisError, OSError) as exc:
+                raise redis_unavailable(exc) from exc
+        return len(known)
 
     async def release(self, scope: str, *names: str) -> None:
         await self._here.release(scope, *names)

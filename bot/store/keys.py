@@ -10,6 +10,8 @@ each of its three steps is one send, as on a single node:
     <prefix>:{<place>}:<thread>:lock     the per-thread answer lock ("<owner>:<token>", expiring)
     <prefix>:{<place>}:<thread>:pending  hash: message id -> the answer in flight for it
     <prefix>:{<place>}:<thread>:gone     set of deleted message ids (tombstones, an hour)
+    <prefix>:{<place>}:<thread>:taken    set of answers taken over from a silent process: their
+                                         owner is fenced out of them (an hour)
     <prefix>:{<place>}:inflight          sorted set of the channel's answers in flight
     <prefix>:claim:{<place>}:<name>      a message claimed for handling (bot.store.claims)
     <prefix>:log:{<place>}, <prefix>:logmeta:{<place>}, <prefix>:loggone:{<place>}
@@ -21,6 +23,9 @@ answers in flight are, for recovery, and who is alive, share the tag `{live}`:
     <prefix>:{live}:owners               sorted set: every process that recorded an answer
     <prefix>:{live}:alive:<owner>        a running process's liveness, renewed every few seconds
     <prefix>:{live}:places:<owner>       set: the places where that process recorded answers
+    <prefix>:{live}:epoch                a random value set once: when it changes or is gone,
+                                         Redis lost its data and live processes write back what
+                                         they know (bot.recovery)
 
 and the rest have slots of their own:
 
@@ -67,6 +72,7 @@ class ThreadKeys:
     lock: str
     pending: str
     gone: str
+    taken: str
     index: str  # the place's answers in flight
     place: str
 
@@ -87,6 +93,7 @@ class KeyBuilder:
             lock=f"{base}:lock",
             pending=f"{base}:pending",
             gone=f"{base}:gone",
+            taken=f"{base}:taken",
             index=self.in_flight(place),
             place=place,
         )
@@ -100,6 +107,10 @@ class KeyBuilder:
 
     def alive(self, owner: str) -> str:
         return f"{self.prefix}:{{live}}:alive:{owner}"
+
+    @property
+    def epoch(self) -> str:
+        return f"{self.prefix}:{{live}}:epoch"
 
     def places(self, owner: str) -> str:
         return f"{self.prefix}:{{live}}:places:{owner}"

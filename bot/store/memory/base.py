@@ -34,7 +34,8 @@ class ThreadMemory(Protocol):
         riders: Sequence[Rider] = (),
     ) -> None:
         """Add turns; with `settled`, that answer is no longer in flight (same round trip), and
-        `riders` (the request's usage) are written too, in the same round trip where they can."""
+        `riders` (the request's usage) are written too, in the same round trip where they can.
+        Raises `bot.errors.Fenced`, writing nothing, when `settled` was taken over."""
 
     async def fold(self, thread: ThreadRef, summary: str, through: Turn) -> None:
         """Replace every turn up to and including `through` by `summary`."""
@@ -63,14 +64,25 @@ class ThreadMemory(Protocol):
     def answering(self, pending: PendingAnswer) -> bool:
         """Whether this process is still working on `pending` (its record is not stale)."""
 
-    async def heartbeat(self, ttl: float) -> None:
-        """Say this process is alive for `ttl` seconds more."""
+    async def heartbeat(self, ttl: float) -> bool:
+        """Say this process is alive for `ttl` seconds more. True when the store lost its data
+        since the last beat (a restart without persistence, a failover to an empty replica, a
+        flush): what this process knew was written back already (`reseed`)."""
+
+    async def reseed(self) -> None:
+        """Write back this process's answers in flight, its registration and its locks."""
 
     async def live_owners(self, owners: set[str]) -> set[str]:
         """Which of `owners` are still renewing their liveness."""
 
     async def take_over(self, pending: PendingAnswer) -> bool:
-        """Take a dead owner's answer: drop its record and free its lock. True for one caller."""
+        """Take a dead owner's answer: drop its record and free its lock, and fence its owner
+        out of it (`owns` is False from then on). True for one caller."""
+
+    async def owns(self, pending: PendingAnswer) -> bool:
+        """Whether this process may still write the answer to `pending`: its record names this
+        process, or there is no record and nobody took it over (Redis lost it). Decided inside
+        the store, so a process that was paused past its takeover learns it on waking."""
 
     async def aclose(self) -> None: ...
 

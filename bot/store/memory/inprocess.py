@@ -10,6 +10,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 from bot.conversation import ThreadRef, ThreadState, Turn
+from bot.errors import Fenced
 from bot.store.inflight import PendingAnswer
 from bot.store.memory.base import LocalLocks
 from bot.store.riders import Rider
@@ -39,6 +40,7 @@ class InProcessMemory:
         self._locks = LocalLocks()
         self._pending: dict[tuple[ThreadRef, str], PendingAnswer] = {}
         self._gone: dict[tuple[ThreadRef, str], float] = {}  # tombstones of deleted messages
+        self._taken: set[tuple[ThreadRef, str]] = set()  # answers taken over: fenced out
         self.owner = secrets.token_hex(8)
 
     def _live(self, thread: ThreadRef) -> _Thread | None:
@@ -71,6 +73,8 @@ class InProcessMemory:
         settled: PendingAnswer | None = None,
         riders: Sequence[Rider] = (),
     ) -> None:
+        if settled is not None and not await self.owns(settled):
+            raise Fenced(f"the answer to {settled.key} in {thread} was taken over")
         for rider in riders:
             await rider.write()
         kept: list[Turn] = []
@@ -128,14 +132,23 @@ class InProcessMemory:
     def answering(self, pending: PendingAnswer) -> bool:
         return (pending.thread, pending.key) in self._pending
 
-    async def heartbeat(self, ttl: float) -> None:
-        return None  # nothing outlives this process, so nobody else needs to know it is alive
+    async def heartbeat(self, ttl: float) -> bool:
+        return False  # nothing outlives this process, so nobody else needs to know it is alive
+
+    async def reseed(self) -> None:
+        return None  # nothing to lose but the process itself
 
     async def live_owners(self, owners: set[str]) -> set[str]:
         return owners & {self.owner}
 
     async def take_over(self, pending: PendingAnswer) -> bool:
-        return self._pending.pop((pending.thread, pending.key), None) is not None
+        taken = self._pending.pop((pending.thread, pending.key), None) is not None
+        if taken:
+            self._taken.add((pending.thread, pending.key))
+        return taken
+
+    async def owns(self, pending: PendingAnswer) -> bool:
+        return (pending.thread, pending.key) not in self._taken
 
     async def aclose(self) -> None:
         self._threads.clear()

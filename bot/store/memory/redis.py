@@ -22,11 +22,12 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from bot.conversation import ThreadRef, ThreadState, Turn
-from bot.errors import StoreUnavailable, ThreadBusy
+from bot.errors import Fenced, StoreUnavailable, ThreadBusy
 from bot.store.inflight import PendingAnswer
 from bot.store.keys import DEFAULT_PREFIX, KeyBuilder, ThreadKeys
 from bot.store.memory.base import LocalLocks
 from bot.store.memory.redis_inflight import (
+    FENCE,
     TAKE_OVER,
     UPDATE_PENDING,
     InFlightRecords,
@@ -71,13 +72,23 @@ end
 return 0
 """
 
-# Append turns (ARGV[6..]: message id, JSON pairs) in one RPUSH, skipping any whose message was
+# Append turns (ARGV[7..]: message id, JSON pairs) in one RPUSH, skipping any whose message was
 # deleted and the answer that follows a deleted question; settle the answer in flight named by
 # ARGV[3] (its record, and ARGV[5] in the channel's index KEYS[6]); give back the thread's lock
-# (KEYS[5]) if ARGV[4] is still its holder's token.
+# (KEYS[5]) if ARGV[4] is still its holder's token. An answer taken over from its owner ARGV[6]
+# (KEYS[7], see FENCE) writes nothing: -1.
 _APPEND = """
+if ARGV[3] ~= '' then
+  local raw = redis.call('HGET', KEYS[4], ARGV[3])
+  if raw then
+    local ok, rec = pcall(cjson.decode, raw)
+    if ok and rec['owner'] ~= ARGV[6] then return -1 end
+  elseif redis.call('SISMEMBER', KEYS[7], ARGV[3]) == 1 then
+    return -1
+  end
+end
 local values, skipping = {}, false
-for i = 6, #ARGV, 2 do
+for i = 7, #ARGV, 2 do
   local id = ARGV[i]
   if id ~= '' then skipping = redis.call('SISMEMBER', KEYS[3], id) == 1 end
   if not skipping then values[#values + 1] = ARGV[i + 1] end
@@ -164,7 +175,9 @@ class RedisMemory(InFlightRecords):
         # Where this process registered answers (recovery), and when it last recorded one there.
         self._places: dict[str, float] = {}
         self._mine: set[str] = set()  # places where a record of this process failed to settle
+        self._epoch: bytes | None = None
         self._update_pending = client.register_script(UPDATE_PENDING)
+        self._fence = client.register_script(FENCE)
         self.round_trips = 0  # for benchmarks: network round trips made so far
 
     @classmethod
@@ -241,13 +254,13 @@ class RedisMemory(InFlightRecords):
         token = held.token if release and held is not None else ""
         args: list[str | int] = [
             self._max_turns, self._retention, settled.key if settled else "", token,
-            index_member(settled) if settled else "",
+            index_member(settled) if settled else "", self.owner,
         ]  # fmt: skip
         for turn in turns:
             args += [turn.message_id, encode_turn(turn)]
-        thread_keys = [keys.turns, keys.meta, keys.gone, keys.pending, keys.lock, keys.index]
-        if settled is not None:
-            self._answering.pop(index_member(settled), None)  # over, even if this save fails
+        thread_keys = [
+            keys.turns, keys.meta, keys.gone, keys.pending, keys.lock, keys.index, keys.taken,
+        ]  # fmt: skip
 
         def queue(pipe: Any) -> None:  # one round trip: riders are other keys of the same node
             pipe.evalsha(self._append.sha, len(thread_keys), *thread_keys, *args)
@@ -256,11 +269,20 @@ class RedisMemory(InFlightRecords):
 
         scripts = (self._append, *(c.script for c in riding))
         try:
-            await asyncio.gather(self._call(run_pipeline(self._redis, queue, scripts)), *alone)
+            saved, *_ = await asyncio.gather(
+                self._call(run_pipeline(self._redis, queue, scripts)), *alone
+            )
         except StoreUnavailable:
             if settled is not None:  # its record stays: recovery looks here (bot.recovery)
                 self._mine.add(keys.place)
             raise
+        finally:
+            # Over, even if this save failed; not before it ran, or this process's own recovery
+            # pass would take the answer for one whose save failed and keep its question twice.
+            if settled is not None:
+                self._answering.pop(index_member(settled), None)
+        if saved and saved[0] == -1:
+            raise Fenced(f"the answer to {settled.key if settled else ''} in {thread} was taken")
         if release and held is not None:
             held.released = True
 

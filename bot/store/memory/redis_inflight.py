@@ -11,6 +11,7 @@ may be left; a live process's answers are its own business."""
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar, cast
@@ -19,14 +20,16 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from bot.conversation import ThreadRef
+from bot.errors import Fenced
 from bot.store.inflight import PendingAnswer
 from bot.store.keys import KeyBuilder, ThreadKeys
 
 T = TypeVar("T")
 
 # Take over a dead owner's answer in flight: drop its record (and its member ARGV[3] of the
-# channel's index KEYS[3]) and the lock it still holds. Only the caller that finds the record still
-# naming that owner gets 1.
+# channel's index KEYS[3]) and the lock it still holds, and mark it taken (KEYS[4]) so its owner,
+# should it wake, is fenced out (FENCE). Only the caller that finds the record still naming that
+# owner gets 1.
 TAKE_OVER = """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then
@@ -37,6 +40,8 @@ local ok, rec = pcall(cjson.decode, raw)
 if ok and rec['owner'] ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[3])
+redis.call('SADD', KEYS[4], ARGV[1])
+redis.call('EXPIRE', KEYS[4], ARGV[4])
 local holder = redis.call('GET', KEYS[2])
 if holder and string.sub(holder, 1, #ARGV[2] + 1) == ARGV[2] .. ':' then
   redis.call('DEL', KEYS[2])
@@ -44,11 +49,32 @@ end
 return 1
 """
 
-UPDATE_PENDING = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+# Whether owner ARGV[2] may still write answer ARGV[1]: its record (KEYS[1]) names it, or there is
+# none and the answer was not taken over (KEYS[2]): a record lost with Redis's data is no takeover.
+FENCE = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if raw then
+  local ok, rec = pcall(cjson.decode, raw)
+  if ok and rec['owner'] ~= ARGV[2] then return 0 end
+  return 1
 end
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
+return 1
 """
+
+# Record where an answer is shown now, if its owner (ARGV[3]) still has it; 0: fenced out.
+UPDATE_PENDING = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if raw then
+  local ok, rec = pcall(cjson.decode, raw)
+  if ok and rec['owner'] ~= ARGV[3] then return 0 end
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  return 1
+end
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
+return 1
+"""
+TAKEN_TTL = 3600  # an answer's takeover mark: longer than any process pause worth fencing
 
 PENDING_TTL = 86_400  # an answer in flight longer than a day is certainly settled by recovery
 IN_FLIGHT_SCAN = 1000  # at most this many records are read per place and recovery pass
@@ -74,12 +100,16 @@ class InFlightRecords:
     _answering: dict[str, PendingAnswer]
     _take_over: AsyncScript
     _update_pending: AsyncScript
+    _fence: AsyncScript
 
     async def _call(self, awaitable: Awaitable[T]) -> T:
         raise NotImplementedError
 
     _places: dict[str, float]
     _mine: set[str]
+    _epoch: bytes | None  # the store's epoch as this process last saw it
+    _held: dict[str, Any]  # lock key -> HeldLock (bot.store.memory.redis)
+    _lock_ttl_ms: int
 
     async def _record(self, keys: ThreadKeys, pending: PendingAnswer) -> None:
         pipe = self._redis.pipeline(transaction=False)
@@ -187,23 +217,41 @@ class InFlightRecords:
         member = index_member(mine)
         if member in self._answering:
             self._answering[member] = mine
-        await self._call(self._update_pending(keys=[keys.pending], args=[mine.key, mine.to_json()]))
+        updated = self._update_pending(
+            keys=[keys.pending, keys.taken], args=[mine.key, mine.to_json(), self.owner]
+        )
+        if not await self._call(updated):
+            raise Fenced(f"the answer to {pending.key} in {pending.thread} was taken over")
+
+    async def owns(self, pending: PendingAnswer) -> bool:
+        keys = self._keys.thread(pending.thread)
+        return bool(
+            await self._call(
+                self._fence(keys=[keys.pending, keys.taken], args=[pending.key, self.owner])
+            )
+        )
 
     def answering(self, pending: PendingAnswer) -> bool:
         return index_member(pending) in self._answering
 
-    async def heartbeat(self, ttl: float) -> None:
+    async def heartbeat(self, ttl: float) -> bool:
         now = time.monotonic()
         idle = [p for p, used in self._places.items() if now - used > PLACE_IDLE]
         pipe = self._redis.pipeline(transaction=False)
         pipe.set(self._keys.alive(self.owner), "1", px=int(ttl * 1000))
         pipe.zadd(self._keys.owners, {self.owner: time.time()})
+        pipe.set(self._keys.epoch, secrets.token_hex(8), nx=True)
+        pipe.get(self._keys.epoch)
         if idle:  # no answer there for an hour: registered again at the next one
             pipe.srem(self._keys.places(self.owner), *idle)
-        _, added, *_ = await self._call(pipe.execute())
+        _, added, _, epoch, *_ = await self._call(pipe.execute())
+        lost = self._epoch is not None and epoch != self._epoch
+        self._epoch = epoch
         for place in idle:
             self._places.pop(place, None)
-        if added and self._places:
+        if lost:
+            await self.reseed()
+        elif added and self._places:
             # Not registered (Redis lost its data, or others took this process for dead):
             # register again where answers are open now, and elsewhere at the next answer.
             answering = {self._keys.thread(p.thread).place for p in self._answering.values()}
@@ -213,6 +261,21 @@ class InFlightRecords:
                 pipe = self._redis.pipeline(transaction=False)
                 self._queue_registration(pipe, sorted(answering))
                 await self._call(pipe.execute())
+
+        return lost
+
+    async def reseed(self) -> None:
+        """Write back what Redis lost and this process still knows: the records of its answers
+        in flight, its registration where they are, and the thread locks it holds."""
+        self._places = {}
+        pipe = self._redis.pipeline(transaction=False)
+        for pending in self._answering.values():
+            self._queue_record(pipe, self._keys.thread(pending.thread), pending)
+        for key, held in self._held.items():
+            if not held.released:
+                pipe.set(key, held.token, nx=True, px=self._lock_ttl_ms)
+        if len(pipe):
+            await self._call(pipe.execute())
 
     async def live_owners(self, owners: set[str]) -> set[str]:
         ordered = sorted(owners)
@@ -228,8 +291,8 @@ class InFlightRecords:
         keys = self._keys.thread(pending.thread)
         taken = await self._call(
             self._take_over(
-                keys=[keys.pending, keys.lock, keys.index],
-                args=[pending.key, pending.owner, index_member(pending)],
+                keys=[keys.pending, keys.lock, keys.index, keys.taken],
+                args=[pending.key, pending.owner, index_member(pending), TAKEN_TTL],
             )
         )
         return bool(taken)

@@ -196,3 +196,15 @@ async def test_outside_the_allowlist_it_stays_silent(
     assert fake_openai.requests == [] and fake_discord.threads() == []
     await harness.close()
     assert ALICE
+
+
+async def test_a_follow_up_in_the_bots_thread_is_answered_after_memory_was_lost(
+    discord_bot: DiscordHarness, fake_openai, redis_client, clean_prefix: str
+) -> None:
+    await discord_bot.send(f"{BOT_MENTION} who owns staging?")
+    [thread] = discord_bot.fake.threads()
+    keys = [k async for k in redis_client.scan_iter(match=f"{clean_prefix}:*")]
+    await redis_client.delete(*keys)  # Redis came back empty
+    await discord_bot.send("since when?", channel=int(thread["id"]))
+    assert len(fake_openai.requests) == 2  # the thread the bot opened is its own: Discord says so
+    assert len(discord_bot.fake.bot_messages(int(thread["id"]))) == 2

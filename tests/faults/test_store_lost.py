@@ -1,0 +1,54 @@
+"""Redis restarted empty under running replicas (no persistence, a failover to an empty replica, a
+flush): they notice, write back what they know, and keep "once, and never stuck"."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from pathlib import Path
+
+from tests.adapters.slack.conftest import message_event
+from tests.fakes.openai_server import FakeOpenAI, Reply
+from tests.fakes.processes import RedisServer
+from tests.fakes.slack_server import BOT_USER, FakeSlack
+from tests.faults.conftest import INTERRUPTED, MENTION_TS, SlackBots, mention
+from tests.faults.test_fencing import LONG, wait_for_log
+
+LOST = "Redis lost its data"
+
+
+async def restart_empty(server: RedisServer, directory: Path) -> None:
+    await server.kill()
+    shutil.rmtree(directory / "appendonlydir", ignore_errors=True)  # nothing kept on disk
+    await server.start()
+
+
+async def test_after_redis_came_back_empty_a_copy_is_not_answered_twice_and_a_crash_is_settled(
+    bots: SlackBots,
+    fake_openai: FakeOpenAI,
+    fake_slack: FakeSlack,
+    redis_server: RedisServer,
+    tmp_path: Path,
+) -> None:
+    first = await bots.start()
+    second = await bots.start()
+    fake_openai.push(Reply(text=LONG, token_delay=0.05))
+    assert await bots.deliver(first, mention("explain the outage"), "Ev1") == 200
+    await fake_slack.wait_for(lambda: any("word" in t for t in bots.texts()))
+    await restart_empty(redis_server, tmp_path)
+    for process in bots.processes:  # each notices and writes back what it knows
+        await wait_for_log(process, LOST, seconds=20)
+    # Slack's copy of the mention as a `message` event, delivered to the other replica
+    copy = message_event(f"<@{BOT_USER}> explain the outage", MENTION_TS)
+    assert await bots.deliver(second, copy, "Ev1-copy") == 200
+    await wait_for_log(bots.processes[second], "duplicate delivery of C1/", seconds=10)
+    # the answering replica dies: its answer, recorded again, is settled as usual
+    bots.processes[first].signal(signal.SIGKILL)
+    await bots.processes[first].wait(5)
+    await fake_slack.wait_for(lambda: bots.texts() == [INTERRUPTED], seconds=30)
+    # and the thread goes on without a mention
+    fake_openai.push(Reply(text="Here it is again."))
+    follow_up = message_event("please try again", "1700000000.000200", thread_ts=MENTION_TS)
+    assert await bots.deliver(second, follow_up, "Ev2") == 200
+    await fake_slack.wait_for(lambda: "Here it is again." in bots.texts(), seconds=10)
+    assert len(fake_openai.requests) == 2  # the copy never reached the model
