@@ -10,6 +10,6 @@ RUN pip install --no-cache-dir . \
     && useradd --create-home --uid 10001 assistant
 USER assistant
 
-EXPOSE 3000 9090
-ENV PORT=3000 OPS_PORT=9090
+EXPOSE 3000 9477
+ENV PORT=3000 OPS_PORT=9477
 CMD ["python", "-m", "bot", "run"]

@@ -202,12 +202,13 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for stop in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(stop, on_signal, stop.name)
-    if not interactive:
-        await core.start(homes)  # the stored layout; liveness and recovery
-        if settings.ops_port:
-            core.ops = OpsServer(core.readiness, settings.ops_host, settings.ops_port)
-            await core.ops.start()
+    ended = False
     try:
+        if not interactive:
+            if settings.ops_port:  # first: a port in use is said before anything starts
+                core.ops = OpsServer(core.readiness, settings.ops_host, settings.ops_port)
+                await core.ops.start()
+            await core.start(homes)  # the stored layout; liveness and recovery
         async with asyncio.TaskGroup() as group:
             for adapter in adapters:
                 group.create_task(supervise(adapter, core, options), name=adapter.name)
@@ -217,11 +218,14 @@ async def _serve(
         while isinstance(first, BaseExceptionGroup):
             first = first.exceptions[0]
         raise first from None
+    else:
+        ended = True
     finally:
         if core.ops is not None:
             await core.ops.stop()
         await core.aclose()
-        log.info("stopped")
+        if ended:  # after a failure, its one line is the last word
+            log.info("stopped")
 
 
 async def supervise(adapter: Adapter, core: Core, options: Mapping[str, str]) -> None:
@@ -240,8 +244,10 @@ async def supervise(adapter: Adapter, core: Core, options: Mapping[str, str]) ->
             if core.stopping.is_set() or adapter.interactive:
                 raise
             ran = time.monotonic() - started
+            # A platform out of reach is one line per attempt; anything else keeps its traceback.
+            trace = None if isinstance(exc, OSError) else exc
             log.error("%s adapter failed (%s: %s); restarting in %.0f s", adapter.name,
-                      type(exc).__name__, exc, pause, exc_info=exc)  # fmt: skip
+                      type(exc).__name__, exc, pause, exc_info=trace)  # fmt: skip
             if ran > 60:
                 pause = RESTART_PAUSE  # it had been working: start the backoff over
             with contextlib.suppress(TimeoutError):

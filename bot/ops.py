@@ -7,12 +7,15 @@ same, Slack mounts its endpoint here instead of opening a second server.
 
 from __future__ import annotations
 
+import errno
+
 import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from bot.errors import ConfigError
 from bot.readiness import Readiness
 
 log = logging.getLogger(__name__)
@@ -46,7 +49,17 @@ class OpsServer:
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
+        try:
+            await web.TCPSite(self._runner, self.host, self.port).start()
+        except OSError as exc:
+            await self.stop()
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    "OPS_PORT",
+                    f"port {self.port} on {self.host} is in use (another bot on this host?); "
+                    "set OPS_PORT to a free port, or 0 to serve no operations endpoint",
+                ) from None
+            raise ConfigError("OPS_HOST", f"cannot listen on {self.host}: {exc.strerror}") from None
         log.info("operations endpoint on %s:%d (/healthz, /readyz, /metrics)", self.host, self.port)
 
     async def stop(self) -> None:

@@ -87,7 +87,7 @@ class Settings(BaseSettings):
 
     # Operations: /healthz, /readyz and /metrics of `python -m bot run`.
     ops_host: str = Field("0.0.0.0", alias="OPS_HOST")
-    ops_port: int = Field(9090, alias="OPS_PORT", ge=0, le=65535)  # 0: no operations endpoint
+    ops_port: int = Field(9477, alias="OPS_PORT", ge=0, le=65535)  # 0: no operations endpoint
 
     @field_validator("openai_base_url", "azure_openai_endpoint")
     @classmethod

@@ -40,6 +40,8 @@ def make_client(core: Core, settings: DiscordSettings, **options: Any) -> Discor
     if settings.shard_count is not None:
         options.setdefault("shard_count", settings.shard_count)
         options.setdefault("shard_ids", settings.shard_ids)
+    # A text bot joins no voice channel: discord.py's warnings about voice libraries are noise.
+    discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
     return DiscordClient(bot, api_url=settings.api_url, **options)
 
 
