@@ -4,6 +4,7 @@
     ├── ConfigError            a setting is missing or invalid
     ├── InvalidRequest         what the user asked for makes no sense (bad window, unknown command)
     ├── StoreUnavailable       the conversation store (Redis) cannot be reached
+    │   └── StoreFull          it refuses writes: out of memory (maxmemory with noeviction)
     ├── ThreadBusy             another answer in the same thread held it for too long
     ├── Interrupted            the bot stopped or restarted while answering
     ├── Fenced                 this process lost an answer to recovery: it must not write it
@@ -59,6 +60,14 @@ class StoreUnavailable(BotError):
         return (
             "My conversation store is unavailable right now, so I cannot answer; "
             "please try again in a minute."
+        )
+
+
+class StoreFull(StoreUnavailable):
+    def user_message(self) -> str:
+        return (
+            "My conversation store is full, so I cannot answer or remember anything new; "
+            "an administrator needs to give Redis more memory."
         )
 
 

@@ -8,7 +8,6 @@ same, Slack mounts its endpoint here instead of opening a second server.
 from __future__ import annotations
 
 import errno
-
 import logging
 from collections.abc import Awaitable, Callable
 

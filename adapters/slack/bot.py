@@ -43,7 +43,15 @@ from adapters.streaming import (
 from adapters.tasks import BackgroundTasks
 from bot.conversation import IncomingMessage, ThreadRef
 from bot.engine import ConversationEngine
-from bot.errors import AnswerCutOff, BotError, Fenced, Interrupted, StoreUnavailable, explain
+from bot.errors import (
+    AnswerCutOff,
+    BotError,
+    Fenced,
+    Interrupted,
+    StoreFull,
+    StoreUnavailable,
+    explain,
+)
 from bot.feedback import FeedbackStore, InProcessFeedback
 from bot.logs import bind
 from bot.metrics import EVENTS, answered
@@ -199,6 +207,10 @@ class SlackBot(SlackHistory):
             return await admit(self.claims, self.engine.memory, scope, names, thread, entry)
         try:
             return await claim_probing(self.claims, self.engine.memory, scope, names, thread, entry)
+        except StoreFull as exc:
+            # No replica can write a claim either: handle it here, where the user is told why.
+            log.warning("Redis is full (%s): %s claimed in this process only", exc, names[0])
+            return await self.claims.claim_here(scope, *names), False
         except StoreUnavailable as exc:
             log.warning("Redis is down (%s): asking Slack to deliver %s again", exc, names[0])
             return None

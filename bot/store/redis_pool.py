@@ -19,11 +19,11 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, OutOfMemoryError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 
-from bot.errors import ConfigError, StoreUnavailable
+from bot.errors import ConfigError, StoreFull, StoreUnavailable
 from bot.metrics import REDIS_COMMANDS, REDIS_ERRORS, REDIS_ROUND_TRIPS
 
 DEFAULT_MAX_CONNECTIONS = 64
@@ -192,6 +192,8 @@ async def run_pipeline(
 def redis_unavailable(exc: BaseException) -> StoreUnavailable:
     """The core's error for a failed Redis call, counted in the metrics (one place for both)."""
     REDIS_ERRORS.inc()
+    if isinstance(exc, OutOfMemoryError) or str(exc).startswith("OOM "):
+        return StoreFull(f"Redis is full (maxmemory reached, nothing may be evicted): {exc}")
     return StoreUnavailable(f"Redis is unavailable: {exc}")
 
 

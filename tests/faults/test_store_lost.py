@@ -3,10 +3,12 @@ flush): they notice, write back what they know, and keep "once, and never stuck"
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import signal
 from pathlib import Path
 
+from bot.errors import StoreFull
 from tests.adapters.slack.conftest import message_event
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.processes import RedisServer
@@ -52,3 +54,33 @@ async def test_after_redis_came_back_empty_a_copy_is_not_answered_twice_and_a_cr
     assert await bots.deliver(second, follow_up, "Ev2") == 200
     await fake_slack.wait_for(lambda: "Here it is again." in bots.texts(), seconds=10)
     assert len(fake_openai.requests) == 2  # the copy never reached the model
+
+
+async def test_a_full_redis_is_one_sentence_and_readyz_names_it(
+    bots: SlackBots, fake_openai: FakeOpenAI, fake_slack: FakeSlack, redis_server: RedisServer
+) -> None:
+    import json
+
+    import aiohttp
+    import redis.asyncio as aioredis
+
+    bot = await bots.start()
+    client = aioredis.Redis.from_url(redis_server.url)
+    used = (await client.info("memory"))["used_memory"]
+    await client.config_set("maxmemory-policy", "noeviction")
+    await client.config_set("maxmemory", str(used))  # every write from now on is refused
+    await client.aclose()
+    assert await bots.deliver(bot, mention("are you there?"), "Ev1") == 200
+    await fake_slack.wait_for(lambda: bots.texts() == [StoreFull().user_message()], seconds=15)
+    assert fake_openai.requests == []  # nothing the store cannot keep is sent to the model
+    ops = int(bots.processes[bot].env["OPS_PORT"])
+    deadline = asyncio.get_running_loop().time() + 10
+    async with aiohttp.ClientSession() as session:
+        while True:  # the next heartbeat finds the store full
+            async with session.get(f"http://127.0.0.1:{ops}/readyz") as response:
+                body = json.loads(await response.text())
+            if response.status == 503:
+                break
+            assert asyncio.get_running_loop().time() < deadline, body
+            await asyncio.sleep(0.1)  # readiness is polled, as a load balancer does
+    assert "full" in json.dumps(body)
