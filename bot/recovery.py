@@ -130,13 +130,18 @@ class Recovery:
             record.thread,
             record.owner,
         )
-        # The question first: once people see the sentence they may write again in the thread,
-        # and the thread must already be known (its record is gone with the take-over).
+        # The question first: once people see the sentence they may write again in the thread.
         await self._keep(record)
         try:
             await self._settlers[record.thread.platform](record)
         except Exception:
             log.exception("could not end the interrupted reply in %s", record.thread)
+        # Then the record, which names this process since the take-over: had it died before
+        # here, the next process would have settled the answer again.
+        try:
+            await self._memory.append(record.thread, settled=record.owned_by(self._memory.owner))
+        except BotError as exc:
+            log.error("could not clear the settled answer in %s: %s", record.thread, exc)
 
     async def _keep(self, record: PendingAnswer) -> None:
         try:

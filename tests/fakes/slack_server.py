@@ -43,6 +43,7 @@ class FakeSlack:
         self.scopes: set[str] = set(GRANTED)  # what the bot token was granted (x-oauth-scopes)
         # method -> the answer every call gets, until removed (e.g. chat.update always 429)
         self.refusing: dict[str, tuple[int, dict[str, Any], dict[str, str]]] = {}
+        self.hanging: dict[str, int] = {}  # method -> how many of its next calls never answer
         # method -> (calls, per seconds) per workspace, as Slack's tiers; past it: 429 Retry-After
         self.tiers: dict[str, tuple[int, float]] = {}
         self.rate_limited: dict[str, int] = defaultdict(int)  # 429s answered, by method
@@ -243,6 +244,9 @@ class FakeSlack:
             else:
                 params.update(dict(parse_qsl(raw.decode())))
         await self._record(method, params)
+        if self.hanging.get(method):  # never answered: a Slack call cut off by a crash
+            self.hanging[method] -= 1
+            await asyncio.Event().wait()
         if self.failures[method]:
             status, body, headers = self.failures[method].popleft()
             return web.json_response(body, status=status, headers=headers)

@@ -129,3 +129,50 @@ async def test_an_answer_longer_than_one_message_is_settled_in_every_message_aft
     await bots.start()
     # every message of the answer is settled: the first takes the sentence, the rest are blanked
     await fake_slack.wait_for(lambda: bots.texts() == [INTERRUPTED, "—"], seconds=30)
+
+
+@pytest.mark.timeout(120)
+async def test_a_replica_killed_while_settling_leaves_the_job_to_the_next_and_nothing_twice(
+    bots: SlackBots, fake_openai: FakeOpenAI, fake_slack: FakeSlack, redis_server: RedisServer
+) -> None:
+    first = await bots.start()
+    fake_openai.push(Reply(text=LONG, token_delay=0.05))
+    assert await bots.deliver(first, mention("explain the outage"), "Ev1") == 200
+    await fake_slack.wait_for(lambda: any("word" in t for t in bots.texts()))
+    bots.processes[first].signal(signal.SIGKILL)
+    await bots.processes[first].wait(5)
+    updates = len(fake_slack.called("chat.update"))
+    fake_slack.hanging["chat.update"] = 1  # the settler's edit hangs...
+    settler = await bots.start()
+    await fake_slack.wait_for(
+        lambda: len(fake_slack.called("chat.update")) > updates, seconds=TAKEOVER + 8
+    )
+    bots.processes[settler].signal(signal.SIGKILL)  # ...and it dies mid-recovery
+    await bots.processes[settler].wait(5)
+    await bots.start()  # the next one finishes the job
+    await fake_slack.wait_for(lambda: bots.texts() == [INTERRUPTED], seconds=TAKEOVER + 14)
+    assert len(fake_slack.bot_messages("C1")) == 1
+    assert await stored_turns(redis_server.url) == [("user", "explain the outage")]
+    assert "settling the answer" in bots.processes[2].log()
+
+
+@pytest.mark.timeout(120)
+async def test_two_replicas_killed_at_once_are_both_settled_by_the_restarted_one(
+    bots: SlackBots, fake_openai: FakeOpenAI, fake_slack: FakeSlack, redis_server: RedisServer
+) -> None:
+    one, two = await bots.start(), await bots.start()
+    for n, which in enumerate((one, two)):
+        fake_openai.push(Reply(text=LONG, token_delay=0.05))
+        asked = mention(f"question {n}", f"1700000000.00010{n}") | {"channel": f"C{n}"}
+        assert await bots.deliver(which, asked, f"Ev{n}") == 200
+    await fake_slack.wait_for(
+        lambda: all("word" in "".join(bots.texts(f"C{n}")) for n in range(2))
+    )  # both mid-answer
+    for which in (one, two):
+        bots.processes[which].signal(signal.SIGKILL)
+    for which in (one, two):
+        await bots.processes[which].wait(5)
+    await bots.start()
+    await fake_slack.wait_for(
+        lambda: all(bots.texts(f"C{n}") == [INTERRUPTED] for n in range(2)), seconds=30
+    )

@@ -76,8 +76,9 @@ class ThreadMemory(Protocol):
         """Which of `owners` are still renewing their liveness."""
 
     async def take_over(self, pending: PendingAnswer) -> bool:
-        """Take a dead owner's answer: drop its record and free its lock, and fence its owner
-        out of it (`owns` is False from then on). True for one caller."""
+        """Take a dead owner's answer: its record names this process from now on (until
+        `append(settled=...)` drops it, once the reply is settled), its lock is freed, and its
+        owner is fenced out of it (`owns` is False for it). True for one caller."""
 
     async def owns(self, pending: PendingAnswer) -> bool:
         """Whether this process may still write the answer to `pending`: its record names this

@@ -142,12 +142,17 @@ class InProcessMemory:
         return owners & {self.owner}
 
     async def take_over(self, pending: PendingAnswer) -> bool:
-        taken = self._pending.pop((pending.thread, pending.key), None) is not None
-        if taken:
-            self._taken.add((pending.thread, pending.key))
-        return taken
+        found = self._pending.get((pending.thread, pending.key))
+        if found is None or found.owner != pending.owner:
+            return False
+        self._pending[(pending.thread, pending.key)] = found.owned_by(self.owner)
+        self._taken.add((pending.thread, pending.key))
+        return True
 
     async def owns(self, pending: PendingAnswer) -> bool:
+        found = self._pending.get((pending.thread, pending.key))
+        if found is not None:
+            return found.owner == self.owner
         return (pending.thread, pending.key) not in self._taken
 
     async def aclose(self) -> None:

@@ -26,10 +26,11 @@ from bot.store.keys import KeyBuilder, ThreadKeys
 
 T = TypeVar("T")
 
-# Take over a dead owner's answer in flight: drop its record (and its member ARGV[3] of the
-# channel's index KEYS[3]) and the lock it still holds, and mark it taken (KEYS[4]) so its owner,
+# Take over a dead owner's (ARGV[2]) answer in flight: the record names the taker (ARGV[5]) from
+# now on, so should the taker die while settling it, the next process settles it again; the lock
+# the dead owner still holds is freed, and the answer is marked taken (KEYS[4]) so its owner,
 # should it wake, is fenced out (FENCE). Only the caller that finds the record still naming that
-# owner gets 1.
+# owner gets 1. A record that cannot be read is dropped.
 TAKE_OVER = """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then
@@ -38,8 +39,16 @@ if not raw then
 end
 local ok, rec = pcall(cjson.decode, raw)
 if ok and rec['owner'] ~= ARGV[2] then return 0 end
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[3])
+local owner = '"owner":"' .. ARGV[2] .. '"'
+local from = string.find(raw, owner, 1, true)
+if ok and from then
+  local taken = '"owner":"' .. ARGV[5] .. '","taken_from":"' .. ARGV[2] .. '"'
+  raw = string.sub(raw, 1, from - 1) .. taken .. string.sub(raw, from + #owner)
+  redis.call('HSET', KEYS[1], ARGV[1], raw)
+else
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[3])
+end
 redis.call('SADD', KEYS[4], ARGV[1])
 redis.call('EXPIRE', KEYS[4], ARGV[4])
 local holder = redis.call('GET', KEYS[2])
@@ -289,10 +298,15 @@ class InFlightRecords:
 
     async def take_over(self, pending: PendingAnswer) -> bool:
         keys = self._keys.thread(pending.thread)
+        if keys.place not in self._places:  # registered first: a taker that dies is found too
+            pipe = self._redis.pipeline(transaction=False)
+            self._queue_registration(pipe, [keys.place])
+            await self._call(pipe.execute())
+        self._places[keys.place] = time.monotonic()
         taken = await self._call(
             self._take_over(
                 keys=[keys.pending, keys.lock, keys.index, keys.taken],
-                args=[pending.key, pending.owner, index_member(pending), TAKEN_TTL],
+                args=[pending.key, pending.owner, index_member(pending), TAKEN_TTL, self.owner],
             )
         )
         return bool(taken)

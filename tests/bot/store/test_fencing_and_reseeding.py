@@ -8,7 +8,6 @@ import redis.asyncio as aioredis
 from bot.errors import Fenced
 from bot.store.claims import RedisClaims
 from bot.store.memory import RedisMemory
-from bot.store.memory.base import ThreadMemory
 from tests.bot.store.test_inflight import THREAD, pending, question
 
 
@@ -19,19 +18,42 @@ async def lose_everything(client: aioredis.Redis, prefix: str) -> None:
         await client.delete(*keys)
 
 
-async def test_an_answer_taken_over_is_fenced_out_of_its_save(memory: ThreadMemory) -> None:
+async def test_an_answer_taken_over_is_fenced_out_of_its_save(
+    redis_client: aioredis.Redis, clean_prefix: str
+) -> None:
+    paused = RedisMemory(redis_client, prefix=clean_prefix)
+    other = RedisMemory(redis_client, prefix=clean_prefix)  # takes it for dead
     record = pending(question())
-    async with memory.lock(THREAD, pending=record):
-        assert await memory.owns(record)
-        [mine] = await memory.in_flight()
-        assert await memory.take_over(mine)  # another process took this one for dead
-        assert not await memory.owns(record)
+    async with paused.lock(THREAD, pending=record):
+        assert await paused.owns(record)
+        [found] = await other.in_flight()  # it renews no liveness in this test
+        assert await other.take_over(found)
+        assert not await paused.owns(record) and await other.owns(record)
         try:
-            await memory.append(THREAD, record.message.as_turn(), settled=record)
+            await paused.append(THREAD, record.message.as_turn(), settled=record)
             raise AssertionError("a fenced answer was saved")
         except Fenced:
             pass
-    assert (await memory.load(THREAD)).turns == ()  # nothing written, not even the question
+    assert (await paused.load(THREAD)).turns == ()  # nothing written, not even the question
+    # the taker settles it and drops the record; the paused process stays fenced out
+    await other.append(THREAD, record.message.as_turn(), settled=found.owned_by(other.owner))
+    assert await other.in_flight() == [] and not await paused.owns(record)
+
+
+async def test_a_taker_that_dies_while_settling_leaves_the_answer_to_the_next(
+    redis_client: aioredis.Redis, clean_prefix: str
+) -> None:
+    dead = RedisMemory(redis_client, prefix=clean_prefix)
+    taker = RedisMemory(redis_client, prefix=clean_prefix)
+    third = RedisMemory(redis_client, prefix=clean_prefix)
+    keys = dead._keys.thread(THREAD)
+    await dead._record(keys, pending(question()).owned_by(dead.owner))
+    [found] = await taker.in_flight()
+    assert await taker.take_over(found)  # ...and the taker dies before settling it
+    [again] = await third.in_flight()  # the taker renews no liveness either
+    assert again.owner == taker.owner and again.key == found.key
+    assert await third.take_over(again)
+    assert not await taker.owns(again) and await third.owns(again)
 
 
 async def test_a_record_lost_with_redis_is_no_takeover(
@@ -49,18 +71,19 @@ async def test_a_record_lost_with_redis_is_no_takeover(
 async def test_a_fenced_process_cannot_move_its_record(
     redis_client: aioredis.Redis, clean_prefix: str
 ) -> None:
-    memory = RedisMemory(redis_client, prefix=clean_prefix)
+    paused = RedisMemory(redis_client, prefix=clean_prefix)
+    other = RedisMemory(redis_client, prefix=clean_prefix)
     record = pending(question())
-    async with memory.lock(THREAD, pending=record):
-        [mine] = await memory.in_flight()
-        assert await memory.take_over(mine)
+    async with paused.lock(THREAD, pending=record):
+        [found] = await other.in_flight()
+        assert await other.take_over(found)
         try:
-            await memory.update_pending(record)
+            await paused.update_pending(record)
             raise AssertionError("a fenced process moved the record of an answer it lost")
         except Fenced:
             pass
-        keys = memory._keys.thread(THREAD)
-        assert await redis_client.hget(keys.pending, record.key) is None  # not written again
+        [kept] = await other.in_flight()
+        assert kept.owner == other.owner and kept.reply == found.reply  # as the taker left it
 
 
 async def test_an_emptied_redis_gets_back_the_answers_in_flight_locks_and_registration(

@@ -73,6 +73,10 @@ async def test_only_one_process_takes_over_a_dead_owners_answer(
     [found] = await survivors[0].in_flight()
     results = await asyncio.gather(*(s.take_over(found) for s in survivors))
     assert sorted(results) == [False, False, True]
+    winner = survivors[results.index(True)]
+    [taken] = [r for r in await survivors[0].in_flight() if r.key == found.key]
+    assert taken.owner == winner.owner  # until it is settled, then dropped
+    await winner.append(THREAD, settled=taken)
     assert await survivors[0].in_flight() == []
     # the dead owner's lock was freed with it: the next answer does not wait for its expiry
     started = time.monotonic()

