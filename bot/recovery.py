@@ -110,8 +110,11 @@ class Recovery:
         owners = {r.owner for r in records} - {me}
         dead = self._confirmed_dead(owners - await self._memory.live_owners(owners))
         taken = [r for r in records if r.owner in dead and await self._memory.take_over(r)]
-        # together: one reply waiting on the platform's rate limit must not hold up the rest
-        await asyncio.gather(*(self._settle(record) for record in taken))
+        # Together: one reply waiting on the platform's rate limit must not hold up the rest;
+        # edits first, since new messages are paced tighter (Slack: about one a second per
+        # channel) and would otherwise hold up the edits of the same channel.
+        await asyncio.gather(*(self._settle(record) for record in taken if record.shown))
+        await asyncio.gather(*(self._settle(record) for record in taken if not record.shown))
         self.settled += len(taken)
         return len(taken)
 

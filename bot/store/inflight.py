@@ -29,6 +29,12 @@ class PendingAnswer:
         return self.message.thread
 
     @property
+    def shown(self) -> bool:
+        """Whether the reply has messages on the platform (the adapter records their ids under
+        "ids"); if not, settling it posts a new message."""
+        return bool(self.reply.get("ids"))
+
+    @property
     def key(self) -> str:
         """Unique per answered message within its thread."""
         return self.message.message_id or f"at:{self.started:.6f}"
