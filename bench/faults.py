@@ -1,6 +1,6 @@
 """Fault benchmark: what `python -m bot run` loses or duplicates when the world misbehaves.
 
-    python -m bench.faults        (needs redis-server installed; starts its own on a free port)
+    python -m bench.faults [SCENARIO ...]   (needs redis-server; starts its own on a free port)
 
 1. Burst: 200 mentions at once, each delivered twice, to one process: answers, errors, and the
    Redis connections it used.
@@ -10,18 +10,31 @@
    Duplicates (goal 0) and losses (every message answered or told why).
 3. SIGTERM with 20 answers stuck on a hung model: seconds to exit, placeholders left.
 4. SIGKILL with 20 answers half-written: seconds from restart until every one is settled.
+5. A replica paused (SIGSTOP) mid-answer with 10 answers, for 25 s (past its takeover) and for
+   15 s (just under it): sentences written over, questions saved twice, answers finished once.
+6. SIGKILL with chat.startStream refused (the streaming budget spent): threads left with a
+   placeholder or a half-written message after recovery.
+7. Redis restarted empty with 10 answers mid-stream: copies of those mentions (as `message`
+   events) answered a second time by the other replica, answers settled after a crash,
+   follow-ups in the bot's threads answered.
+8. 20 answers interrupted in one channel: seconds to settle them all (goal <= 20 s), and seconds
+   until a follow-up sent right after is answered (goal <= 3 s).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
+import shutil
 import signal
+import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -249,6 +262,193 @@ async def sigkill(bench: Bench, tmp: Path) -> None:
     await redis.stop()
 
 
+def mid_stream(bench: Bench, prefix: str, count: int) -> Callable[[], bool]:
+    """Whether `count` replies in channels named `prefix…` show answer text."""
+    return lambda: (
+        count <= sum("word" in v[-1] for k, v in bench.replies().items() if k.startswith(prefix))
+    )
+
+
+async def _questions_saved(redis_url: str, channel_prefix: str) -> Counter[str]:
+    """How often each thread's question is in memory (1 each is right)."""
+    client = aioredis.Redis.from_url(redis_url)
+    counts: Counter[str] = Counter()
+    async for key in client.scan_iter(match=f"*{{slack:T1:{channel_prefix}*:turns"):
+        for raw in await client.lrange(key, 0, -1):
+            if json.loads(raw)["role"] == "user":
+                counts[key.decode()] += 1
+    await client.aclose()
+    return counts
+
+
+async def pause(bench: Bench, tmp: Path, seconds: float, tag: str) -> None:
+    (tmp / tag).mkdir()
+    redis = RedisServer(tmp / tag)
+    await redis.start()
+    paused, port = await bench.start_bot(redis.url, f"{tag}-a")
+    await bench.start_bot(redis.url, f"{tag}-b")
+    long = " ".join(["word"] * 600)
+    for _ in range(10):
+        bench.model.push(Reply(text=long, token_delay=0.05))
+    await asyncio.gather(*(bench.deliver(port, mention(n, f"{tag}{n}"), f"E{tag}{n}")
+                           for n in range(10)))  # fmt: skip
+    await bench.slack.wait_for(mid_stream(bench, tag, 10))
+    paused.signal(signal.SIGSTOP)
+    await asyncio.sleep(seconds)  # the pause is the fault
+    paused.signal(signal.SIGCONT)
+
+    def over() -> bool:
+        shown = [v[-1] for k, v in bench.replies().items() if k.startswith(tag)]
+        return all(t in (INTERRUPTED, long) for t in shown)
+
+    await bench.slack.wait_for(over, seconds=60)
+    await asyncio.sleep(3)  # a woken process's late writes would land now: wait them out
+    shown = [v for k, v in bench.replies().items() if k.startswith(tag)]
+    settled = sum(1 for v in shown if v[-1] == INTERRUPTED)
+    saved = await _questions_saved(redis.url, tag)
+    print(f"5. A replica paused {seconds:.0f} s with 10 answers mid-stream, another running")
+    row("answers settled with the sentence / finished", f"{settled} / {len(shown) - settled}")
+    if seconds > 16:
+        row("sentences written over by the woken replica (goal 0)",
+            sum(1 for v in shown if v[-1] != INTERRUPTED))  # fmt: skip
+    row("threads with the question saved twice (goal 0)", sum(1 for c in saved.values() if c > 1))
+    for process in bench.processes[-2:]:
+        await process.stop()
+    await redis.stop()
+
+
+async def refused_streams(bench: Bench, tmp: Path) -> None:
+    (tmp / "refused").mkdir()
+    redis = RedisServer(tmp / "refused")
+    await redis.start()
+    bench.slack.refusing["chat.startStream"] = (
+        429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "30"})  # fmt: skip
+    bot, port = await bench.start_bot(redis.url, "refused", SLACK_STREAMING="auto")
+    for _ in range(20):
+        bench.model.push(Reply(text=" ".join(["word"] * 400), token_delay=0.05))
+    await asyncio.gather(*(bench.deliver(port, mention(n, f"CR{n}"), f"Er{n}") for n in range(20)))
+    # all 20 show a placeholder, and answers stream into those the edit budget allows
+    await bench.slack.wait_for(mid_stream(bench, "CR", 5), seconds=30)
+    await asyncio.sleep(1)  # every answer is under way by now
+    bot.signal(signal.SIGKILL)
+    await bot.wait(10)
+    restarted = time.monotonic()
+    await bench.start_bot(redis.url, "refused-restarted", SLACK_STREAMING="auto")
+
+    def settled() -> bool:
+        return all(v[-1] == INTERRUPTED for k, v in bench.replies().items() if k.startswith("CR"))
+
+    with contextlib.suppress(TimeoutError):
+        await bench.slack.wait_for(settled, seconds=60)
+    shown = [v for k, v in bench.replies().items() if k.startswith("CR")]
+    print("6. SIGKILL with chat.startStream refused (answers streamed by placeholder and edits)")
+    row("threads left with a placeholder or half-written message (goal 0)",
+        sum(1 for v in shown if any(t != INTERRUPTED for t in v)))  # fmt: skip
+    row("seconds from restart to all settled", f"{time.monotonic() - restarted:.2f} s")
+    del bench.slack.refusing["chat.startStream"]
+    for process in bench.processes[-1:]:
+        await process.stop()
+    await redis.stop()
+
+
+async def emptied(bench: Bench, tmp: Path) -> None:
+    (tmp / "empty").mkdir()
+    redis = RedisServer(tmp / "empty")
+    await redis.start()
+    first, port_a = await bench.start_bot(redis.url, "empty-a", LOG_LEVEL="INFO")
+    second, port_b = await bench.start_bot(redis.url, "empty-b", LOG_LEVEL="INFO")
+    for _ in range(10):
+        bench.model.push(Reply(text=" ".join(["word"] * 600), token_delay=0.05))
+    await asyncio.gather(*(bench.deliver(port_a, mention(n, f"CE{n}"), f"Ee{n}")
+                           for n in range(10)))  # fmt: skip
+    await bench.slack.wait_for(mid_stream(bench, "CE", 10))
+    await redis.kill()
+    shutil.rmtree(tmp / "empty" / "appendonlydir", ignore_errors=True)
+    await redis.start()
+    lost = time.monotonic()
+    for _ in range(300):
+        if all("Redis lost its data" in p.log() for p in (first, second)):
+            break
+        await asyncio.sleep(0.1)  # the processes' logs are the only signal
+    noticed = time.monotonic() - lost
+    asked = len(bench.model.requests)
+    copies = [message_event(f"<@{BOT_USER}> question {n}", f"1700000{n:03d}.000100",
+                            channel=f"CE{n}") for n in range(10)]  # fmt: skip
+    await asyncio.gather(*(bench.deliver(port_b, c, f"Ec{n}") for n, c in enumerate(copies)))
+    await asyncio.sleep(2)  # a second answer would have started by now
+    twice = len(bench.model.requests) - asked
+    first.signal(signal.SIGKILL)
+    await first.wait(10)
+    killed = time.monotonic()
+
+    def settled() -> bool:
+        return all(v[-1] == INTERRUPTED for k, v in bench.replies().items() if k.startswith("CE"))
+
+    with contextlib.suppress(TimeoutError):
+        await bench.slack.wait_for(settled, seconds=45)
+    settled_in = time.monotonic() - killed
+    done = sum(1 for k, v in bench.replies().items() if k.startswith("CE") and v[-1] == INTERRUPTED)
+    bench.model.push(*(Reply(text="again") for _ in range(10)))
+    follow_ups = [message_event("please try again", f"1700001{n:03d}.000100", channel=f"CE{n}",
+                                thread_ts=f"1700000{n:03d}.000100") for n in range(10)]  # fmt: skip
+    await asyncio.gather(*(bench.deliver(port_b, f, f"Ef{n}") for n, f in enumerate(follow_ups)))
+    with contextlib.suppress(TimeoutError):
+        await bench.slack.wait_for(lambda: sum(
+            v[-1] == "again" for k, v in bench.replies().items() if k.startswith("CE")) == 10,
+            seconds=20)  # fmt: skip
+    answered = sum(1 for k, v in bench.replies().items() if k.startswith("CE") and v[-1] == "again")
+    print("7. Redis restarted empty under two replicas with 10 answers mid-stream")
+    row("seconds until both replicas noticed and wrote back", f"{noticed:.2f} s")
+    row("copies answered a second time by the other replica (goal 0)", twice)
+    row("answers settled after the answering replica was killed", f"{done} / 10 "
+        f"in {settled_in:.1f} s")  # fmt: skip
+    row("follow-ups in the bot's threads answered", f"{answered} / 10")
+    await second.stop()
+    await redis.stop()
+
+
+async def one_channel(bench: Bench, tmp: Path) -> None:
+    (tmp / "channel").mkdir()
+    redis = RedisServer(tmp / "channel")
+    await redis.start()
+    bot, port = await bench.start_bot(redis.url, "channel", SLACK_STREAMING="auto")
+    for _ in range(20):
+        bench.model.push(Reply(text=" ".join(["word"] * 400), token_delay=0.05))
+    await asyncio.gather(*(bench.deliver(port, mention(n, "CONE"), f"Eh{n}") for n in range(20)))
+    await bench.slack.wait_for(mid_stream(bench, "CONE", 20), seconds=60)
+    bot.signal(signal.SIGKILL)
+    await bot.wait(10)
+    _, port = await bench.start_bot(redis.url, "channel-restarted", SLACK_STREAMING="auto")
+    first_seen = None
+
+    def settled() -> bool:
+        nonlocal first_seen
+        shown = [v[-1] for k, v in bench.replies().items() if k.startswith("CONE")]
+        if first_seen is None and INTERRUPTED in shown:
+            first_seen = time.monotonic()
+        return all(t == INTERRUPTED for t in shown)
+
+    with contextlib.suppress(TimeoutError):
+        await bench.slack.wait_for(settled, seconds=90)
+    assert first_seen is not None
+    done = time.monotonic()
+    bench.model.push(Reply(text="here again"))
+    follow_up = message_event("please try again", "1700002000.000100", channel="CONE",
+                              thread_ts=mention(0, "CONE")["ts"])  # fmt: skip
+    asked = time.monotonic()
+    await bench.deliver(port, follow_up, "Ehf")
+    with contextlib.suppress(TimeoutError):
+        await bench.slack.wait_for(
+            lambda: any(v[-1] == "here again" for v in bench.replies().values()), seconds=20
+        )
+    print("8. 20 answers interrupted in one channel, then a restart")
+    row("seconds from the first sentence to all 20 settled (goal <= 20 s)",
+        f"{done - first_seen:.2f} s")  # fmt: skip
+    row("seconds until a follow-up sent right after is answered (goal <= 3 s)",
+        f"{time.monotonic() - asked:.2f} s")  # fmt: skip
+    await redis.stop()
+
+
 async def main() -> None:
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)  # killed bots drop streams
     slack, model = FakeSlack(), FakeOpenAI(model_latency=0.05)
@@ -258,10 +458,20 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         bench = Bench(Path(folder), slack, model)
         try:
-            await burst(bench, Path(folder))
-            await outage(bench, Path(folder))
-            await sigterm(bench, Path(folder))
-            await sigkill(bench, Path(folder))
+            tmp = Path(folder)
+            scenarios = {
+                "burst": lambda: burst(bench, tmp),
+                "outage": lambda: outage(bench, tmp),
+                "sigterm": lambda: sigterm(bench, tmp),
+                "sigkill": lambda: sigkill(bench, tmp),
+                "pause": lambda: pause(bench, tmp, 25, "CP"),
+                "short-pause": lambda: pause(bench, tmp, 15, "CQ"),
+                "refused": lambda: refused_streams(bench, tmp),
+                "emptied": lambda: emptied(bench, tmp),
+                "one-channel": lambda: one_channel(bench, tmp),
+            }
+            for name in sys.argv[1:] or scenarios:  # e.g. python -m bench.faults pause emptied
+                await scenarios[name]()
         finally:
             await bench.close()
             await model.stop()

@@ -2,7 +2,8 @@
 
 Spent in priority order: final text and stream stops wait for room; progress edits leave a share
 of chat.update for final text and are skipped otherwise; a native stream starts only while
-chat.startStream has room (else the answer is shown by edits); appends are batched larger when
+chat.startStream and chat.stopStream both have room, its stop paid at the start (else the answer
+is shown by edits); appends are batched larger when
 chat.appendStream is short. A 429 pauses that method for the whole workspace.
 """
 
@@ -58,4 +59,9 @@ class SlackBudget:
         return await self._budget.try_take(self._key("chat.update"), limit, period)
 
     async def may_start_stream(self) -> bool:
-        return await self.may("chat.startStream")
+        """A native stream starts only with its stop paid for now: a stop that had to wait for
+        room kept answers open (and unsaved by Slack) for up to a minute in a burst."""
+        if not await self.may("chat.startStream"):
+            return False
+        limit, period = self.tiers["chat.stopStream"]
+        return await self._budget.try_take(self._key("chat.stopStream"), limit, period)

@@ -35,6 +35,7 @@ REFUSALS = frozenset(
         "invalid_arguments",
     }
 )
+STREAM_LIMIT = 12_000  # markdown_text a streamed message may hold; the rest goes in a new one
 _PING = re.compile(r"<(?=[!@#])")
 _HELD = re.compile(r"[<@][^\s]{0,40}$")  # a tail that may still become a ping with the next text
 
@@ -76,6 +77,8 @@ class NativeReply:
         self._stream: AsyncChatStream | None = None
         self._text = ""  # everything the model said
         self._sent = 0  # how much of _text has gone to Slack
+        self._began = 0  # where in _text the current stream's message begins
+        self._stop_paid = False  # the current stream's stop was paid for when it started
         self._last_sent = float("-inf")
         self.first_visible_at: float | None = None
 
@@ -113,15 +116,24 @@ class NativeReply:
             await self._fallback.finish()
             return
         assert self._stream is not None
+        while len(self._text) - self._began > STREAM_LIMIT:  # too long for one message
+            pending, room = self._text[self._sent :], STREAM_LIMIT - (self._sent - self._began)
+            try:
+                await self._continue_in_new_message(_head(pending, room))
+            except SlackApiError as exc:
+                log.warning("chat.stopStream failed (%s); finishing by edits", _code(exc))
+                await self._switch(started=True)
+            else:
+                await self._send(final=True)  # the next message's stream starts
+            if self._fallback is not None:
+                await self._fallback.finish()
+                return
+            assert self._stream is not None
         # The rest of the text goes with the stop: one call fewer, and no wait for append room.
         rest = self._text[self._sent :]
         blocks = list(self._final_blocks()) if self._final_blocks else None
         try:
-            if self._budget is not None:
-                await self._budget.wait("chat.stopStream")
-            await self._guarded()
-            await self._stream.stop(markdown_text=safe_markdown(rest) if rest else None,
-                                    blocks=blocks)  # fmt: skip
+            await self._stop(rest, blocks)
             self._sent = len(self._text)
         except SlackApiError as exc:
             log.warning("chat.stopStream failed (%s); finishing by edit", _code(exc))
@@ -141,6 +153,22 @@ class NativeReply:
             self._fallback = self._fallen_back()
         await self._fallback.fail(sentence)
 
+    async def _stop(self, rest: str, blocks: list[Any] | None = None) -> None:
+        assert self._stream is not None
+        if self._budget is not None and not self._stop_paid:
+            await self._budget.wait("chat.stopStream")
+        self._stop_paid = False
+        await self._guarded()
+        await self._stream.stop(markdown_text=safe_markdown(rest) if rest else None, blocks=blocks)
+
+    async def _continue_in_new_message(self, head: str) -> None:
+        """The stream's message is full: stop it with `head`, and let the next send start a
+        new stream (or a reply by edits) with the rest."""
+        await self._stop(head)
+        self._sent += len(head)
+        self._stream = None
+        self._began = self._sent
+
     async def _guarded(self) -> None:
         if self.guard is not None:
             await self.guard()
@@ -153,13 +181,24 @@ class NativeReply:
             held = _HELD.search(pending)  # keep back what a later delta could turn into a ping
             if held is not None:
                 pending = pending[: held.start()]
+        room = STREAM_LIMIT - (self._sent - self._began)
+        if self._stream is not None and len(pending) > room:
+            try:
+                await self._continue_in_new_message(_head(pending, room))
+            except SlackApiError as exc:
+                log.warning("chat.stopStream failed (%s); finishing by edits", _code(exc))
+                await self._switch(started=True)
+            return
+        pending = pending[:STREAM_LIMIT]
         if not pending:
             return
         try:
             if self._stream is None:
-                if self._budget is not None and not await self._budget.may_start_stream():
-                    await self._switch(started=False, reason="chat.startStream budget spent")
-                    return
+                if self._budget is not None:
+                    if not await self._budget.may_start_stream():
+                        await self._switch(started=False, reason="chat.startStream budget spent")
+                        return
+                    self._stop_paid = True
                 await self._guarded()
                 if self.moved is not None:
                     await self.moved([], True, True)
@@ -201,7 +240,7 @@ class NativeReply:
         else:
             await fallback.start()  # its placeholder goes into the answer's record
         self._fallback = fallback
-        shown = self._text if text is None else text
+        shown = self._text[self._began :] if text is None else text
         if shown:
             await fallback.feed(shown)
         if self.first_visible_at is None:
@@ -211,6 +250,18 @@ class NativeReply:
         fallback = self._fallback_factory()
         fallback.guard, fallback.moved = self.guard, self.moved
         return fallback
+
+
+def _head(text: str, room: int) -> str:
+    """The longest start of `text` within `room` characters that ends at a line (or else a
+    word) boundary, so a message ends where a reader would expect."""
+    if len(text) <= room:
+        return text
+    for mark in ("\n\n", "\n", " "):
+        cut = text.rfind(mark, 0, room)
+        if cut > room // 2:
+            return text[: cut + len(mark)]
+    return text[:room]
 
 
 def _code(error: SlackApiError) -> str:

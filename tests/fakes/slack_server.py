@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
+STREAM_LIMIT = 12_000  # markdown_text a streamed message holds, as Slack documents
 BOT_USER = "UBOT"
 BOT_ID = "BBOT"
 TEAM = "T1"
@@ -338,6 +339,8 @@ class FakeSlack:
             params.get("recipient_user_id") and params.get("recipient_team_id")
         ):
             return {"ok": False, "error": "invalid_arguments"}  # required outside DMs
+        if len(self._stream_text(params)) > STREAM_LIMIT:
+            return {"ok": False, "error": "msg_too_long"}
         ts = f"1800000000.{next(self._clock):06d}"
         message = self.add_message(channel, ts, self._stream_text(params), BOT_USER,
                                    params.get("thread_ts"), bot_id=BOT_ID, streaming=True)  # fmt: skip
@@ -348,6 +351,8 @@ class FakeSlack:
         stream = self.streams.get(params.get("ts", ""))
         if stream is None or not stream["open"]:
             return {"ok": False, "error": "message_not_in_streaming_state"}
+        if len(stream["message"]["text"]) + len(self._stream_text(params)) > STREAM_LIMIT:
+            return {"ok": False, "error": "msg_too_long"}
         stream["message"]["text"] += self._stream_text(params)
         stream["appends"] += 1
         return {"ok": True, "channel": stream["channel"], "ts": params["ts"]}
@@ -356,6 +361,8 @@ class FakeSlack:
         stream = self.streams.get(params.get("ts", ""))
         if stream is None or not stream["open"]:
             return {"ok": False, "error": "message_not_in_streaming_state"}
+        if len(stream["message"]["text"]) + len(self._stream_text(params)) > STREAM_LIMIT:
+            return {"ok": False, "error": "msg_too_long"}
         stream["message"]["text"] += self._stream_text(params)
         stream["message"].pop("streaming", None)
         if params.get("blocks"):

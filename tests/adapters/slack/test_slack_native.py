@@ -182,3 +182,31 @@ async def test_answers_finished_by_edits_carry_the_feedback_buttons_too(
     blocks = json.loads(final["blocks"]) if isinstance(final["blocks"], str) else final["blocks"]
     assert blocks[0]["text"]["text"] == "Edited in."
     assert blocks[-1]["type"] == "context_actions"
+
+
+async def test_an_answer_longer_than_a_streamed_message_continues_in_a_new_one(
+    native: SlackHarness, fake_openai: FakeOpenAI, fake_slack: FakeSlack
+) -> None:
+    # about 30,000 characters in 750 words (the fake model sends at most 1,024 pieces)
+    paragraphs = [" ".join(f"w{p}x{n}" + "-" * 34 for n in range(25)) for p in range(30)]
+    words = "\n\n".join(paragraphs)
+    fake_openai.push(Reply(text=words, token_delay=0.0005))
+    await native.event(mention("write a lot"))
+    messages = [m["text"] for m in fake_slack.bot_messages("C1")]
+    assert len(messages) >= 3 and all(len(m) <= 12_000 for m in messages)
+    assert "".join(messages) == words  # nothing lost or repeated at the seams
+    assert all(m.endswith("\n\n") for m in messages[:-1])  # cut between paragraphs
+    assert len(fake_slack.called("chat.stopStream")) == len(messages)
+    assert not any(s["open"] for s in fake_slack.streams.values())
+
+
+async def test_a_stream_starts_only_when_its_stop_is_paid_for(
+    native: SlackHarness, fake_openai: FakeOpenAI, fake_slack: FakeSlack
+) -> None:
+    budget = native.bot.web.budget
+    for _ in range(TIERS["chat.stopStream"][0]):  # every stop of the minute is spent
+        assert await budget.may("chat.stopStream")
+    fake_openai.push(Reply(text="Shown by edits."))
+    await native.event(mention("hello"))
+    assert fake_slack.called("chat.startStream") == []  # no stream that could not be stopped
+    assert [m["text"] for m in fake_slack.bot_messages("C1")] == ["Shown by edits."]
