@@ -64,7 +64,11 @@ class NotesContextStore(AsyncAssistantThreadContextStore):
 
     async def find(self, *, channel_id: str, thread_ts: str) -> AssistantThreadContext | None:
         raw = await self._notes.get(self._key(channel_id, thread_ts))
-        return AssistantThreadContext(json.loads(raw)) if raw else None
+        context = json.loads(raw) if raw else None
+        # A pane opened from the app's Home or a DM has no channel in view ("context": {}).
+        if not isinstance(context, dict) or not context.get("channel_id"):
+            return None
+        return AssistantThreadContext(context)
 
 
 def pane_intent(text: str) -> str | None:

@@ -137,6 +137,18 @@ async def test_without_a_channel_in_view_it_says_how_to_get_one(
     assert fake_slack.bot_messages(PANE)[-1]["text"] == NO_CHANNEL
 
 
+async def test_a_pane_opened_without_a_channel_asks_to_be_opened_from_one(
+    pane: SlackHarness, fake_openai: FakeOpenAI, fake_slack: FakeSlack
+) -> None:
+    started = opened()
+    started["assistant_thread"]["context"] = {}  # opened from the app's Home, or a DM
+    await pane.event(started)
+    await pane.event(asked("Summarize this channel"))
+    assert fake_slack.bot_messages(PANE)[-1]["text"] == NO_CHANNEL
+    assert calls(fake_slack, "setStatus")[-1]["status"] == ""  # nothing left "thinking"
+    assert fake_openai.requests == []
+
+
 async def test_a_failure_in_the_pane_clears_the_status_and_says_why(
     pane: SlackHarness, fake_openai: FakeOpenAI, fake_slack: FakeSlack
 ) -> None:
