@@ -19,7 +19,9 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
-def pdf_bytes(pages: list[str], *, password: str | None = None) -> bytes:
+def pdf_bytes(
+    pages: list[str], *, password: str | None = None, algorithm: str = "RC4-128"
+) -> bytes:
     """A PDF whose page n shows the lines of pages[n] in Helvetica ("" makes a page without text)."""
     from pypdf import PdfWriter
     from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
@@ -45,8 +47,8 @@ def pdf_bytes(pages: list[str], *, password: str | None = None) -> bytes:
         page[NameObject("/Resources")] = DictionaryObject(
             {NameObject("/Font"): DictionaryObject({NameObject("/F1"): font_ref})}
         )
-    if password:
-        writer.encrypt(password)
+    if password is not None:  # "" with an owner password: opens in any viewer, as pypdf's tests
+        writer.encrypt(password, owner_password="owner-only", algorithm=algorithm)
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()

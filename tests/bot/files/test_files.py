@@ -66,6 +66,20 @@ def test_encrypted_corrupt_and_empty_pdfs_are_one_sentence_each() -> None:
         read_pdf("scan.pdf", pdf_bytes(["", ""]), max_pages=5)
 
 
+@pytest.mark.parametrize("algorithm", ["AES-128", "AES-256", "AES-256-R5", "RC4-128"])
+def test_an_encrypted_pdf_with_an_empty_password_is_read(algorithm: str) -> None:
+    data = pdf_bytes(["the budget is approved"], password="", algorithm=algorithm)
+    document = read_pdf("open.pdf", data, max_pages=5)
+    assert "the budget is approved" in document.sections[0].text
+
+
+@pytest.mark.parametrize("algorithm", ["AES-256", "RC4-128"])
+def test_a_pdf_that_really_needs_a_password_says_so(algorithm: str) -> None:
+    data = pdf_bytes(["x"], password="hunter2", algorithm=algorithm)
+    with pytest.raises(FileProblem, match="password-protected"):
+        read_pdf("secret.pdf", data, max_pages=5)
+
+
 def test_word_paragraphs_and_tables() -> None:
     document = read_docx("plan.docx", docx_bytes(["Goal: ship", "Owner: Mina"], [["Q1", "beta"]]))
     assert "Goal: ship" in document.text and "Q1 | beta" in document.text
