@@ -14,6 +14,8 @@ from bot.errors import FileProblem
 
 log = logging.getLogger(__name__)
 
+MODEL_FORMATS = ("PNG", "JPEG", "GIF", "WEBP")  # the image inputs OpenAI-style models document
+
 
 @dataclass(frozen=True, slots=True)
 class PreparedImage:
@@ -50,7 +52,9 @@ def prepare_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            opened = Image.open(io.BytesIO(data))
+            # Only what the models take: TIFF, BMP, PSD and Pillow's other decoders (and their
+            # crash files) are never reached, whatever the file is named.
+            opened = Image.open(io.BytesIO(data), formats=MODEL_FORMATS)
             width, height = opened.size
             if width * height > max_pixels:
                 raise FileProblem(
@@ -65,7 +69,7 @@ def prepare_image(
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise FileProblem(f"{name} is larger than I can open; send a smaller image.") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         log.info("unreadable image %s: %s: %s", name, type(exc).__name__, exc)
         raise FileProblem(
             f"{name} is damaged or not really an image, so I cannot see it."

@@ -149,6 +149,27 @@ def test_huge_and_broken_images_are_refused() -> None:
                       max_pixels=10**8)  # fmt: skip
 
 
+@pytest.mark.parametrize("fmt", ["TIFF", "BMP", "ICO", "PPM", "TGA"])
+def test_formats_the_models_do_not_take_never_reach_a_decoder(fmt: str) -> None:
+    data = image_bytes(64, 64, fmt)  # named .png, as a Photoshop file was
+    with pytest.raises(FileProblem, match="damaged or not really an image"):
+        prepare_image("mock-up.png", data, long_side=2048, short_side=768, max_pixels=10**8)
+
+
+def test_a_truncated_gif_is_damaged_not_something_went_wrong() -> None:
+    data = image_bytes(64, 64, "GIF")
+    for cut in (13, 20, 40, 60):  # headers without frames: EOFError inside Pillow
+        with pytest.raises(FileProblem, match="damaged or not really an image"):
+            prepare_image("cat.gif", data[:cut], long_side=2048, short_side=768, max_pixels=10**8)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "WEBP"])
+def test_the_four_documented_formats_are_read(fmt: str) -> None:
+    prepared = prepare_image("ok", image_bytes(64, 48, fmt), long_side=2048, short_side=768,
+                             max_pixels=10**8)  # fmt: skip
+    assert prepared.original == (64, 48)
+
+
 @given(st.integers(1, 20_000), st.integers(1, 20_000), st.integers(64, 4096), st.integers(64, 4096))
 def test_fitted_size_respects_both_limits_and_shape(w: int, h: int, long: int, short: int) -> None:
     fw, fh = fitted_size(w, h, long, short)
