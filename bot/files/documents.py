@@ -158,7 +158,10 @@ def read_pdf(name: str, data: Data, *, max_pages: int) -> Document:
         )
     notes = []
     if total > max_pages:
-        notes.append(f"only the first {max_pages} of its {total} pages were read")
+        notes.append(
+            f"pages {max_pages + 1:,} to {total:,} were never read "
+            f"(I read at most the first {max_pages:,} pages)"
+        )
     if empty:
         notes.append(f"{empty} page{'s' if empty > 1 else ''} had no text (scans or images)")
     return Document(name, "pdf", tuple(sections), total_units=total, note="; ".join(notes))

@@ -65,8 +65,11 @@ def quote_one(counter: TokenCounter, document: Document, budget: int) -> tuple[s
         span = first if first == last else f"{first} to {last}"
         note = (
             f"{document.name} is too long to read whole: I read it up to {first}; "
-            f"the rest ({span}, about {left}% of the text) was left out."
+            f"the rest ({span}, about {left}% of the text) was left out"
         )
+        note += f", and {document.note}." if document.note else "."
+    elif document.note:  # all that was read fits, but not all was read (pages past the cap)
+        note = f"{document.name}: {document.note}."
     return "\n".join(parts), used, note
 
 

@@ -54,7 +54,7 @@ def test_pdf_pages_are_cited_and_pages_without_text_noted() -> None:
 def test_pdf_page_flood_is_cut_at_the_cap() -> None:
     document = read_pdf("big.pdf", pdf_bytes([f"page {n}" for n in range(1, 13)]), max_pages=5)
     assert [s.where for s in document.sections][-1] == "p. 5"
-    assert "first 5 of its 12 pages" in document.note
+    assert "pages 6 to 12 were never read" in document.note
 
 
 def test_encrypted_corrupt_and_empty_pdfs_are_one_sentence_each() -> None:
@@ -191,6 +191,19 @@ def test_a_long_document_is_quoted_as_far_as_it_fits_with_a_note() -> None:
     assert "[p. 1]" in quoted.text and "[p. 100]" not in quoted.text
     assert len(quoted.notes) == 1 and "manual.pdf is too long" in quoted.notes[0]
     assert "to p. 100" in quoted.notes[0]
+
+
+def test_a_pdf_past_the_page_cap_says_which_pages_were_never_read() -> None:
+    pages = [f"Page {n}: " + "words " * 60 for n in range(1, 31)]
+    data = pdf_bytes(pages + [f"late page {n}" for n in range(31, 51)])
+    document = read_pdf("huge.pdf", data, max_pages=30)
+    quoted = quote_documents(COUNTER, [document], 800)
+    [note] = quoted.notes
+    assert "to p. 30" in note and "was left out" in note  # read, but did not fit
+    assert "pages 31 to 50 were never read" in note  # never read at all
+    whole = quote_documents(COUNTER, [document], 100_000)  # everything read fits
+    assert whole.notes == ("huge.pdf: pages 31 to 50 were never read (I read at most the first "
+                           "30 pages).",)  # fmt: skip
 
 
 def test_small_documents_are_quoted_whole_and_share_the_rest() -> None:
