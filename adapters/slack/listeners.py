@@ -8,6 +8,7 @@ the shortcut ack first) and the real work runs in the background.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -75,6 +76,16 @@ def build_app(
 
     app.event("app_mention")(on_event)
     app.event("message")(on_event)
+
+    async def on_other_event(body: dict[str, Any]) -> None:
+        # Slack counts a 404 as a failed delivery and can turn an app's events off: an event
+        # type the manifest does not ask for (an old subscription, a new Slack feature) is
+        # acknowledged with one line instead of bolt's warning and its 404.
+        event = body.get("event")
+        kind = event.get("type") if isinstance(event, dict) else None
+        log.info("event %r is not one the bot handles: acknowledged, ignored", kind)
+
+    app.event(re.compile(".*"))(on_other_event)  # last: only what nothing above took
 
     async def on_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
         await on_summarize_command(bot, ack, command, respond)

@@ -5,6 +5,7 @@ bot still answers a normal mention afterwards."""
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -15,7 +16,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.adapters.slack.conftest import SECRET, envelope, message_event, signed_headers
+from tests.adapters.slack.conftest import (
+    SECRET,
+    SlackHarness,
+    envelope,
+    message_event,
+    signed_headers,
+)
 from tests.conftest import REDIS_URL
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.processes import BotProcess, bot_env, free_port
@@ -238,3 +245,26 @@ async def test_fuzzed_events_never_get_a_5xx_or_a_traceback(
     assert all(status < 500 for status in statuses)
     await still_answers(endpoint, fake_slack)
     assert "Traceback" not in endpoint.process.log()
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "reaction_added", "user": "UALICE", "reaction": "thumbsup",
+         "item": {"type": "message", "channel": "C1", "ts": "1700000000.000100"},
+         "event_ts": "1700000000.000200"},
+        {"type": "channel_rename", "channel": {"id": "C1", "name": "general-2", "created": 1}},
+        {"type": "app_home_opened", "user": "UALICE", "channel": "D1", "tab": "home"},
+    ],
+)  # fmt: skip
+async def test_an_event_type_the_bot_does_not_handle_is_acknowledged_in_one_line(
+    slack: SlackHarness, fake_openai: FakeOpenAI, caplog: pytest.LogCaptureFixture, event: dict
+) -> None:
+    caplog.set_level(logging.INFO)
+    response = await slack.event(event)
+    assert response.status == 200  # a 404 counts as a failed delivery at Slack
+    said = [r for r in caplog.records if r.name.startswith(("slack_bolt", "adapters.slack"))]
+    assert [r.getMessage() for r in said] == [
+        f"event {event['type']!r} is not one the bot handles: acknowledged, ignored"
+    ]
+    assert fake_openai.requests == [] and slack.slack.called("chat.postMessage") == []
