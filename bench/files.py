@@ -13,6 +13,7 @@ before (Linux /proc/self/clear_refs): peak above idle, against the goal of 3× t
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import random
 import sys
@@ -152,12 +153,79 @@ async def memory() -> None:
     row("prompt tokens (quoted)", f"{int(tokens):,}")
 
 
+def bomb(kind: str) -> tuple[str, bytes]:
+    """A small upload that unpacks to far more than it weighs."""
+    import zlib
+
+    from tests.fakes.documents import docx_bomb
+
+    if kind == "docx":
+        return "bomb.docx", docx_bomb(2_000_000)  # about 70 MB of XML
+    if kind == "pdf":  # one page whose content stream inflates to 200 MB of spaces
+        inflated = zlib.compress(b" " * 200_000_000, 9)
+        body = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+                b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+                b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]/Contents 4 0 R>>endobj\n"
+                b"4 0 obj<</Length " + str(len(inflated)).encode()
+                + b"/Filter/FlateDecode>>stream\n")  # fmt: skip
+        tail = b"\nendstream endobj\ntrailer<</Root 1 0 R>>\nstartxref\n0\n%%EOF"
+        return "bomb.pdf", body + inflated + tail
+    if kind == "png":  # 20,000 × 20,000 pixels of one colour
+        from PIL import Image
+
+        out = io.BytesIO()
+        Image.new("1", (20_000, 20_000)).save(out, "PNG")
+        return "bomb.png", out.getvalue()
+    text = ("ünïcödé " * 700_000).encode("utf-16")  # a 10 MB text file in UTF-16
+    return "wide.txt", text
+
+
+def bomb_child(kind: str) -> None:
+    """Read one bomb as the bot does, in a fresh process; print its peak RSS above idle."""
+    from bot.errors import FileProblem
+    from bot.files.documents import read_document
+    from bot.files.kinds import kind_of
+
+    name, data = bomb(kind)
+    idle = rss_kb("VmRSS")
+    reset_peak()
+    started = time.perf_counter()
+    try:
+        if kind == "png":
+            prepare_image(name, data, long_side=2048, short_side=768, max_pixels=40_000_000)
+        else:
+            read_document(name, kind_of(name, ""), [data], max_pages=300)
+        said = "read"
+    except FileProblem as exc:
+        said = str(exc)
+    seconds = time.perf_counter() - started
+    print(len(data), rss_kb("VmHWM") - idle, f"{seconds:.2f}", said, flush=True)
+
+
+def bombs() -> None:
+    import subprocess
+
+    print(
+        "Files that unpack to far more than they weigh (fresh process each; goal: peak <= +100 MB)"
+    )
+    for kind in ("docx", "pdf", "png", "text"):
+        out = subprocess.run([sys.executable, "-m", "bench.files", "--bomb", kind],
+                             capture_output=True, text=True, timeout=600)  # fmt: skip
+        size, peak, seconds, said = out.stdout.strip().split(" ", 3)
+        row(f"{kind} ({int(size) / 1e3:,.0f} KB uploaded)",
+            f"peak +{int(peak) / 1024:.0f} MB, {seconds} s: {said[:70]}")  # fmt: skip
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         asyncio.run(child(sys.argv[2], int(sys.argv[3])))
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "--bomb":
+        bomb_child(sys.argv[2])
+        return
     documents()
     asyncio.run(memory())
+    bombs()
 
 
 if __name__ == "__main__":

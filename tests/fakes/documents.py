@@ -68,3 +68,23 @@ def docx_bytes(paragraphs: list[str], table: list[list[str]] | None = None) -> b
     out = io.BytesIO()
     document.save(out)
     return out.getvalue()
+
+
+def docx_bomb(paragraphs: int) -> bytes:
+    """A small DOCX whose document.xml unpacks to about 36 bytes a paragraph (2 million: 70 MB),
+    shaped as the 330 KB upload that took gigabytes."""
+    import zipfile
+
+    source = zipfile.ZipFile(io.BytesIO(docx_bytes(["seed"])))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as bomb:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "word/document.xml":
+                text = data.decode()
+                head, _, tail = text.partition("<w:body>")
+                body = "<w:p><w:r><w:t>a</w:t></w:r></w:p>" * paragraphs
+                data = (head + "<w:body>" + body + tail.split("</w:body>")[-1]).encode()
+                data = data.replace(b"</w:document>", b"</w:body></w:document>")
+            bomb.writestr(item.filename, data)
+    return out.getvalue()

@@ -18,7 +18,7 @@ from bot.files.quoting import quote_documents
 from bot.files.reading import FileReader
 from bot.files.refs import FileRef
 from bot.tokens import EstimatingCounter
-from tests.fakes.documents import docx_bytes, image_bytes, pdf_bytes
+from tests.fakes.documents import docx_bomb, docx_bytes, image_bytes, pdf_bytes
 
 COUNTER = EstimatingCounter()
 
@@ -191,6 +191,15 @@ def test_a_long_document_is_quoted_as_far_as_it_fits_with_a_note() -> None:
     assert "[p. 1]" in quoted.text and "[p. 100]" not in quoted.text
     assert len(quoted.notes) == 1 and "manual.pdf is too long" in quoted.notes[0]
     assert "to p. 100" in quoted.notes[0]
+
+
+def test_a_docx_that_unpacks_to_too_much_is_refused_before_it_is_unpacked() -> None:
+    bomb = docx_bomb(400_000)  # about 14 MB of XML in a few tens of KB
+    assert len(bomb) < 200_000
+    with pytest.raises(FileProblem, match=r"bomb.docx unpacks to 1\d\.\d MB, more than the 12 MB"):
+        read_docx("bomb.docx", bomb)
+    small = read_docx("fine.docx", docx_bomb(1_000))  # the same shape, small: read
+    assert small.total_units == 1_000
 
 
 def test_a_pdf_past_the_page_cap_says_which_pages_were_never_read() -> None:
