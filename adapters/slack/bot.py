@@ -28,6 +28,7 @@ from adapters.slack.events import (
     ts_time,
 )
 from adapters.slack.feedback import answer_blocks, feedback_blocks
+from adapters.slack.files import complete_files
 from adapters.slack.history import SlackHistory
 from adapters.slack.mrkdwn import to_mrkdwn
 from adapters.slack.native import NativeReply
@@ -291,7 +292,7 @@ class SlackBot(SlackHistory):
             author_name=names[message.user],
             message_id=message.ts,
             at=ts_time(message.ts),
-            files=message.attachments,
+            files=await complete_files(self.web.client, message.attachments),
         )
 
     def reply_for(self, message: SlackMessage, placeholder: str = PLACEHOLDER) -> StreamingReply:

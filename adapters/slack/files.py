@@ -6,9 +6,11 @@ A file's `url_private` needs the bot token (scope `files:read`); without the sco
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
+from slack_sdk.errors import SlackApiError
 
 from adapters.downloads import download
 from bot.errors import FileProblem
@@ -27,6 +29,12 @@ def _files_of(item: dict[str, Any]) -> list[FileRef]:
     for file in files if isinstance(files, list) else []:
         if not isinstance(file, dict) or file.get("mode") in ("tombstone", "hidden_by_limit"):
             continue  # deleted, or beyond a free workspace's history limit
+        if file.get("file_access") == "check_file_info" and isinstance(file.get("id"), str):
+            # Shared from another organization (Slack Connect): only its id comes with the
+            # event; files.info tells the rest (`complete_files`).
+            refs.append(FileRef(platform="slack", name=f"file {file['id']}", url="",
+                                file_id=file["id"]))  # fmt: skip
+            continue
         name = file.get("name") or file.get("title")
         url = file.get("url_private_download") or file.get("url_private")
         if not isinstance(name, str) or not name or not isinstance(url, str) or not url:
@@ -44,6 +52,33 @@ def _files_of(item: dict[str, Any]) -> list[FileRef]:
             )
         )
     return refs
+
+
+SHARED_UNOPENED = (
+    "I could not open a file shared from another organization ({reason}); "
+    "ask its owner to share it here, or paste what it says."
+)
+
+
+async def complete_files(client: Any, refs: tuple[FileRef, ...]) -> tuple[FileRef, ...]:
+    """Look up the files that came as an id only (Slack Connect) with files.info; one that
+    cannot be looked up carries the sentence saying so."""
+    done: list[FileRef] = []
+    for ref in refs:
+        if ref.url or not ref.file_id:
+            done.append(ref)
+            continue
+        try:
+            answer = await client.files_info(file=ref.file_id)
+            found = _files_of({"files": [answer.get("file")]})
+            reason = "Slack gave me no way to download it"
+        except SlackApiError as exc:
+            found = []
+            reason = f"Slack said {exc.response.get('error', 'no')}"
+        usable = [f for f in found if f.url]
+        done.append(usable[0] if usable else replace(ref, unopened=SHARED_UNOPENED.format(
+            reason=reason)))  # fmt: skip
+    return tuple(done)
 
 
 def file_refs(event: dict[str, Any]) -> tuple[FileRef, ...]:

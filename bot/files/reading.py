@@ -66,7 +66,9 @@ class FileReader:
                     f"I read at most {limits.max_files} files per message, so I skipped {rest}."
                 )
                 break
-            if ref.kind == "unsupported":
+            if ref.unopened:
+                problems.append(ref.unopened)
+            elif ref.kind == "unsupported":
                 problems.append(f"I cannot read {ref.name}: {SUPPORTED}.")
             elif ref.size > limits.max_file_bytes:
                 problems.append(

@@ -18,6 +18,7 @@ class FileRef:
     size: int = 0  # bytes, as the platform says; 0 when it did not say
     mimetype: str = ""
     file_id: str = ""
+    unopened: str = ""  # the sentence to say when the platform would not let the bot open it
 
     @property
     def kind(self) -> FileKind:

@@ -57,6 +57,7 @@ class FakeSlack:
         # file id -> (name, bytes, mimetype), served at url_private with the bot token only
         self.files: dict[str, tuple[str, bytes, str]] = {}
         self.file_token = "xoxb-test"
+        self.hidden_files: set[str] = set()  # files.info refuses these (another org's choice)
         self.files_scope = True  # False: like a token without files:read (a sign-in page)
         self.file_requests: list[tuple[str, str]] = []  # (path, Authorization header) of each
         self._clock = itertools.count(1)
@@ -95,6 +96,10 @@ class FakeSlack:
         """A file as Slack describes it in a message's `files`; its URLs point at this server."""
         file_id = f"F{len(self.files) + 1:08d}"
         self.files[file_id] = (name, data, mimetype)
+        return self._described(file_id, size)
+
+    def _described(self, file_id: str, size: int | None = None) -> dict[str, Any]:
+        name, data, mimetype = self.files[file_id]
         base = self.url.removesuffix("/api/")
         return {
             "id": file_id, "name": name, "title": name, "mimetype": mimetype,
@@ -385,6 +390,12 @@ class FakeSlack:
 
     def _assistant_threads_setSuggestedPrompts(self, params: dict[str, Any]) -> dict[str, Any]:
         return self._assistant("setSuggestedPrompts", params)
+
+    def _files_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_id = params.get("file", "")
+        if file_id not in self.files or file_id in self.hidden_files:
+            return {"ok": False, "error": "file_not_found"}
+        return {"ok": True, "file": self._described(file_id)}
 
     def _conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
         info = self.channel_info.get(params.get("channel", ""))

@@ -145,3 +145,32 @@ async def test_a_shared_message_brings_its_files(
     await slack.event(message_event(f"<@{BOT_USER}> what does the API return?", TS,
                                     attachments=[shared]))  # fmt: skip
     assert "The API returns 204." in last_user_text(fake_openai.requests[-1])
+
+
+def connect_file(file_id: str) -> dict:
+    """A file shared from another organization as the event carries it (slack-web's golden
+    file): its id only, with `file_access: check_file_info`."""
+    return {"id": file_id, "mode": "file_access", "file_access": "check_file_info",
+            "created": 1700000000, "timestamp": 1700000000, "user": "UOTHERORG"}  # fmt: skip
+
+
+async def test_a_slack_connect_file_is_looked_up_then_read(
+    slack: SlackHarness, fake_openai: FakeOpenAI
+) -> None:
+    pdf = slack.slack.add_file("contract.pdf", pdf_bytes(["Term: 2 years"]), "application/pdf")
+    await slack.event(with_files(f"<@{BOT_USER}> how long?", TS, connect_file(pdf["id"])))
+    [info] = slack.slack.called("files.info")
+    assert info["file"] == pdf["id"]
+    assert "[p. 1]\nTerm: 2 years" in last_user_text(fake_openai.requests[-1])
+
+
+async def test_a_slack_connect_file_it_may_not_open_is_one_sentence(
+    slack: SlackHarness, fake_openai: FakeOpenAI
+) -> None:
+    pdf = slack.slack.add_file("secret.pdf", pdf_bytes(["x"]), "application/pdf")
+    slack.slack.hidden_files.add(pdf["id"])
+    await slack.event(with_files(f"<@{BOT_USER}> what is this?", TS, connect_file(pdf["id"])))
+    [answer] = slack.thread_texts()
+    assert "I could not open a file shared from another organization" in answer
+    assert "file_not_found" in answer
+    assert slack.slack.file_requests == []  # nothing was downloaded
