@@ -318,7 +318,7 @@ class SlackBot(SlackHistory):
             channel=message.channel,
             thread_ts=where,
             recipient_user_id=message.user,
-            recipient_team_id=message.team or self.me.team_id,
+            recipient_team_id=message.author_team or message.team or self.me.team_id,
             fallback=lambda: self.reply_for(message),
             final_blocks=feedback_blocks if self.settings.feedback else None,
             budget=self.web.budget if self.settings.streaming == "auto" else None,

@@ -42,6 +42,7 @@ class SlackMessage:
     shared: tuple[tuple[str, str], ...] = ()  # (author, text) of messages shared or forwarded in it
     files: tuple[str, ...] = ()  # names of the files attached to it
     attachments: tuple[FileRef, ...] = ()  # those files (and shared messages' files) to read
+    author_team: str = ""  # the author's own workspace (another organization's in Slack Connect)
 
     @property
     def wordless(self) -> bool:
@@ -86,6 +87,25 @@ def _id(value: object) -> str | None:
     return None
 
 
+def workspace_of(body: dict[str, Any]) -> str:
+    """The workspace an event belongs to for the bot: the installation it was delivered to
+    (`authorizations`), then the workspace it happened in (`context_team_id`). In a Slack Connect
+    channel the envelope's `team_id` and the event's `team` are the author's organization, which
+    changes from message to message: keyed by them, a thread started by one organization was
+    unknown to a follow-up from the other."""
+    authorizations = body.get("authorizations")
+    if isinstance(authorizations, list):
+        for authorization in authorizations:
+            if isinstance(authorization, dict) and (team := _id(authorization.get("team_id"))):
+                return team
+    event = body.get("event")
+    event = event if isinstance(event, dict) else {}
+    return (
+        _id(body.get("context_team_id")) or _id(body.get("team_id")) or _id(event.get("team"))
+        or ""
+    )  # fmt: skip
+
+
 def read_event(
     body: dict[str, Any], *, bot_user_id: str, bot_id: str | None
 ) -> SlackMessage | Deletion | Ignored:
@@ -94,7 +114,7 @@ def read_event(
     event = body.get("event")
     if not isinstance(event, dict) or event.get("type") not in ("message", "app_mention"):
         return Ignored("not a message event")
-    team = _id(body.get("team_id")) or _id(event.get("team")) or ""
+    team = workspace_of(body)
     channel = _id(event.get("channel"))
     subtype = event.get("subtype")
     if subtype is not None and not isinstance(subtype, str):
@@ -144,6 +164,7 @@ def read_event(
         shared=shared_messages(event),
         files=file_names(event),
         attachments=file_refs(event),
+        author_team=_id(event.get("user_team")) or _id(event.get("team")) or team,
     )
 
 

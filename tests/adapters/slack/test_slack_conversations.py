@@ -293,3 +293,30 @@ async def test_slack_rate_limit_on_update_is_retried(
     await slack.event(message_event(f"<@{BOT_USER}> hi", MENTION_TS, kind="app_mention"))
     assert slack.thread_texts() == ["still delivered"]
     assert len(fake_slack.called("chat.update")) >= 2
+
+
+async def test_a_follow_up_from_another_organization_in_a_shared_channel_is_answered(
+    slack: SlackHarness, fake_openai: FakeOpenAI
+) -> None:
+    import json
+
+    from tests.adapters.slack.conftest import envelope, signed_headers
+
+    await slack.event(message_event(f"<@{BOT_USER}> who owns billing?", MENTION_TS,
+                                    kind="app_mention"))  # fmt: skip
+    # Slack Connect, as Slack sends it: the envelope's team_id and the event's team are the
+    # author's organization; the installation the event reaches is in `authorizations`.
+    event = message_event("and since when?", "1700000000.000200", user="UPARTNER",
+                          thread_ts=MENTION_TS) | {"team": "T0PARTNER", "user_team": "T0PARTNER",
+                                                   "source_team": "T0PARTNER"}  # fmt: skip
+    body = envelope(event, "EvConnect") | {
+        "team_id": "T0PARTNER", "context_team_id": "T1", "context_enterprise_id": None,
+        "authorizations": [{"enterprise_id": None, "team_id": "T1", "user_id": BOT_USER,
+                            "is_bot": True, "is_enterprise_install": False}],
+    }  # fmt: skip
+    raw = json.dumps(body)
+    response = await slack.dispatch(raw, signed_headers(raw))
+    await slack.bot.tasks.idle()
+    assert response.status == 200
+    assert len(fake_openai.requests) == 2  # the thread is the same one, whoever writes in it
+    assert "who owns billing?" in prompt_text(fake_openai.requests[1])
