@@ -8,6 +8,7 @@ makes anything the model wrote inert; links are then rebuilt by us, from Markdow
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from adapters.rendering import Block, blocks
 
@@ -26,6 +27,9 @@ _QUOTE = re.compile(r"^&gt;(\s?)", re.MULTILINE)
 _BROADCAST = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
 _SAFE_URL = re.compile(r"^(https?://|mailto:)", re.IGNORECASE)
 BOLD_MARK = "\x00"
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
+_CELL_SPLIT = re.compile(r"(?<!\\)\|")
+_CELL_MARKS = re.compile(r"\*\*|__|`")
 
 
 def escape(text: str) -> str:
@@ -75,9 +79,67 @@ def _inline(text: str) -> str:
     return "".join(escape(p) if i % 2 else _prose(p) for i, p in enumerate(parts))
 
 
+def _cells(line: str) -> list[str]:
+    inner = line.strip()
+    inner = inner[1:] if inner.startswith("|") else inner
+    inner = inner[:-1] if inner.endswith("|") and not inner.endswith("\\|") else inner
+    return [_CELL_MARKS.sub("", c.strip()).replace("\\|", "|") for c in _CELL_SPLIT.split(inner)]
+
+
+def _width(text: str) -> int:
+    """Columns a monospace font gives `text`: wide CJK two, combining marks none."""
+    return sum(
+        0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        for ch in text
+    )
+
+
+def _table(rows: list[list[str]]) -> str:
+    """A Markdown table as Slack can show one: aligned columns in a code block (mrkdwn has no
+    tables, and `| a | b |` lines read as noise)."""
+    columns = max(len(r) for r in rows)
+    rows = [r + [""] * (columns - len(r)) for r in rows]
+    widths = [max(_width(r[c]) for r in rows) for c in range(columns)]
+
+    def line(row: list[str]) -> str:
+        return " | ".join(
+            cell + " " * (w - _width(cell)) for cell, w in zip(row, widths, strict=True)
+        )
+
+    lines = [line(rows[0]).rstrip(), "-+-".join("-" * w for w in widths)]
+    lines += [line(r).rstrip() for r in rows[1:]]
+    body = escape("\n".join(lines)).replace("```", "``" + ZERO_WIDTH + "`")
+    return f"```\n{body}\n```"
+
+
+def _prose_and_tables(text: str) -> str:
+    """Prose as mrkdwn, with each Markdown table (a header row, a rule, rows) made a block."""
+    lines = text.split("\n")
+    out: list[str] = []
+    prose: list[str] = []
+    i = 0
+    while i < len(lines):
+        if "|" in lines[i] and i + 1 < len(lines) and _TABLE_RULE.match(lines[i + 1]):
+            end = i + 2
+            while end < len(lines) and "|" in lines[end] and lines[end].strip():
+                end += 1
+            if prose:
+                out.append(_inline("\n".join(prose)))
+                prose = []
+            out.append(_table([_cells(row) for row in [lines[i], *lines[i + 2 : end]]]))
+            i = end
+        else:
+            prose.append(lines[i])
+            i += 1
+    if prose or not out:
+        out.append(_inline("\n".join(prose)))
+    return "\n".join(out)
+
+
 def to_mrkdwn(markdown: str) -> str:
-    """Convert model Markdown to Slack mrkdwn; code is kept as written (escaped only)."""
+    """Convert model Markdown to Slack mrkdwn; code is kept as written (escaped only), tables
+    become aligned blocks."""
     return "\n".join(
-        _code(b) if b.fence is not None else _inline(b.text)
+        _code(b) if b.fence is not None else _prose_and_tables(b.text)
         for b in blocks(markdown.replace(BOLD_MARK, ""))
     )

@@ -35,8 +35,8 @@ def code_block(draw: st.DrawFn) -> str:
     return "\n".join([marks + draw(LANGUAGE), *body, marks])
 
 
-TABLE = st.lists(LINE, min_size=2, max_size=6).map(
-    lambda rows: "\n".join(f"| {r[:20]} | {r[20:40]} |" for r in ["a | b", "---", *rows])
+TABLE = st.lists(st.tuples(LINE, LINE), min_size=1, max_size=6).map(
+    lambda rows: "\n".join(["| a | b |", "|:---|---:|", *(f"| {x} | {y} |" for x, y in rows)])
 )
 LIST = st.lists(LINE, min_size=1, max_size=20).map(lambda items: "\n".join(f"- {i}" for i in items))
 BLOCK = st.one_of(LINE, LONG_LINE, code_block(), TABLE, LIST)
@@ -100,3 +100,29 @@ def test_a_fence_inside_a_longer_fence_stays_code() -> None:
     chunks = split_message(text, 300)
     assert all(len(c) <= 300 and balanced(c) for c in chunks)
     assert all(c.startswith("````") for c in chunks[1:-1])  # reopened with the outer marks
+
+
+@fast
+@given(st.lists(st.tuples(LINE, LINE), min_size=1, max_size=8))
+def test_a_slack_table_keeps_every_cell_in_aligned_columns(rows: list[tuple[str, str]]) -> None:
+    rows = [(x.replace("|", "").replace("`", ""), y.replace("|", "").replace("`", ""))
+            for x, y in rows]  # fmt: skip
+    table = "\n".join(["| a | b |", "|---|---|", *(f"| {x} | {y} |" for x, y in rows)])
+    rendered = to_mrkdwn(table)
+    lines = rendered.split("\n")
+    assert lines[0] == "```" and lines[-1] == "```" and len(lines) == len(rows) + 4
+    width = lines[2].index("+") - 1  # the rule is "-" * width + "-+-" + …
+    for line, (x, _) in zip(lines[3:-1], rows, strict=True):
+        cell = line.partition(" |")[0].replace("&lt;", "<").replace("&gt;", ">")
+        cell = cell.replace("&amp;", "&")  # as Slack shows it
+        assert _columns(cell) == width  # the first column is padded to one width
+        assert cell.strip() == (x.replace("**", "").replace("__", "").strip())
+
+
+def _columns(text: str) -> int:
+    import unicodedata
+
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )

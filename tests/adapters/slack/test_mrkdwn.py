@@ -52,3 +52,22 @@ def test_broadcast_words_are_broken(word: str) -> None:
 def test_unsafe_link_schemes_lose_their_link() -> None:
     assert to_mrkdwn("[click](javascript:alert)") == "click"
     assert to_mrkdwn("[x](slack://open)") == "x"
+
+
+def test_a_markdown_table_becomes_an_aligned_block() -> None:
+    # the shape GPT-4 answers use: a header, a rule with alignment marks, bold and code in cells
+    markdown = (
+        "Here are the numbers:\n\n"
+        "| Region | Q1 | **Owner** |\n|:---|---:|---|\n| EU | 1,200 | Mina |\n"
+        "| 한국 | 30 | `kim` |\n\nDone."
+    )
+    assert to_mrkdwn(markdown) == (
+        "Here are the numbers:\n\n```\nRegion | Q1    | Owner\n-------+-------+------\n"
+        "EU     | 1,200 | Mina\n한국   | 30    | kim\n```\n\nDone."
+    )
+
+
+def test_pipes_that_are_not_a_table_stay_prose() -> None:
+    assert to_mrkdwn("use a | b to pipe\nand c | d") == "use a | b to pipe\nand c | d"
+    rendered = to_mrkdwn("| x | <!here> |\n|---|---|\n| 1 | 2 |")
+    assert "<!here>" not in rendered and "&lt;!here&gt;" in rendered  # inert inside tables too
