@@ -18,7 +18,7 @@ from bot.files.refs import FileRef
 from bot.usage.tally import Payer
 
 if TYPE_CHECKING:
-    from bot.core import Core
+    from bot.assembly import Core
 
 HELP = """\
 Commands:

@@ -12,8 +12,8 @@ from pydantic_settings import BaseSettings
 from bot.settings import read_settings
 
 if TYPE_CHECKING:
+    from bot.assembly import Core
     from bot.conversation import ThreadRef
-    from bot.core import Core
     from bot.doctor import Check
 
 

@@ -24,10 +24,6 @@ class Fence:
     marks: str  # e.g. "```" or "````" or "~~~"
     info: str  # the language tag and anything after it, as written
 
-    @property
-    def opening(self) -> str:
-        return self.marks + self.info
-
     def closed_by(self, line: str) -> bool:
         stripped = line.strip()
         return (

@@ -17,7 +17,8 @@ import redis.asyncio as aioredis
 
 from bench.harness import TimedModel, describe, drop_keys, model_server, percentile, row
 from bot.conversation import IncomingMessage, ThreadRef
-from bot.engine import ConversationEngine, EngineConfig
+from bot.engine import ConversationEngine
+from bot.engine_config import EngineConfig
 from bot.openai_model import OpenAIChatModel
 from bot.store.memory import RedisMemory
 from bot.tokens import EstimatingCounter

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from bot.adapter_registry import Adapter, discover, thread_homes
 from bot.errors import BotError, ConfigError
-from bot.frontends import Adapter, discover, thread_homes
 from bot.settings import Settings, load_settings, read_settings
 
 if TYPE_CHECKING:  # the core (the openai SDK) is imported once there is work: --help stays quick
+    from bot.assembly import Core
     from bot.conversation import ThreadRef
-    from bot.core import Core
 
 EXIT_CONFIG = 2
 EXIT_FAILURE = 1
@@ -176,7 +176,7 @@ async def _serve(
     options: Mapping[str, str],
     homes: Callable[[ThreadRef], ThreadRef] | None = None,  # bot.store.migrate
 ) -> None:
-    from bot.core import build_core
+    from bot.assembly import build_core
     from bot.ops import OpsServer
 
     core = await build_core(settings)

@@ -1,6 +1,6 @@
 """`python -m bot doctor`: check the configuration against the real services, one line per check
 with what to do about it. The core checks the model and Redis; each configured platform adapter
-adds its own checks (`Adapter.checks`, see bot/frontends.py)."""
+adds its own checks (`Adapter.checks`, see bot/adapter_registry.py)."""
 
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ async def redis_checks(settings: Settings) -> list[Check]:
     """Reachable, its version, an eviction policy that keeps thread keys, cluster mode."""
     from redis.exceptions import RedisError
 
-    from bot.core import redact_url
+    from bot.assembly import redact_url
     from bot.store.redis_pool import connect_redis, is_cluster
 
     area = "redis"

@@ -14,49 +14,33 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
-from contextlib import aclosing, asynccontextmanager
-from dataclasses import dataclass, replace
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
 from bot.chat_model import ChatModel
 from bot.conversation import IncomingMessage, ThreadRef, ThreadState, Turn
+from bot.engine_config import EngineConfig
 from bot.errors import AnswerCutOff, Fenced, InvalidRequest, StoreUnavailable
-from bot.files.answering import FileAnswering, FileTurn, Vision, note
+from bot.files.answering import FileAnswerer, FileTurn, Vision, note
 from bot.files.reading import FileReader
+from bot.files.refs import FileRef
 from bot.files.turns import unshown_images
-from bot.folding import Folding
+from bot.folding import Folder
 from bot.metrics import ANSWER_QUEUE, IN_FLIGHT, LOCK_WAIT, answered, cause_of
 from bot.prompt import PromptPlan, render_turn
 from bot.store.inflight import PendingAnswer
 from bot.store.memory.base import ThreadMemory
-from bot.summaries.summarizer import Summarizer, SummaryConfig
-from bot.summaries.summarizing import Summarizing
+from bot.summaries.sources import SourceMessage
+from bot.summaries.summarizer import Summarizer, Summary, SummaryConfig
+from bot.summaries.summarizing import SummaryRequests
 from bot.summaries.summary_store import SummaryStore
 from bot.tokens import MESSAGE_OVERHEAD, TokenCounter
 from bot.usage.quotas import Quotas, Spending
 from bot.usage.tally import Payer
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class EngineConfig:
-    bot_name: str = "Assistant"
-    system_prompt: str | None = None
-    max_prompt_tokens: int = 8000
-    max_answer_tokens: int = 1024
-    dialect: str = "markdown"
-
-    @property
-    def summary_tokens(self) -> int:
-        """The rolling summary's own ceiling: a sixth of the prompt, at most 1,200 tokens."""
-        return max(100, min(1200, self.max_prompt_tokens // 6))
-
-    @property
-    def keep_tokens(self) -> int:
-        """How much recent history stays verbatim after a fold (the low-water mark)."""
-        return self.max_prompt_tokens // 2
 
 
 def payer_of(message: IncomingMessage) -> Payer:
@@ -71,7 +55,11 @@ def _today() -> date:
     return datetime.now(UTC).date()
 
 
-class ConversationEngine(FileAnswering, Summarizing, Folding):
+class ConversationEngine:
+    """Conversations: answering and remembering. It holds its parts — a `Folder` (prompt
+    planning and the rolling summary), `SummaryRequests` and a `FileAnswerer` — each built with
+    what it needs, and passes their public calls through."""
+
     def __init__(
         self,
         memory: ThreadMemory,
@@ -91,26 +79,41 @@ class ConversationEngine(FileAnswering, Summarizing, Folding):
         self.max_concurrent = max_concurrent  # answers streaming at once; 0: no limit
         self._admission = asyncio.Semaphore(max_concurrent) if max_concurrent else None
         self.files = files or FileReader()
-        self.vision = vision
-        self.images_refused = False
         self.memory = memory
         self.model = model
         self.counter = counter
-        self.config = config or EngineConfig()
-        self.max_prompt_tokens = self.config.max_prompt_tokens
+        self.config = config = config or EngineConfig()
         # What one request may spend at most: held against the quotas while it runs.
-        self.reserve_tokens = self.config.max_prompt_tokens + self.config.max_answer_tokens
-        self._today = today
+        self.reserve_tokens = config.max_prompt_tokens + config.max_answer_tokens
         self.last_plan: PromptPlan | None = None  # what the latest answer sent, for benchmarks
         self.summarizer = Summarizer(
             model,
             counter,
             summary_config
             or SummaryConfig(
-                budget=self.config.max_prompt_tokens, answer_tokens=self.config.max_answer_tokens
+                budget=config.max_prompt_tokens, answer_tokens=config.max_answer_tokens
             ),
         )
         self.summaries = summaries
+        self.folder = Folder(memory, model, counter, config, today)
+        self.requests = SummaryRequests(
+            memory,
+            self.summarizer,
+            summaries,
+            self.quotas,
+            reserve_tokens=self.reserve_tokens,
+            config=config,
+        )
+        self.file_answers = FileAnswerer(
+            memory,
+            model,
+            counter,
+            config,
+            self.summarizer,
+            self.files,
+            vision=vision,
+            counted_to=self.requests.counted_to,
+        )
         self._in_flight: dict[tuple[ThreadRef, str], PendingAnswer] = {}  # answers running here
 
     def _turn(self, message: IncomingMessage) -> Turn:
@@ -254,10 +257,10 @@ class ConversationEngine(FileAnswering, Summarizing, Folding):
                 carried = unshown_images(history)
                 with_files: FileTurn | None = None
                 if message.files or carried:
-                    with_files = await self.file_turn(message, carried)
+                    with_files = await self.file_answers.file_turn(message, carried)
                     user_turn = with_files.stored
                     unsaved = [user_turn]
-                plan = await self._plan(
+                plan = await self.folder.plan(
                     thread,
                     state.summary,
                     history,
@@ -272,7 +275,9 @@ class ConversationEngine(FileAnswering, Summarizing, Folding):
                     for line in with_files.notes if with_files else ():
                         yield note(line, dialect or self.config.dialect)
                     images = with_files.images if with_files else ()
-                    answering = self.stream_with_images(plan.messages, images, dialect, parts)
+                    answering = self.file_answers.stream_with_images(
+                        plan.messages, images, dialect, parts
+                    )
                     async with aclosing(answering) as deltas:  # closed before the save below
                         async for delta in deltas:
                             yield delta
@@ -301,6 +306,52 @@ class ConversationEngine(FileAnswering, Summarizing, Folding):
                 self._in_flight.pop((thread, pending.key), None)
             if unsaved is not None:  # never got the thread (store down, busy, cancelled)
                 await self._save(thread, unsaved, pending)
+
+    # --- what the parts do, for the adapters -----------------------------------------------
+
+    @property
+    def images_refused(self) -> bool:
+        return self.file_answers.images_refused
+
+    async def acknowledge_files(self, message: IncomingMessage) -> str:
+        return await self.file_answers.acknowledge_files(message)
+
+    async def summarize_files(
+        self, refs: Sequence[FileRef], *, dialect: str = "markdown", payer: Payer | None = None
+    ) -> Summary:
+        return await self.file_answers.summarize_files(refs, dialect=dialect, payer=payer)
+
+    async def summarize(
+        self,
+        thread: ThreadRef,
+        *,
+        dialect: str | None = None,
+        link_for: Callable[[str], str] | None = None,
+        requester: str | None = None,
+        payer: Payer | None = None,
+    ) -> Summary:
+        return await self.requests.summarize(
+            thread, dialect=dialect, link_for=link_for, requester=requester, payer=payer
+        )
+
+    async def summarize_sources(
+        self,
+        sources: Sequence[SourceMessage],
+        *,
+        scope: str | None = None,
+        dialect: str | None = None,
+        requester: str | None = None,
+        payer: Payer | None = None,
+    ) -> Summary:
+        return await self.requests.summarize_sources(
+            sources, scope=scope, dialect=dialect, requester=requester, payer=payer
+        )
+
+    def counted_to(self, payer: Payer | None) -> AbstractAsyncContextManager[object]:
+        return self.requests.counted_to(payer)
+
+    async def summary_since(self, scope: str, requester: str) -> datetime | None:
+        return await self.requests.summary_since(scope, requester)
 
     async def note_reply(self, message: IncomingMessage, reply: dict[str, Any]) -> None:
         """The answer to `message` is now shown at `reply` (e.g. a native stream that began with

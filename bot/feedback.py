@@ -15,6 +15,7 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from bot.store.keys import KeyBuilder
 from bot.store.redis_pool import redis_unavailable
 
 FEEDBACK_DAYS = 90
@@ -58,8 +59,7 @@ class RedisFeedback:
         self._record = client.register_script(_RECORD)
 
     def _keys(self, scope: str) -> list[str]:
-        base = f"{self._prefix}:feedback:{{{scope}}}"
-        return [base, f"{base}:counts"]
+        return list(KeyBuilder(self._prefix).feedback(scope))
 
     async def record(self, scope: str, answer: str, person: str, value: str, thread: str) -> bool:
         entry = json.dumps({"value": value, "thread": thread, "at": time.time()})
@@ -79,7 +79,9 @@ class RedisFeedback:
     async def scopes(self) -> list[str]:
         """Every workspace with feedback (for the `feedback` command)."""
         found = set()
-        async for key in self._redis.scan_iter(match=f"{self._prefix}:feedback:{{*}}:counts"):
+        async for key in self._redis.scan_iter(
+            match=KeyBuilder(self._prefix).feedback_counts_pattern
+        ):
             name = key.decode() if isinstance(key, bytes) else key
             found.add(name[name.index("{") + 1 : name.rindex("}")])
         return sorted(found)

@@ -1,16 +1,16 @@
 """The rolling summary: older turns folded into a short text kept with the thread, when a
-prompt would not fit its budget otherwise. `Folding` is the engine's part in it (a mixin of
-`bot.engine.ConversationEngine`)."""
+prompt would not fit its budget otherwise. `Folder` plans an answer's prompt and folds when it
+must; the engine holds one."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
 from datetime import date
-from typing import TYPE_CHECKING
 
 from bot.chat_model import ChatMessage, ChatModel, complete
 from bot.conversation import ThreadRef, Turn
+from bot.engine_config import EngineConfig
 from bot.errors import ModelError
 from bot.prompt import (
     PromptPlan,
@@ -20,11 +20,8 @@ from bot.prompt import (
     turn_tokens,
     turns_to_fold,
 )
+from bot.store.memory.base import ThreadMemory
 from bot.tokens import MESSAGE_OVERHEAD, TokenCounter
-
-if TYPE_CHECKING:
-    from bot.engine import EngineConfig
-    from bot.store.memory.base import ThreadMemory
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +62,22 @@ async def fold_turns(
     return text.strip()
 
 
-class Folding:
-    config: EngineConfig
-    counter: TokenCounter
-    memory: ThreadMemory
-    model: ChatModel
-    _today: Callable[[], date]
+class Folder:
+    def __init__(
+        self,
+        memory: ThreadMemory,
+        model: ChatModel,
+        counter: TokenCounter,
+        config: EngineConfig,
+        today: Callable[[], date],
+    ) -> None:
+        self.memory = memory
+        self.model = model
+        self.counter = counter
+        self.config = config
+        self._today = today
 
-    async def _plan(
+    async def plan(
         self,
         thread: ThreadRef,
         summary: str,

@@ -20,6 +20,7 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from bot.store.keys import KeyBuilder
 from bot.store.redis_pool import redis_unavailable
 
 MAX_WAIT = 120.0  # `take` gives up waiting after this long and lets the call go (and be refused)
@@ -93,8 +94,7 @@ class RedisBudget:
         self._local = InProcessBudget()  # while Redis is down, this process keeps its own count
 
     def _keys(self, key: str) -> list[str]:
-        base = f"{self._prefix}:rate:{{{key}}}"
-        return [base, f"{base}:pause"]
+        return list(KeyBuilder(self._prefix).rate(key))
 
     async def _wait(self, key: str, limit: int, period: float, keep: int) -> float:
         args: list[str | int] = [int(period * 1000), limit, keep, secrets.token_hex(6)]

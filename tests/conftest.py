@@ -10,7 +10,8 @@ import redis.asyncio as aioredis
 from hypothesis import settings as hypothesis_settings
 
 from bot.chat_model import ChatModel
-from bot.engine import ConversationEngine, EngineConfig
+from bot.engine import ConversationEngine
+from bot.engine_config import EngineConfig
 from bot.openai_model import OpenAIChatModel
 from bot.store.memory import InProcessMemory, RedisMemory
 from bot.store.memory.base import ThreadMemory
@@ -156,7 +157,7 @@ def engine(memory: ThreadMemory, model: ChatModel) -> ConversationEngine:
 
 def redis_core(server: FakeOpenAI, client: aioredis.Redis, prefix: str, *, budget: int = 4000):
     """A Core over real Redis and the local model server, as `build_core` would make it."""
-    from bot.core import Core
+    from bot.assembly import Core
     from bot.settings import load_settings
     from bot.store.claims import RedisClaims
     from bot.store.kv import RedisNotes

@@ -11,8 +11,8 @@ import discord
 import yarl
 
 from adapters.api_metrics import api_trace, discord_route
-from adapters.discord.bot import DiscordBot
 from adapters.discord.commands import build_tree, sync_if_changed
+from adapters.discord.mentions import DiscordBot
 from adapters.discord.sink import NO_PINGS
 from adapters.quiet_log import QuietLog
 
@@ -66,7 +66,7 @@ class DiscordClient(discord.AutoShardedClient):
         self.bot = bot
         bot.client = self
         self.api_url = api_url
-        self.tree = build_tree(self)
+        self.tree = build_tree(self, bot)
         self.ready = asyncio.Event()
         self.connected = False
         guard_parsers(self._connection.parsers)
@@ -95,7 +95,7 @@ class DiscordClient(discord.AutoShardedClient):
             _, url, _ = await self.http.get_bot_gateway()
             discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
         self.bot.me = self.user
-        await sync_if_changed(self)
+        await sync_if_changed(self.tree, self.application_id, self.bot.notes)
         if self.application_id:
             invite = discord.utils.oauth_url(
                 self.application_id,

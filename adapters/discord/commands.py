@@ -5,22 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 
-from adapters.discord.bot import FORGOTTEN, failure_sentence
+from adapters.discord.mentions import FORGOTTEN, DiscordBot, failure_sentence
 from adapters.discord.sink import MESSAGE_LIMIT, NO_PINGS
 from adapters.discord.summaries import thread_in
 from adapters.rendering import split_message
 from bot.conversation import ThreadRef
 from bot.errors import BotError, InvalidRequest, StoreUnavailable
+from bot.store.kv import Notes
 from bot.summaries.windows import parse_summary_args
 from bot.usage.tally import Payer
-
-if TYPE_CHECKING:
-    from adapters.discord.client import DiscordClient
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +49,7 @@ def conversation_of(interaction: discord.Interaction) -> ThreadRef | None:
 
 
 async def readable_channel(
-    client: DiscordClient, interaction: discord.Interaction
+    client: discord.Client, interaction: discord.Interaction
 ) -> discord.abc.Messageable:
     """The interaction's channel, fetched when the payload only carried a partial one."""
     channel = interaction.channel
@@ -67,8 +64,9 @@ async def readable_channel(
     return fetched
 
 
-def build_tree(client: DiscordClient) -> app_commands.CommandTree[DiscordClient]:
-    tree: app_commands.CommandTree[DiscordClient] = app_commands.CommandTree(client)
+def build_tree(client: discord.Client, bot: DiscordBot) -> app_commands.CommandTree[discord.Client]:
+    """The commands of `bot`, on `client`'s tree."""
+    tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
 
     @tree.command(name="summarize", description="Summarize the recent conversation here")
     @app_commands.describe(
@@ -87,10 +85,8 @@ def build_tree(client: DiscordClient) -> app_commands.CommandTree[DiscordClient]
         await interaction.response.defer(thinking=True, ephemeral=not public)
         try:
             channel = await readable_channel(client, interaction)
-            async with client.bot.engine.counted_to(payer_of(interaction)):
-                text = await client.bot.summary_of(
-                    channel, conversation_of(interaction), request.window
-                )
+            async with bot.engine.counted_to(payer_of(interaction)):
+                text = await bot.summary_of(channel, conversation_of(interaction), request.window)
         except Exception as exc:
             log.warning("summary failed: %s", exc)
             text = failure_sentence(exc)
@@ -102,7 +98,7 @@ def build_tree(client: DiscordClient) -> app_commands.CommandTree[DiscordClient]
     async def usage(interaction: discord.Interaction) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
         try:
-            text = await client.bot.engine.quotas.report(
+            text = await bot.engine.quotas.report(
                 payer_of(interaction), channel_label=lambda channel: f"<#{channel}>"
             )
         except Exception as exc:
@@ -120,7 +116,7 @@ def build_tree(client: DiscordClient) -> app_commands.CommandTree[DiscordClient]
             )
             return
         try:
-            await client.bot.engine.forget(ref)
+            await bot.engine.forget(ref)
             text = FORGOTTEN
         except BotError as exc:
             text = exc.user_message()
@@ -129,24 +125,26 @@ def build_tree(client: DiscordClient) -> app_commands.CommandTree[DiscordClient]
     return tree
 
 
-def commands_hash(tree: app_commands.CommandTree[DiscordClient]) -> str:
+def commands_hash(tree: app_commands.CommandTree[discord.Client]) -> str:
     payload = [command.to_dict(tree) for command in tree.get_commands()]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-async def sync_if_changed(client: DiscordClient) -> bool:
+async def sync_if_changed(
+    tree: app_commands.CommandTree[discord.Client], application_id: int | None, notes: Notes
+) -> bool:
     """Sync the command set only when it differs from the last one synced (creates are capped)."""
-    digest = commands_hash(client.tree)
-    key = f"discord:commands:{client.application_id}"
+    digest = commands_hash(tree)
+    key = f"discord:commands:{application_id}"
     try:
-        if await client.bot.notes.get(key) == digest:
+        if await notes.get(key) == digest:
             log.info("Discord: application commands unchanged (%s); not syncing", digest)
             return False
     except StoreUnavailable as exc:
         log.warning("could not read the synced command set (%s); syncing", exc)
-    await client.tree.sync()
+    await tree.sync()
     try:
-        await client.bot.notes.put(key, digest, ttl=SYNC_TTL)
+        await notes.put(key, digest, ttl=SYNC_TTL)
     except StoreUnavailable as exc:
         log.warning("could not remember the synced command set: %s", exc)
     log.info("Discord: application commands synced (%s)", digest)

@@ -9,11 +9,11 @@ from typing import Any
 
 import discord
 
-from adapters.discord.bot import DiscordBot
 from adapters.discord.client import DiscordClient
 from adapters.discord.files import DiscordFiles
+from adapters.discord.mentions import DiscordBot
 from adapters.discord.settings import DiscordSettings, load_discord_settings
-from bot.core import Core
+from bot.assembly import Core
 from bot.errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from slack_bolt.context.assistant.thread_context import AssistantThreadContext
 from slack_bolt.context.assistant.thread_context_store.async_store import (
@@ -22,12 +23,14 @@ from slack_sdk.errors import SlackApiError
 
 from adapters.slack.events import SlackMessage
 from adapters.slack.summary_sources import SUMMARY_PLACEHOLDER
+from adapters.slack.web import SlackWeb
+from adapters.streaming import Reply, StreamingReply
+from bot.engine import ConversationEngine
 from bot.errors import BotError, InvalidRequest
 from bot.store.kv import Notes
+from bot.summaries.sources import SourceMessage
 from bot.summaries.windows import Window
-
-if TYPE_CHECKING:
-    from adapters.slack.bot import SlackBot
+from bot.usage.tally import Payer
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +84,33 @@ def pane_intent(text: str) -> str | None:
     return None
 
 
-def build_assistant(bot: SlackBot, notes: Notes, retry_number: Any) -> AsyncAssistant:
+class PaneHost(Protocol):
+    """What the pane needs of the Slack bot (adapters.slack.mentions.SlackBot is one)."""
+
+    web: SlackWeb
+    engine: ConversationEngine
+    pane_contexts: NotesContextStore | None
+
+    def reply_for(self, message: SlackMessage, placeholder: str) -> StreamingReply: ...
+
+    def scope(self, team: str, channel: str) -> str: ...
+
+    def payer(self, message: SlackMessage) -> Payer: ...
+
+    async def channel_sources(
+        self, team: str, channel: str, window: Window, *, since: datetime | None = None
+    ) -> list[SourceMessage]: ...
+
+    async def fail(self, reply: Reply, error: BaseException) -> None: ...
+
+    async def accept(
+        self, body: dict[str, Any], retry_num: int = 0, *, pane: bool = False
+    ) -> bool: ...
+
+    async def accept_pane_opened(self, body: dict[str, Any], retry_num: int = 0) -> bool: ...
+
+
+def build_assistant(bot: PaneHost, notes: Notes, retry_number: Any) -> AsyncAssistant:
     store = NotesContextStore(notes)
     bot.pane_contexts = store
     assistant = AsyncAssistant(thread_context_store=store, logger=logging.getLogger("slack_bolt"))
@@ -112,7 +141,7 @@ def build_assistant(bot: SlackBot, notes: Notes, retry_number: Any) -> AsyncAssi
 class Pane:
     """The pane's half of the Slack bot: greeting, status, title, channel summaries."""
 
-    def __init__(self, bot: SlackBot, prompts: list[str]) -> None:
+    def __init__(self, bot: PaneHost, prompts: list[str]) -> None:
         self.bot = bot
         self.prompts = prompts
 

@@ -20,8 +20,8 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.assistant import build_assistant
-from adapters.slack.bot import SlackBot
 from adapters.slack.feedback import FEEDBACK_ACTION, on_feedback
+from adapters.slack.mentions import SlackBot
 from adapters.slack.summaries import Ack, Respond, on_summarize_command, on_summarize_shortcut
 from adapters.slack.usage import on_usage_command
 from bot.store.kv import InProcessNotes, Notes

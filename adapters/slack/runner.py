@@ -15,14 +15,14 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
 from adapters.quiet_log import QuietLog
-from adapters.slack.bot import SlackBot
 from adapters.slack.budget import SlackBudget
 from adapters.slack.files import SlackFiles
 from adapters.slack.gate import Refused, screen
 from adapters.slack.listeners import build_app
+from adapters.slack.mentions import SlackBot
 from adapters.slack.settings import SlackSettings, load_slack_settings
 from adapters.slack.web import SlackWeb, make_client
-from bot.core import Core
+from bot.assembly import Core
 from bot.errors import ConfigError
 from bot.readiness import Readiness
 

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from adapters.rendering import split_message
-from adapters.slack.bot import MESSAGE_LIMIT, SlackBot, failure_sentence
+from adapters.slack.mentions import MESSAGE_LIMIT, SlackBot, failure_sentence
 from adapters.slack.mrkdwn import escape, neutralise_pings, to_mrkdwn
 from bot.conversation import ThreadRef
 from bot.errors import InvalidRequest

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from adapters.slack.bot import SlackBot, failure_sentence
+from adapters.slack.mentions import SlackBot, failure_sentence
 from adapters.slack.mrkdwn import escape, neutralise_pings
 from adapters.slack.summaries import Ack, Respond, payer_of_command, send
 from bot.usage.tally import Payer

@@ -1,7 +1,6 @@
-"""The engine's part in files: read them for an answer, acknowledge them, summarize documents.
-
-A mixin of `bot.engine.ConversationEngine`, kept apart so the engine reads as conversation only.
-"""
+"""Files in conversations: read them for an answer, acknowledge them, summarize documents, and
+stream an answer with its images. The engine holds one `FileAnswerer`, so it reads as
+conversation only."""
 
 from __future__ import annotations
 
@@ -10,10 +9,11 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from bot.chat_model import ChatMessage, ChatModel, streaming
 from bot.conversation import IncomingMessage, Turn
+from bot.engine_config import EngineConfig
 from bot.errors import ImagesRefused, InvalidRequest
 from bot.files.quoting import quote_documents
 from bot.files.reading import FileReader
@@ -26,13 +26,10 @@ from bot.files.turns import (
     file_turn_text,
 )
 from bot.prompt import render_turn
-
-if TYPE_CHECKING:
-    from bot.engine import EngineConfig
-    from bot.store.memory.base import ThreadMemory
-    from bot.summaries.summarizer import Summarizer, Summary
-    from bot.tokens import TokenCounter
-    from bot.usage.tally import Payer
+from bot.store.memory.base import ThreadMemory
+from bot.summaries.summarizer import Summarizer, Summary
+from bot.tokens import TokenCounter
+from bot.usage.tally import Payer
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +55,32 @@ def note(text: str, dialect: str) -> str:
     return f"_{text}_\n\n" if dialect == "markdown" else f"({text})\n\n"
 
 
-class FileAnswering:
-    memory: ThreadMemory
-    model: ChatModel
-    config: EngineConfig
-    counter: TokenCounter
-    summarizer: Summarizer
-    files: FileReader
-    vision: Vision
-    max_prompt_tokens: int
-    images_refused: bool  # learned in auto mode: the model said it takes no images
+CountedTo = Callable[[Payer | None], AbstractAsyncContextManager[object]]
 
-    counted_to: Callable[[Payer | None], AbstractAsyncContextManager[object]]  # Summarizing's
+
+class FileAnswerer:
+    def __init__(
+        self,
+        memory: ThreadMemory,
+        model: ChatModel,
+        counter: TokenCounter,
+        config: EngineConfig,
+        summarizer: Summarizer,
+        files: FileReader,
+        *,
+        vision: Vision,
+        counted_to: CountedTo,  # a request's quotas and usage (bot.summaries.summarizing)
+    ) -> None:
+        self.memory = memory
+        self.model = model
+        self.counter = counter
+        self.config = config
+        self.summarizer = summarizer
+        self.files = files
+        self.vision = vision
+        self.counted_to = counted_to
+        self.max_prompt_tokens = config.max_prompt_tokens
+        self.images_refused = False  # learned in auto mode: the model said it takes no images
 
     @property
     def sees_images(self) -> bool:

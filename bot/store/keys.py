@@ -32,6 +32,9 @@ and the rest have slots of their own:
     <prefix>:usage:{<platform:workspace>}:<YYYY-MM-DD>
                                          hash: a workspace's tokens that day (bot.usage.ledger)
     <prefix>:note:<key>                  small expiring notes of the adapters (bot.store.kv)
+    <prefix>:rate:{<key>}, …:pause       a platform method's shared call window (bot.rate_budget)
+    <prefix>:feedback:{<scope>}, …:counts  a workspace's 👍/👎 on answers (bot.feedback)
+    <prefix>:logmeta:resumed             when the channel logs were last resumed
     <prefix>:schema                      the layout's version (bot.store.migrate)
 
 Layout 1 (before) tagged each thread on its own, `<prefix>:{<platform:workspace:channel:thread>}`,
@@ -121,6 +124,35 @@ class KeyBuilder:
     @property
     def schema(self) -> str:
         return f"{self.prefix}:schema"
+
+    def channel_log(self, channel: str) -> tuple[str, str, str]:
+        """A channel's log, its meta (since when it is kept) and its deletions, one slot."""
+        tag = "{" + channel + "}"
+        return (f"{self.prefix}:log:{tag}", f"{self.prefix}:logmeta:{tag}",
+                f"{self.prefix}:loggone:{tag}")  # fmt: skip
+
+    @property
+    def log_resumed(self) -> str:
+        """When this deployment's channel logs were last resumed (messages before are missing)."""
+        return f"{self.prefix}:logmeta:resumed"
+
+    def rate(self, key: str) -> tuple[str, str]:
+        """A platform method's shared call window and its Retry-After pause (bot.rate_budget)."""
+        base = f"{self.prefix}:rate:{{{key}}}"
+        return base, f"{base}:pause"
+
+    def feedback(self, scope: str) -> tuple[str, str]:
+        """A workspace's feedback entries and their counts (bot.feedback)."""
+        base = f"{self.prefix}:feedback:{{{scope}}}"
+        return base, f"{base}:counts"
+
+    @property
+    def feedback_counts_pattern(self) -> str:
+        return f"{self.prefix}:feedback:{{*}}:counts"
+
+    def note(self, key: str) -> str:
+        """A small expiring note of an adapter (bot.store.kv)."""
+        return f"{self.prefix}:note:{key}"
 
     def usage_day(self, scope: str, day: date) -> str:
         """A workspace's (`platform:workspace`) usage on `day`; one slot per workspace."""

@@ -10,6 +10,7 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from bot.store.keys import KeyBuilder
 from bot.store.redis_pool import redis_unavailable
 
 
@@ -42,13 +43,13 @@ class RedisNotes:
 
     async def get(self, key: str) -> str | None:
         try:
-            value = await self._redis.get(f"{self._prefix}:note:{key}")
+            value = await self._redis.get(KeyBuilder(self._prefix).note(key))
         except (RedisError, OSError) as exc:
             raise redis_unavailable(exc) from exc
         return value.decode() if isinstance(value, bytes) else value
 
     async def put(self, key: str, value: str, *, ttl: int) -> None:
         try:
-            await self._redis.set(f"{self._prefix}:note:{key}", value, ex=max(1, ttl))
+            await self._redis.set(KeyBuilder(self._prefix).note(key), value, ex=max(1, ttl))
         except (RedisError, OSError) as exc:
             raise redis_unavailable(exc) from exc

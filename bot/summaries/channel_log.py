@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from bot.store.keys import KeyBuilder
 from bot.store.redis_pool import ScriptCall, redis_unavailable
 from bot.summaries.sources import SourceMessage
 
@@ -136,7 +137,7 @@ class RedisChannelLog:
 
     @property
     def _resumed_key(self) -> str:
-        return f"{self._prefix}:logmeta:resumed"
+        return KeyBuilder(self._prefix).log_resumed
 
     async def resume(self) -> None:
         try:
@@ -147,11 +148,11 @@ class RedisChannelLog:
             raise redis_unavailable(exc) from exc
 
     def _keys(self, channel: str) -> tuple[str, str]:
-        tag = "{" + channel + "}"  # one Cluster slot per channel
-        return f"{self._prefix}:log:{tag}", f"{self._prefix}:logmeta:{tag}"
+        log, meta, _ = KeyBuilder(self._prefix).channel_log(channel)  # one Cluster slot
+        return log, meta
 
     def _gone_key(self, channel: str) -> str:
-        return f"{self._prefix}:loggone:{{{channel}}}"
+        return KeyBuilder(self._prefix).channel_log(channel)[2]
 
     async def _run(self, pipe: Any) -> list[Any]:
         try:

@@ -1,5 +1,5 @@
-"""The engine's part in summaries: a thread as memory holds it, or messages an adapter gathered,
-through the summarizer and its cache. A mixin of `bot.engine.ConversationEngine`."""
+"""Summaries people ask for: a thread as memory holds it, or messages an adapter gathered,
+through the summarizer and its cache, within the asker's quotas. The engine holds one."""
 
 from __future__ import annotations
 
@@ -7,27 +7,34 @@ import contextlib
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from bot.conversation import ThreadRef
+from bot.engine_config import EngineConfig
+from bot.store.memory.base import ThreadMemory
 from bot.summaries.sources import SourceMessage
 from bot.summaries.summarizer import Summarizer, Summary
+from bot.summaries.summary_store import SummaryStore
+from bot.usage.quotas import Quotas
 from bot.usage.tally import Payer
 
-if TYPE_CHECKING:
-    from bot.engine import EngineConfig
-    from bot.store.memory.base import ThreadMemory
-    from bot.summaries.summary_store import SummaryStore
-    from bot.usage.quotas import Quotas
 
-
-class Summarizing:
-    quotas: Quotas
-    reserve_tokens: int
-    memory: ThreadMemory
-    config: EngineConfig
-    summarizer: Summarizer
-    summaries: SummaryStore | None
+class SummaryRequests:
+    def __init__(
+        self,
+        memory: ThreadMemory,
+        summarizer: Summarizer,
+        summaries: SummaryStore | None,
+        quotas: Quotas,
+        *,
+        reserve_tokens: int,
+        config: EngineConfig,
+    ) -> None:
+        self.memory = memory
+        self.summarizer = summarizer
+        self.summaries = summaries  # the cache of recent summaries, and where each ended
+        self.quotas = quotas
+        self.reserve_tokens = reserve_tokens  # what one request may spend at most
+        self.config = config
 
     async def summarize(
         self,

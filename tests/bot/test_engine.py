@@ -10,7 +10,8 @@ from datetime import date
 import pytest
 
 from bot.conversation import IncomingMessage, ThreadRef
-from bot.engine import ConversationEngine, EngineConfig
+from bot.engine import ConversationEngine
+from bot.engine_config import EngineConfig
 from bot.errors import InvalidRequest, ModelRateLimited
 from bot.summaries.summarizer import EMPTY as EMPTY_THREAD
 from bot.tokens import EstimatingCounter, count_prompt

@@ -9,7 +9,7 @@ import sys
 PROBE = """
 import sys
 from bot.cli import _choose, _parser
-from bot.frontends import discover
+from bot.adapter_registry import discover
 _parser().format_help()
 chosen = [a.name for a in _choose("run", discover())]
 print(chosen, sorted(m for m in ("discord", "slack_bolt", "openai") if m in sys.modules))

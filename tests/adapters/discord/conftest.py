@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from adapters.discord.client import DiscordClient
 from adapters.discord.runner import make_client
 from adapters.discord.settings import load_discord_settings
-from bot.core import Core
+from bot.assembly import Core
 from tests.conftest import REDIS_URL, redis_core
 from tests.fakes.discord_server import BOT_USER, CHANNEL, PEOPLE, USERS, FakeDiscord
 from tests.fakes.openai_server import FakeOpenAI

@@ -200,6 +200,9 @@ async def test_thread_refused_means_a_reply_in_place(
     [answer] = fake_discord.bot_messages(CHANNEL)
     assert answer["message_reference"]["message_id"] == question["id"]
     assert answer["content"] == "echo: Alice: hi"
+    await discord_bot.send(f"{BOT_MENTION} again")  # not asked again for a while
+    assert len(fake_discord.called("POST", "/threads")) == 1
+    assert len(fake_discord.bot_messages(CHANNEL)) == 2
 
 
 def run_env(

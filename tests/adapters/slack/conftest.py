@@ -13,10 +13,10 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.signature import SignatureVerifier
 
-from adapters.slack.bot import SlackBot
+from adapters.slack.mentions import SlackBot
 from adapters.slack.runner import start_bot
 from adapters.slack.settings import load_slack_settings
-from bot.core import Core
+from bot.assembly import Core
 from tests.conftest import REDIS_URL, redis_core
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import TEAM, FakeSlack

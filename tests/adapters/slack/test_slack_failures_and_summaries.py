@@ -7,7 +7,7 @@ import json
 import pytest
 import redis.asyncio as aioredis
 
-from adapters.slack.bot import PLACEHOLDER
+from adapters.slack.mentions import PLACEHOLDER
 from bot.errors import StoreUnavailable
 from bot.store.memory import RedisMemory
 from tests.adapters.slack.conftest import (

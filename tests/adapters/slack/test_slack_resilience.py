@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from adapters.slack.bot import SlackBot
 from adapters.slack.listeners import build_app
+from adapters.slack.mentions import SlackBot
 from adapters.slack.settings import load_slack_settings
 from adapters.slack.web import SlackWeb, make_client
 from bot.store.redis_pool import connect_redis

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from bot.conversation import IncomingMessage, ThreadRef
-from bot.engine import ConversationEngine, EngineConfig
+from bot.engine import ConversationEngine
+from bot.engine_config import EngineConfig
 from bot.errors import FileProblem, ImagesRefused, InvalidRequest
 from bot.files.limits import FileLimits
 from bot.files.reading import FileReader

@@ -10,7 +10,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.conversation import IncomingMessage, ThreadRef
-from bot.engine import ConversationEngine, EngineConfig
+from bot.engine import ConversationEngine
+from bot.engine_config import EngineConfig
 from bot.errors import AnswerCutOff, ModelTimeout, StoreUnavailable
 from bot.readiness import Readiness
 from bot.recovery import Recovery

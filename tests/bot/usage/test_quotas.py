@@ -12,7 +12,8 @@ import redis.asyncio as aioredis
 
 from bot.chat_model import ChatModel
 from bot.conversation import IncomingMessage, ThreadRef
-from bot.engine import ConversationEngine, EngineConfig
+from bot.engine import ConversationEngine
+from bot.engine_config import EngineConfig
 from bot.errors import OverQuota, StoreUnavailable
 from bot.store.memory import InProcessMemory, RedisMemory
 from bot.summaries.sources import SourceMessage

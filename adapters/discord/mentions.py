@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from contextlib import aclosing
 
 import discord
@@ -227,17 +228,28 @@ class DiscordBot(Conversations, ChannelSummaries):
         """Where the answer goes: a new thread on a channel mention, else in place."""
         facts = self.facts(message, known=known)
         guild_id = guild_id_of(message)
-        if message.guild is not None and not is_thread(message.channel) and facts.mentions_me:
+        channel_id = message.channel.id
+        if (
+            message.guild is not None
+            and not is_thread(message.channel)
+            and facts.mentions_me
+            and self._no_threads_until.get(channel_id, 0.0) <= time.monotonic()
+        ):
             try:
                 thread = await message.create_thread(
                     name=thread_name(self.text_of(message)), auto_archive_duration=1440
                 )
-                ref = thread_in(guild_id, message.channel.id, thread.id)
+                ref = thread_in(guild_id, channel_id, thread.id)
                 return ref, DiscordSink(thread), thread.id
             except discord.HTTPException as exc:  # no permission, or a channel without threads
-                log.info(
-                    "could not open a thread in %s (%s); replying in place", message.channel.id, exc
-                )
+                # Not asked again for a while: each refused call counts against the rate limit.
+                self._no_threads_until[channel_id] = time.monotonic() + NO_THREADS_PAUSE
+                if len(self._no_threads_until) > 10_000:
+                    now = time.monotonic()
+                    self._no_threads_until = {
+                        c: t for c, t in self._no_threads_until.items() if t > now
+                    }
+                log.info("could not open a thread in %s (%s); replying in place", channel_id, exc)
         if guild_id is not None and not is_thread(message.channel):
             ref = await self.chain_ref(message)
             sink = DiscordSink(

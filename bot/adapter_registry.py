@@ -13,8 +13,8 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from bot.assembly import Core
     from bot.conversation import ThreadRef
-    from bot.core import Core
 
 log = logging.getLogger(__name__)
 GROUP = "assistant_bot.adapters"

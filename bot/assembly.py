@@ -11,7 +11,8 @@ from typing import cast
 from urllib.parse import urlsplit, urlunsplit
 
 from bot.conversation import ThreadRef
-from bot.engine import ConversationEngine, EngineConfig
+from bot.engine import ConversationEngine
+from bot.engine_config import EngineConfig
 from bot.errors import StoreUnavailable
 from bot.feedback import FeedbackStore, InProcessFeedback, RedisFeedback
 from bot.files.answering import Vision
