@@ -31,12 +31,24 @@ MAX_RESTART_PAUSE = 60.0
 log = logging.getLogger("bot")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("assistant-bot")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bot",
         description="A Slack and Discord assistant over any OpenAI-style chat model.",
+        epilog="Settings come from the environment and from .env in this folder (start from "
+        ".env.example). `python -m bot doctor` checks them against the real services.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     console = commands.add_parser(
         "console",
         help="chat with the configured model in this terminal",
@@ -129,16 +141,19 @@ async def _doctor(as_json: bool) -> int:
     found: list[Check] = []
     try:
         settings = read_settings(Settings)
-        settings.quota_config()
-    except ConfigError as exc:
+    except ConfigError as exc:  # nothing else can be read without the settings
         found = [Check.fail("settings", str(exc), f"fix {exc.variable}")]
     else:
+        try:
+            settings.quota_config()
+        except ConfigError as exc:  # reported, and the other checks still run
+            found.append(Check.fail("settings", str(exc), f"fix {exc.variable}"))
         platforms: list[tuple[str, PlatformChecks]] = [
             (adapter.name, adapter.checks)
             for adapter in discover().values()
             if not adapter.interactive and adapter.configured() and hasattr(adapter, "checks")
         ]
-        found = await diagnose(settings, platforms)
+        found += await diagnose(settings, platforms)
     print(to_json(found) if as_json else render(found))
     return 1 if any(check.status == "fail" for check in found) else 0
 
@@ -272,7 +287,11 @@ def _choose(command: str, available: dict[str, Adapter]) -> list[Adapter]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # a bare `python -m bot`: what it can do
+        parser.print_help()
+        return 0
     try:
         if args.command == "doctor":  # reports invalid settings as failed checks
             with contextlib.suppress(ConfigError):  # its lines say it all: only errors are logged

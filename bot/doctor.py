@@ -61,7 +61,8 @@ async def model_checks(settings: Settings) -> list[Check]:
     try:
         _check_model_provider(settings)
     except ConfigError as exc:
-        return [Check.fail(area, "no model is configured", exc.expectation)]
+        fix = exc.expectation.removeprefix("no model is configured; ")
+        return [Check.fail(area, "no model is configured", fix)]
     where = settings.azure_openai_endpoint or settings.openai_base_url or "api.openai.com"
     name = (settings.azure_openai_deployment if settings.uses_azure else None) or (
         settings.openai_model
@@ -97,6 +98,18 @@ async def model_checks(settings: Settings) -> list[Check]:
                 pass  # some compatible servers have no models list: the call below tells
         try:
             await complete(model, [ChatMessage("user", "Reply with the word OK.")], max_tokens=1)
+            if listed and name not in listed and f"{name}:latest" not in listed:
+                # Some servers answer any name with their default model: not the one meant.
+                shown = ", ".join(listed[:12]) + (", …" if len(listed) > 12 else "")
+                checks.append(
+                    Check.fail(
+                        area,
+                        f"model {name} is not among the {len(listed)} models {where} lists "
+                        "(it answered, perhaps with another model)",
+                        f"set OPENAI_MODEL to one of: {shown}",
+                    )
+                )
+                return checks
             checks.append(Check.ok(area, f"model {name} answers"))
         except ModelMisconfigured as exc:
             variable = "AZURE_OPENAI_DEPLOYMENT" if settings.uses_azure else "OPENAI_MODEL"

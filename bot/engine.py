@@ -75,7 +75,6 @@ class ConversationEngine:
         max_concurrent: int = 0,
         quotas: Quotas | None = None,
     ) -> None:
-        self.quotas = quotas or Quotas()
         self.max_concurrent = max_concurrent  # answers streaming at once; 0: no limit
         self._admission = asyncio.Semaphore(max_concurrent) if max_concurrent else None
         self.files = files or FileReader()
@@ -100,7 +99,7 @@ class ConversationEngine:
             memory,
             self.summarizer,
             summaries,
-            self.quotas,
+            quotas or Quotas(),
             reserve_tokens=self.reserve_tokens,
             config=config,
         )
@@ -308,6 +307,15 @@ class ConversationEngine:
                 await self._save(thread, unsaved, pending)
 
     # --- what the parts do, for the adapters -----------------------------------------------
+
+    @property
+    def quotas(self) -> Quotas:
+        """The asker's daily limits and usage, for answers and summaries alike."""
+        return self.requests.quotas
+
+    @quotas.setter
+    def quotas(self, quotas: Quotas) -> None:
+        self.requests.quotas = quotas
 
     @property
     def images_refused(self) -> bool:

@@ -89,6 +89,7 @@ class FakeOpenAI:
         self.url = ""
         self.accepted_key: str | None = None  # set: any other key gets OpenAI's 401
         self.known_models: set[str] | None = None  # set: other model names get OpenAI's 404
+        self.listed_models: list[str] | None = None  # what /v1/models says, if not known_models
 
     def push(self, *replies: Reply) -> None:
         self.script.extend(replies)
@@ -140,7 +141,9 @@ class FakeOpenAI:
         refused = self._refused(request)
         if refused is not None:
             return refused
-        names = sorted(self.known_models) if self.known_models is not None else ["fake-model"]
+        names = self.listed_models or (
+            sorted(self.known_models) if self.known_models is not None else ["fake-model"]
+        )
         return web.json_response(
             {"object": "list", "data": [{"id": n, "object": "model"} for n in names]}
         )

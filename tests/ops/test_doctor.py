@@ -213,7 +213,23 @@ async def test_nothing_configured_says_what_to_set(tmp_path) -> None:
     [failed] = lines(out, "FAIL")
     assert code == 1 and "no model is configured" in failed and "OPENAI_BASE_URL=" in failed
     assert "REDIS_URL is not set" in out and "neither Slack nor Discord is configured" in out
+    assert failed.count("no model is configured") == 1  # said once, not twice
     code, out = await doctor(
         tmp_path, bot_env(BOT_PRICES="nonsense", OPENAI_BASE_URL="http://127.0.0.1:9/v1")
     )
-    assert code == 1 and out.startswith("FAIL  settings  BOT_PRICES: cannot read 'nonsense'")
+    first = out.splitlines()[0]
+    assert code == 1 and first.startswith("FAIL  settings")
+    assert "BOT_PRICES: cannot read 'nonsense'" in first
+    assert "cannot reach http://127.0.0.1:9/v1" in out  # reported, and the rest still checked
+    assert "neither Slack nor Discord is configured" in out
+
+
+async def test_a_model_the_server_does_not_list_fails_even_when_it_answers(
+    tmp_path, healthy, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.known_models = None  # answers any name, as some servers do…
+    fake_openai.listed_models = ["gpt-4o", "gpt-4o-mini"]  # …but lists only these
+    code, out = await doctor(tmp_path, dict(healthy, OPENAI_MODEL="gpt-5-typo"))
+    [failed] = lines(out, "FAIL")
+    assert code == 1 and "model gpt-5-typo is not among the 2 models" in failed
+    assert "set OPENAI_MODEL to one of: gpt-4o, gpt-4o-mini" in failed
