@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import logging
 import sys
 import time
 from collections.abc import Awaitable, Mapping
@@ -13,7 +14,14 @@ from typing import TYPE_CHECKING, TextIO
 
 from adapters.local_files import LocalFiles, local_ref
 from bot.conversation import IncomingMessage, ThreadRef
-from bot.errors import FileProblem, explain
+from bot.errors import (
+    ConfigError,
+    FileProblem,
+    ModelMisconfigured,
+    ModelUnavailable,
+    StoreUnavailable,
+    explain,
+)
 from bot.files.refs import FileRef
 from bot.usage.tally import Payer
 
@@ -45,9 +53,22 @@ class ConsoleSession:
     sequence: int = 0
     attached: list[FileRef] = field(default_factory=list)  # shared with the next message
 
+    mid_line: bool = False  # an answer is being written on the current line
+
     def say(self, text: str) -> None:
         self.out.write(text + "\n")
         self.out.flush()
+        self.mid_line = False
+
+    def write(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+        self.mid_line = not text.endswith("\n")
+
+    def break_line(self) -> None:
+        """A log line is about to be printed: end the answer's line first (same terminal)."""
+        if self.mid_line:
+            self.say("")
 
     async def handle(self, line: str) -> bool:
         """Handle one input line; False means the session is over."""
@@ -88,7 +109,7 @@ class ConsoleSession:
         try:
             await work
         except Exception as exc:
-            self.say(explain(exc))
+            self.say(terminal_sentence(exc))
 
     async def forget(self) -> None:
         await self.core.engine.forget(self.thread)
@@ -134,18 +155,46 @@ class ConsoleSession:
             files=tuple(self.attached),
         )
         self.attached = []
-        self.out.write(f"{self.core.settings.bot_name}: ")
-        self.out.flush()
-        started = False
+        self.write(f"{self.core.settings.bot_name}: ")
         try:
             async with aclosing(self.core.engine.answer(message, dialect="plain")) as deltas:
                 async for delta in deltas:
-                    started = True
-                    self.out.write(delta)
-                    self.out.flush()
+                    self.write(delta)
             self.say("")
         except Exception as exc:
-            self.say(("\n" if started else "") + explain(exc))
+            self.break_line()
+            self.say(terminal_sentence(exc))
+
+
+def terminal_sentence(error: BaseException) -> str:
+    """What went wrong, for the person at the terminal, who is also the one who can fix it:
+    the setting to look at, where a chat user would read "an administrator needs to check"."""
+    if isinstance(error, ConfigError):
+        return f"{error}; fix it in .env (python -m bot doctor checks the settings)."
+    if isinstance(error, ModelMisconfigured):
+        return (
+            f"The model refused my settings ({error}); check OPENAI_API_KEY and OPENAI_MODEL "
+            "(python -m bot doctor lists the models the server has)."
+        )
+    if isinstance(error, ModelUnavailable):
+        return (
+            f"The model server cannot be reached ({error}); check OPENAI_BASE_URL and that it runs."
+        )
+    if isinstance(error, StoreUnavailable):
+        return f"{explain(error)} ({error}; check REDIS_URL and that Redis runs.)"
+    return explain(error)
+
+
+class LineBreaker(logging.Filter):
+    """Log lines share the terminal with the answer: each starts on a line of its own."""
+
+    def __init__(self, session: ConsoleSession) -> None:
+        super().__init__()
+        self.session = session
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.session.break_line()
+        return True
 
 
 async def _read_line(stream: TextIO) -> str:
@@ -169,6 +218,10 @@ class ConsoleAdapter:
             core, sys.stdout, console_thread(options.get("thread", "main")), user
         )
         interactive = sys.stdin.isatty()
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(LineBreaker(session))
+            if interactive:  # a terminal, not a log collector: short lines
+                handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
         session.say(f"Chatting in thread '{session.thread.thread}'. /help for commands.")
         while True:
             if interactive:

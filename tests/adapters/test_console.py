@@ -100,8 +100,25 @@ async def test_console_survives_an_unreachable_model(tmp_path) -> None:
         OPENAI_MAX_RETRIES="0",
     )
     assert code == 0, err
-    assert "The language model is unavailable right now; please try again in a minute." in out
+    assert "The model server cannot be reached" in out and "check OPENAI_BASE_URL" in out
+    assert "an administrator" not in out  # the person at the terminal is the one to fix it
     assert "Commands:" in out  # still running after the failure
+
+
+async def test_a_log_line_never_lands_inside_the_answer_line(tmp_path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "console", cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "REDIS_"))}
+        | {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "OPENAI_MAX_RETRIES": "0"},
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,  # one terminal: both streams interleave
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(process.communicate(b"hello?\n/quit\n"), 30)
+    lines = out.decode().splitlines()
+    logged = [line for line in lines if "WARNING" in line or "ERROR" in line]
+    assert logged, lines  # the failure was logged...
+    assert not any(line.startswith("Assistant: ") and len(line) > len("Assistant: ")
+                   and ("WARNING" in line or "ERROR" in line) for line in lines), lines  # fmt: skip
 
 
 async def test_console_with_unreachable_redis_says_so(tmp_path) -> None:
