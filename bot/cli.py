@@ -286,6 +286,20 @@ def _choose(command: str, available: dict[str, Adapter]) -> list[Adapter]:
     return chosen
 
 
+async def _store_problems(settings: Settings) -> list[str]:
+    """What is wrong with the configured Redis (nothing when REDIS_URL is unset or fine)."""
+    if not settings.redis_url:
+        return []
+    from bot.assembly import connect_memory
+
+    try:
+        memory = await connect_memory(settings, attempts=1)
+    except BotError as exc:
+        return [f"REDIS_URL: {exc}"]
+    await memory.aclose()
+    return []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -305,7 +319,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         _configure_logging(settings, quiet=args.command == "console")
         available = discover()
-        adapters = _choose(args.command, available)
+        try:
+            adapters = _choose(args.command, available)
+        except ConfigError as missing:
+            # Check what is configured before saying what is missing: a Redis that cannot be
+            # reached is worth knowing in the same go.
+            problems = asyncio.run(_store_problems(settings))
+            for problem in problems:
+                print(f"error: {problem}", file=sys.stderr)
+            raise missing from None
         options = {"thread": args.thread} if args.command == "console" else {}
         with contextlib.suppress(asyncio.CancelledError):
             asyncio.run(_serve(adapters, settings, options, thread_homes(available)))

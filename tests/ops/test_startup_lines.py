@@ -75,3 +75,16 @@ async def test_an_unreachable_discord_is_one_line_per_attempt_without_voice_warn
     assert len(failed) >= 2 and "restarting in 1 s" in failed[0]
     assert "restarting in 2 s" in failed[1]
     assert "Traceback" not in log and "voice" not in log
+
+
+async def test_run_with_only_a_model_says_what_is_wrong_with_redis_and_what_is_missing(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    process = await run_bot(tmp_path, bot_env(
+        OPENAI_BASE_URL=fake_openai.url, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+    ))  # fmt: skip
+    _, stderr = await asyncio.wait_for(process.communicate(), 20)
+    lines = stderr.decode().strip().splitlines()
+    assert process.returncode == 2
+    assert lines[-2].startswith("error: REDIS_URL: Redis at redis://127.0.0.1:")  # checked first
+    assert lines[-1].startswith("error: run: no platform is configured")
