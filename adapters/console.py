@@ -223,6 +223,8 @@ class ConsoleAdapter:
             if interactive:  # a terminal, not a log collector: short lines
                 handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
         session.say(f"Chatting in thread '{session.thread.thread}'. /help for commands.")
+        # The model's SDK loads while the person types: the prompt does not wait for it.
+        warming = asyncio.get_running_loop().run_in_executor(None, core.model.warm)
         while True:
             if interactive:
                 sys.stdout.write("> ")
@@ -232,6 +234,7 @@ class ConsoleAdapter:
                 break
             if not await session.handle(line):
                 break
+        await warming
 
 
 ADAPTER = ConsoleAdapter()

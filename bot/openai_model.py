@@ -7,11 +7,10 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import httpx2
-import openai
 import orjson
 
 from bot.chat_model import ChatMessage, Purpose, Usage, UsageMeter
@@ -30,6 +29,9 @@ from bot.metrics import FIRST_TOKEN, MODEL_CALLS, MODEL_TIME, TOKENS
 from bot.settings import Settings
 from bot.sse import DataLines
 from bot.tokens import TokenCounter, count_prompt
+
+if TYPE_CHECKING:
+    import openai  # imported when the first call is made: a third of start-up otherwise
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,12 @@ def _retry_after(headers: Any) -> float | None:
     return None
 
 
+def _openai() -> Any:
+    import openai
+
+    return openai
+
+
 def _error_code(exc: openai.APIError) -> str:
     code = exc.code or ""
     body = exc.body
@@ -70,6 +78,8 @@ def _error_code(exc: openai.APIError) -> str:
 
 def translate_error(exc: BaseException) -> ModelError:
     """Map an openai or transport exception onto the core's model errors."""
+    import openai
+
     if isinstance(exc, ModelError):
         return exc
     message = str(getattr(exc, "message", None) or exc)
@@ -96,6 +106,8 @@ def translate_error(exc: BaseException) -> ModelError:
 
 def _refuses_images(exc: BaseException, error: ModelError) -> bool:
     """A 400-class refusal of a request that carried images, in words about images."""
+    import openai
+
     return (
         isinstance(exc, openai.APIStatusError)
         and exc.status_code in (400, 404, 415, 422, 500)
@@ -122,6 +134,8 @@ def _event(data: bytes, response: httpx2.Response) -> dict[str, Any]:
         raise ModelUnavailable(f"the model sent an unreadable chunk: {data[:80]!r}")
     error = chunk.get("error")
     if error:
+        import openai
+
         message = error.get("message") if isinstance(error, dict) else str(error)
         raise openai.APIError(str(message or "the stream failed"), response.request, body=error)
     return chunk
@@ -135,6 +149,8 @@ def _usage(raw: Any) -> Usage | None:
 
 def build_client(settings: Settings) -> openai.AsyncOpenAI:
     """An SDK client with chat-sized timeouts: a stuck reply should fail in seconds, not minutes."""
+    import openai
+
     timeout = httpx2.Timeout(settings.openai_timeout, connect=min(10.0, settings.openai_timeout))
     if settings.uses_azure:
         assert settings.azure_openai_endpoint and settings.azure_openai_api_key
@@ -160,16 +176,20 @@ class OpenAIChatModel:
 
     def __init__(
         self,
-        client: openai.AsyncOpenAI,
+        client: openai.AsyncOpenAI | None,
         model: str,
         counter: TokenCounter,
         *,
         official_api: bool = True,
         models: dict[Purpose, str] | None = None,
         deadline: float = 90.0,
+        connect: Callable[[], openai.AsyncOpenAI] | None = None,
+        read_timeout: float | None = None,
     ) -> None:
-        self._client = client
-        timeout = client.timeout
+        # Without `client`, `connect` makes it at the first call (the SDK loads then).
+        self._made = client
+        self._connect = connect
+        timeout = client.timeout if client is not None else read_timeout
         read = timeout.read if isinstance(timeout, httpx2.Timeout) else timeout
         self._read_timeout = float(read) if isinstance(read, int | float) else float("inf")
         self._deadline = deadline  # seconds for a whole call, the SDK's retries included
@@ -192,16 +212,31 @@ class OpenAIChatModel:
         if settings.fold_model or settings.summary_model:
             routes["fold"] = settings.fold_model or settings.summary_model or ""
         return cls(
-            build_client(settings),
+            None,
             model or settings.openai_model,
             counter,
             official_api=official,
             models=routes,
             deadline=settings.answer_deadline,
+            connect=lambda: build_client(settings),
+            read_timeout=settings.openai_timeout,
         )
 
+    @property
+    def _client(self) -> openai.AsyncOpenAI:
+        if self._made is None:
+            assert self._connect is not None
+            self._made = self._connect()
+        return self._made
+
+    def warm(self) -> None:
+        """Load the SDK now (in a thread while a person types), so the first call does not wait."""
+        if self._made is None:
+            import openai  # noqa: F401
+
     async def aclose(self) -> None:
-        await self._client.close()
+        if self._made is not None:
+            await self._made.close()
 
     async def stream(
         self,
@@ -238,7 +273,7 @@ class OpenAIChatModel:
                         cast_to=object,
                         body=body,
                         stream=True,
-                        stream_cls=openai.AsyncStream[object],
+                        stream_cls=_openai().AsyncStream[object],
                     )
                 stack.push_async_callback(stream.close)
                 pieces = aiter(stream.response.aiter_bytes())
@@ -280,7 +315,7 @@ class OpenAIChatModel:
             outcome = "ok"
         except ModelError:
             raise
-        except (openai.OpenAIError, httpx2.HTTPError, TimeoutError) as exc:
+        except (_openai().OpenAIError, httpx2.HTTPError, TimeoutError) as exc:
             error = translate_error(exc)
             if with_images and _refuses_images(exc, error):
                 error = ImagesRefused(str(error))

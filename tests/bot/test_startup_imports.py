@@ -23,3 +23,28 @@ def test_a_slack_only_start_and_help_import_no_other_platform() -> None:
         [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "['slack'] []"
+
+
+CONSOLE_PROBE = """
+import asyncio, sys
+from bot.assembly import build_core
+from bot.settings import load_settings
+
+async def main():
+    core = await build_core(load_settings(_env_file=None))
+    print("openai" in sys.modules)
+    core.model.warm()  # what the console does in a thread once the prompt shows
+    print("openai" in sys.modules)
+    await core.aclose()
+
+asyncio.run(main())
+"""
+
+
+def test_the_console_prompt_does_not_wait_for_the_model_sdk() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "REDIS_"))}
+    env["OPENAI_BASE_URL"] = "http://127.0.0.1:9/v1"
+    out = subprocess.run(
+        [sys.executable, "-c", CONSOLE_PROBE], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["False", "True"]  # built without it, loaded after
