@@ -1,0 +1,202 @@
+"""Retrieval benchmark on real conversations other people wrote (../shared/corpora, see its
+README): does search find the thread a question was answered in, and does it say "not found"
+when the answer is not there?
+
+    python -m bench.retrieval
+
+1. Find the thread (Ubuntu IRC, 10 samples of ~1,000 annotated messages, Kummerfeld et al. 2019,
+   CC-BY-4.0): each conversation's first message that asks something is the question; every
+   other message of its conversation is a right source; everything but the question is indexed.
+   hit@1/5/10 and MRR for plain BM25 (tantivy's default analysis of the raw text) and for the
+   bot's lexical search (bot.search: its terms, CJK bigrams, stop words, plural folding).
+2. The retrieval gate: the same questions with their whole conversation left out of the index
+   (the right answer is "not found"), against the answerable ones.
+3. Speed: indexing, and search p50/p95 at 10k and 100k messages (the IRC messages repeated
+   under new ids and channels).
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from bench.harness import row
+from bot.search.index import IndexedMessage, TantivyIndex
+from bot.search.retrieval import retrieve
+
+CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+IRC = CORPORA / "irc-ubuntu" / "dev"
+_LINE = re.compile(r"^\[(\d\d):(\d\d)\] <([^>]+)> (.*)$")
+
+
+def irc_sample(raw: Path) -> tuple[list[IndexedMessage], dict[int, int]]:
+    """A sample's messages (channel = the sample) and, for annotated lines, their conversation."""
+    channel = raw.name.removesuffix(".raw.txt")
+    messages = []
+    for number, line in enumerate(raw.read_text(errors="replace").splitlines()):
+        match = _LINE.match(line)
+        author, text = (match.group(3), match.group(4)) if match else ("", line)
+        messages.append(IndexedMessage(str(number), channel, text, author, at=float(number)))
+    parent = {}
+
+    def root(n: int) -> int:
+        while parent.setdefault(n, n) != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+
+    annotation = raw.with_name(channel + ".annotation.txt")
+    for line in annotation.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+            a, b = int(parts[0]), int(parts[1])
+            parent[root(a)] = root(b)
+    conversation = {n: root(n) for n in list(parent)}
+    return messages, conversation
+
+
+def questions(
+    messages: list[IndexedMessage], conversation: dict[int, int]
+) -> list[tuple[IndexedMessage, set[str]]]:
+    """(question, the ids of the rest of its conversation) for conversations that ask."""
+    members: dict[int, list[int]] = defaultdict(list)
+    for line, root in conversation.items():
+        members[root].append(line)
+    found = []
+    for lines in members.values():
+        lines.sort()
+        first = messages[lines[0]]
+        rest = {str(n) for n in lines[1:]}
+        if "?" in first.text and len(rest) >= 1 and len(first.text.split()) >= 4:
+            found.append((first, rest))
+    return found
+
+
+class PlainBM25:
+    """tantivy's default analysis of the raw text: the baseline."""
+
+    def __init__(self, messages: list[IndexedMessage]) -> None:
+        import tantivy
+
+        builder = tantivy.SchemaBuilder()
+        builder.add_text_field("text", stored=False)
+        builder.add_text_field("key", stored=True, tokenizer_name="raw")
+        builder.add_text_field("channel", stored=False, tokenizer_name="raw")
+        self.schema = builder.build()
+        self.index = tantivy.Index(self.schema)
+        writer = self.index.writer(heap_size=32_000_000, num_threads=1)
+        for m in messages:
+            writer.add_document(tantivy.Document(text=m.text, key=m.key, channel=m.channel))
+        writer.commit()
+        self.index.reload()
+        self.tantivy = tantivy
+
+    def search(self, query: str, channel: str, limit: int) -> list[str]:
+        Query, Occur = self.tantivy.Query, self.tantivy.Occur
+        words = self.index.parse_query_lenient(re.sub(r"[^\w\s]", " ", query), ["text"])[0]
+        where = Query.term_query(self.schema, "channel", channel)
+        searcher = self.index.searcher()
+        found = searcher.search(Query.boolean_query([(Occur.Must, words), (Occur.Must, where)]),
+                                limit).hits  # fmt: skip
+        return [searcher.doc(a)["key"][0].split("\x1f")[1] for _, a in found]
+
+
+def ranks(results: list[list[str]], right: list[set[str]]) -> dict[str, float]:
+    firsts = []
+    for found, good in zip(results, right, strict=True):
+        position = next((i for i, m in enumerate(found) if m in good), None)
+        firsts.append(position)
+    n = len(firsts)
+    return {
+        "hit@1": sum(p is not None and p < 1 for p in firsts) / n,
+        "hit@5": sum(p is not None and p < 5 for p in firsts) / n,
+        "hit@10": sum(p is not None and p < 10 for p in firsts) / n,
+        "MRR": sum(1 / (p + 1) for p in firsts if p is not None) / n,
+    }
+
+
+def show(name: str, figures: dict[str, float]) -> None:
+    row(name, "  ".join(f"{k} {v * 100:.1f}" if k != "MRR" else f"MRR {v:.3f}"
+                        for k, v in figures.items()))  # fmt: skip
+
+
+def find_the_thread() -> None:
+    samples = [irc_sample(raw) for raw in sorted(IRC.glob("*.raw.txt"))]
+    asked = [(q, rest) for messages, conv in samples for q, rest in questions(messages, conv)]
+    every = [m for messages, _ in samples for m in messages]
+    asking = {q.key for q, _ in asked}
+    indexed = [m for m in every if m.key not in asking]
+    plain = PlainBM25(indexed)
+    ours = TantivyIndex()
+    ours.add(indexed)
+    print(f"1. Find the thread: Ubuntu IRC, {len(samples)} samples, {len(indexed):,} messages "
+          f"indexed, {len(asked)} questions")  # fmt: skip
+    right = [rest for _, rest in asked]
+    show("plain BM25 (tantivy default analysis)",
+         ranks([plain.search(q.text, q.channel, 10) for q, _ in asked], right))  # fmt: skip
+    lexical = [retrieve(ours, q.text, channels={q.channel}, limit=10) for q, _ in asked]
+    show("bot.search lexical", ranks([[h.message.id for h in r.hits] for r in lexical], right))
+    gate(samples, asked, lexical)
+
+
+def gate(samples, asked, answerable) -> None:  # type: ignore[no-untyped-def]
+    """Each question again with its whole conversation left out: "not found" is right."""
+    left_out_results = []
+    for messages, _ in samples:
+        channel = messages[0].channel
+        for question, rest in [(q, r) for q, r in asked if q.channel == channel]:
+            index = TantivyIndex()
+            index.add(m for m in messages if m.id not in rest | {question.id})
+            left_out_results.append(retrieve(index, question.text, channels={channel}))
+    print("2. The lexical retrieval gate (before any model call)")
+    row("'not found' when the conversation was left out (goal >= 80%)",
+        f"{100 * sum(not r.found for r in left_out_results) / len(asked):.1f}%")  # fmt: skip
+    row("'not found' when it is there (goal <= 10%)",
+        f"{100 * sum(not r.found for r in answerable) / len(answerable):.1f}%")  # fmt: skip
+    for share in (0.3, 0.5):  # what a stricter lexical gate would trade
+        missed = sum(max((h.matched for h in r.hits[:5]), default=0) < share for r in answerable)
+        caught = sum(
+            max((h.matched for h in r.hits[:5]), default=0) < share for r in left_out_results
+        )
+        shares = f"{100 * caught / len(asked):.1f}% / {100 * missed / len(answerable):.1f}%"
+        row(f"  a gate at {share:.0%} of the terms: left out / there", shares)
+
+
+def speed() -> None:
+    base = [m for raw in sorted(IRC.glob("*.raw.txt")) for m in irc_sample(raw)[0]]
+    queries = [m.text for m in base if "?" in m.text][:200]
+    print("3. Speed (one process, in memory)")
+    for size in (10_000, 100_000):
+        copies = [
+            IndexedMessage(f"{n}", f"c{n // 1000}", base[n % len(base)].text, at=float(n))
+            for n in range(size)
+        ]
+        index = TantivyIndex()
+        started = time.perf_counter()
+        index.add(copies)
+        index.search("warm up", channels={"c0"})
+        seconds = time.perf_counter() - started
+        channels = {f"c{n}" for n in range(size // 1000)}
+        took = []
+        for query in queries:
+            began = time.perf_counter()
+            index.search(query, channels=channels, limit=10)
+            took.append((time.perf_counter() - began) * 1000)
+        took.sort()
+        row(f"{size:,} messages: indexed in", f"{seconds:.2f} s ({size / seconds:,.0f} a second)")
+        row("  search over every channel p50 / p95",
+            f"{statistics.median(took):.2f} / {took[int(len(took) * 0.95)]:.2f} ms")  # fmt: skip
+
+
+def main() -> None:
+    if not IRC.is_dir():
+        raise SystemExit(f"the corpora are not at {CORPORA} (see DEVELOPERS' shared folder)")
+    find_the_thread()
+    speed()
+
+
+if __name__ == "__main__":
+    main()

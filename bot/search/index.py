@@ -1,0 +1,163 @@
+"""The search index port, and its embedded implementation on tantivy (BM25, in memory).
+
+A process's index is derived from what Redis keeps (the channel log), never the record itself:
+it can be rebuilt at start and caught up at any time. `SearchIndex` is small on purpose, so a
+server engine (OpenSearch, Qdrant) can take over behind it when a workspace outgrows one process.
+
+Every call is synchronous and CPU-bound (microseconds to a few milliseconds); callers with an
+event loop run large batches in a thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bot.search.terms import terms
+
+HEAP = 32_000_000  # bytes tantivy's writer buffers before it flushes a segment
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedMessage:
+    """A message as search knows it: where it was said, by whom, when, and its text."""
+
+    id: str  # the platform's message id (Slack: the message ts)
+    channel: str  # the channel's scope (platform:workspace:channel, bot.store.keys)
+    text: str
+    author: str = ""
+    at: float = 0.0  # seconds since the epoch
+    thread: str = ""  # the thread it belongs to ("" at the top level)
+    link: str = ""  # a permalink or jump URL, when the platform gave one
+    by_bot: bool = False  # the bot's own answers are never sources
+
+    @property
+    def key(self) -> str:
+        return f"{self.channel}\x1f{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    message: IndexedMessage
+    score: float
+    matched: float  # the share of the question's distinct terms the message contains, 0..1
+
+
+class SearchIndex(Protocol):
+    def add(self, messages: Iterable[IndexedMessage]) -> None:
+        """Index messages; one already indexed (same channel and id) is replaced (an edit)."""
+
+    def remove(self, channel: str, ids: Iterable[str]) -> None:
+        """Forget deleted messages."""
+
+    def search(
+        self,
+        query: str,
+        *,
+        channels: Collection[str],
+        limit: int = 10,
+        exclude_thread: tuple[str, str] | None = None,
+    ) -> list[Hit]:
+        """The best `limit` messages for `query` among `channels` only, the bot's own answers
+        and the asking thread (`(channel, thread)`) left out."""
+
+    def __len__(self) -> int: ...
+
+
+class TantivyIndex:
+    """BM25 over `bot.search.terms` (CJK as bigrams), in RAM; the messages themselves are kept
+    beside it, keyed by channel and id, to be returned with their hits."""
+
+    def __init__(self) -> None:
+        import tantivy
+
+        self._tantivy = tantivy
+        builder = tantivy.SchemaBuilder()
+        builder.add_text_field("terms", stored=False, tokenizer_name="whitespace")
+        builder.add_text_field("key", stored=True, tokenizer_name="raw")
+        builder.add_text_field("channel", stored=False, tokenizer_name="raw")
+        self._schema = builder.build()
+        self._index = tantivy.Index(self._schema)
+        self._writer = self._index.writer(heap_size=HEAP, num_threads=1)
+        self._messages: dict[str, IndexedMessage] = {}
+        self._dirty = False
+
+    def add(self, messages: Iterable[IndexedMessage]) -> None:
+        Document, writer = self._tantivy.Document, self._writer
+        for message in messages:
+            if message.key in self._messages:
+                writer.delete_documents_by_term("key", message.key)
+            self._messages[message.key] = message
+            if message.by_bot:
+                continue  # kept for context, never searched
+            indexed = " ".join(terms(message.text))
+            writer.add_document(Document(terms=indexed, key=message.key, channel=message.channel))
+            self._dirty = True
+
+    def remove(self, channel: str, ids: Iterable[str]) -> None:
+        for message_id in ids:
+            key = f"{channel}\x1f{message_id}"
+            if self._messages.pop(key, None) is not None:
+                self._writer.delete_documents_by_term("key", key)
+                self._dirty = True
+
+    def _fresh(self) -> Any:
+        if self._dirty:
+            self._writer.commit()
+            self._index.reload()
+            self._dirty = False
+        return self._index.searcher()
+
+    def search(
+        self,
+        query: str,
+        *,
+        channels: Collection[str],
+        limit: int = 10,
+        exclude_thread: tuple[str, str] | None = None,
+    ) -> list[Hit]:
+        wanted = list(dict.fromkeys(terms(query)))
+        if not wanted or not channels or limit <= 0:
+            return []
+        Query, Occur = self._tantivy.Query, self._tantivy.Occur
+        words = Query.boolean_query(
+            [(Occur.Should, Query.term_query(self._schema, "terms", t)) for t in wanted]
+        )
+        where = Query.term_set_query(self._schema, "channel", sorted(channels))
+        searcher = self._fresh()
+        # A few more than asked: the asking thread's own messages are dropped below.
+        found = searcher.search(Query.boolean_query([(Occur.Must, words), (Occur.Must, where)]),
+                                limit + 20).hits  # fmt: skip
+        hits: list[Hit] = []
+        for score, address in found:
+            message = self._messages.get(searcher.doc(address)["key"][0])
+            if message is None:
+                continue
+            if exclude_thread is not None and (message.channel, message.thread or message.id) == (
+                exclude_thread
+            ):
+                continue
+            hits.append(Hit(message, float(score), coverage(wanted, message.text)))
+            if len(hits) == limit:
+                break
+        return hits
+
+    def message(self, channel: str, message_id: str) -> IndexedMessage | None:
+        return self._messages.get(f"{channel}\x1f{message_id}")
+
+    def channel_messages(self, channel: str) -> Sequence[IndexedMessage]:
+        """A channel's messages, oldest first (for neighbours and threads)."""
+        return sorted((m for m in self._messages.values() if m.channel == channel),
+                      key=lambda m: m.at)  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+
+def coverage(wanted: Sequence[str], text: str) -> float:
+    """The share of `wanted` (distinct query terms) that `text` contains."""
+    if not wanted:
+        return 0.0
+    have = set(terms(text))
+    return sum(1 for t in wanted if t in have) / len(wanted)

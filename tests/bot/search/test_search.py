@@ -1,0 +1,90 @@
+"""The search index's contract, its terms in four languages, and the retrieval gate."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.search.index import IndexedMessage, SearchIndex, TantivyIndex
+from bot.search.retrieval import retrieve
+from bot.search.terms import terms
+
+C1, C2 = "slack:T1:C1", "slack:T1:C2"
+
+
+def message(n: int, text: str, channel: str = C1, **extra: object) -> IndexedMessage:
+    return IndexedMessage(f"1700000000.{n:06d}", channel, text, "Mina", 1_700_000_000.0 + n,
+                          **extra)  # type: ignore[arg-type]  # fmt: skip
+
+
+def index_of(*messages: IndexedMessage) -> SearchIndex:
+    index = TantivyIndex()
+    index.add(messages)
+    return index
+
+
+def ids(index: SearchIndex, query: str, channels: set[str] | None = None, **kw: object) -> list:
+    return [h.message.id for h in index.search(query, channels=channels or {C1}, **kw)]  # type: ignore[arg-type]
+
+
+def test_the_best_match_comes_first_and_only_in_the_channels_asked() -> None:
+    index = index_of(
+        message(1, "We decided the retry policy: three retries with backoff."),
+        message(2, "Lunch at noon?"),
+        message(3, "The retry policy for the importer is still open", channel=C2),
+    )
+    assert ids(index, "what did we decide about the retry policy?") == [message(1, "").id]
+    assert ids(index, "retry policy", {C1, C2})[0] in {message(1, "").id, message(3, "").id}
+    assert len(ids(index, "retry policy", {C1, C2})) == 2
+    assert ids(index, "retry policy", {"slack:T1:C9"}) == []  # a channel not asked: nothing
+
+
+def test_an_edit_is_found_by_its_new_text_and_a_deletion_not_at_all() -> None:
+    index = index_of(message(1, "the staging database belongs to Bob"))
+    index.add([message(1, "the staging database belongs to Priya")])  # edited
+    assert len(index) == 1
+    [hit] = index.search("who owns staging database Priya", channels={C1})
+    assert "Priya" in hit.message.text
+    assert ids(index, "Bob") == []
+    index.remove(C1, [message(1, "").id])
+    assert ids(index, "staging database") == [] and len(index) == 0
+
+
+def test_the_bots_own_answers_and_the_asking_thread_are_never_sources() -> None:
+    asking = message(5, "where is the deploy checklist?", thread="1700000000.000005")
+    index = index_of(
+        message(1, "the deploy checklist is in the wiki under Ops"),
+        message(2, "The deploy checklist is in the wiki", by_bot=True),
+        asking,
+        message(6, "deploy checklist, anyone?", thread="1700000000.000005"),
+    )
+    found = ids(index, "deploy checklist wiki", exclude_thread=(C1, "1700000000.000005"))
+    assert found == [message(1, "").id]
+
+
+def test_korean_japanese_and_chinese_are_found_without_spaces() -> None:
+    index = index_of(
+        message(1, "스테이징 데이터베이스는 민수가 관리합니다"),
+        message(2, "ステージングのデータベースは田中さんが管理しています"),
+        message(3, "暂存数据库由王伟负责"),
+        message(4, "The staging database is Bob's"),
+    )
+    assert ids(index, "데이터베이스 누가 관리해요?")[0] == message(1, "").id
+    assert ids(index, "データベースの管理は誰?")[0] == message(2, "").id
+    assert ids(index, "数据库谁负责")[0] == message(3, "").id
+    assert ids(index, "who has the staging databases?")[0] == message(4, "").id
+
+
+@given(st.text(max_size=200))
+def test_terms_are_never_empty_and_the_same_for_the_same_text(text: str) -> None:
+    found = terms(text)
+    assert all(t and not t.isspace() and " " not in t for t in found)
+    assert found == terms(text)
+
+
+def test_the_gate_says_not_found_when_nothing_shares_the_question() -> None:
+    index = index_of(message(1, "lunch at noon?"), message(2, "the build is green again"))
+    assert not retrieve(index, "who owns the billing service?", channels={C1}).found
+    index.add([message(3, "Priya owns the billing service since March")])
+    answer = retrieve(index, "who owns the billing service?", channels={C1})
+    assert answer.found and answer.hits[0].message.id == message(3, "").id
