@@ -78,6 +78,18 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_argument(
         "--force", action="store_true", help="move them even while older processes seem alive"
     )
+    search = commands.add_parser(
+        "search",
+        help="search the channel logs as grounded answers do",
+        description="Search what the channel logs in Redis keep, with the retrieval answers "
+        "use. With no QUERY, one query per line on standard input and one JSON line out each.",
+    )
+    search.add_argument("query", nargs="?", help="what to look for")
+    search.add_argument("--platform", choices=["slack", "discord"])
+    search.add_argument("--workspace", help="a Slack team id or a Discord guild id")
+    search.add_argument("--channel", help="a channel (or Discord thread) id")
+    search.add_argument("--limit", type=int, default=10, help="hits per query (default 10)")
+    search.add_argument("--json", action="store_true", help="one JSON object per query")
     commands.add_parser(
         "feedback",
         help="print the 👍 / 👎 counts people gave answers, per workspace",
@@ -286,6 +298,20 @@ def _choose(command: str, available: dict[str, Adapter]) -> list[Adapter]:
     return chosen
 
 
+async def _search(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.search.command import build_index, run_queries
+
+    index, channels = await build_index(
+        settings, platform=args.platform, workspace=args.workspace, channel=args.channel
+    )
+    if args.query is not None:
+        run_queries(index, channels, [args.query], limit=args.limit, json_lines=args.json)
+    else:
+        lines = (line.strip() for line in sys.stdin)
+        run_queries(index, channels, (q for q in lines if q), limit=args.limit, json_lines=True)
+    return 0
+
+
 async def _store_problems(settings: Settings) -> list[str]:
     """What is wrong with the configured Redis (nothing when REDIS_URL is unset or fine)."""
     if not settings.redis_url:
@@ -314,6 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "feedback":  # needs Redis only, not a model or a platform
             asyncio.run(_print_feedback(read_settings(Settings)))
             return 0
+        if args.command == "search":  # needs Redis only
+            return asyncio.run(_search(read_settings(Settings), args))
         if args.command == "migrate":  # needs Redis only
             return asyncio.run(_migrate(read_settings(Settings), force=args.force))
         settings = load_settings()

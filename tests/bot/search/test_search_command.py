@@ -1,0 +1,55 @@
+"""`python -m bot search` over the channel logs in Redis, as an operator or an evaluation runs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+
+import redis.asyncio as aioredis
+
+from bot.store.keys import channel_scope
+from bot.summaries.channel_log import RedisChannelLog
+from bot.summaries.sources import SourceMessage
+from tests.conftest import REDIS_URL
+from tests.fakes.processes import bot_env
+
+
+async def search(tmp_path, prefix: str, *args: str, stdin: str = "") -> str:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "search", *args, cwd=tmp_path,
+        env=bot_env(REDIS_URL=REDIS_URL, REDIS_PREFIX=prefix), stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(stdin.encode()), 30)
+    assert process.returncode == 0, err.decode()
+    return out.decode()
+
+
+async def test_queries_on_stdin_give_one_json_line_each_with_the_hits(
+    tmp_path, redis_client: aioredis.Redis, clean_prefix: str
+) -> None:
+    log = RedisChannelLog(redis_client, prefix=clean_prefix, retention_seconds=7 * 86_400,
+                          max_messages=1000)  # fmt: skip
+    now = datetime.now(UTC)
+    said = [
+        ("C1", "1700000000.000100", "Priya owns the billing service since March"),
+        ("C1", "1700000000.000200", "lunch at noon?"),
+        ("C2", "1700000000.000300", "the billing dashboard moved to Grafana"),
+    ]
+    for n, (channel, ts, text) in enumerate(said):
+        await log.record(channel_scope("slack", "T1", channel), SourceMessage(
+            ts, "Mina", text, now - timedelta(minutes=10 - n), link=f"https://x/{ts}"))  # fmt: skip
+    queries = "who owns the billing service?\nwhat is the weather on mars?\n"
+    out = await search(tmp_path, clean_prefix, "--channel", "C1", stdin=queries)
+    first, second = (json.loads(line) for line in out.splitlines())
+    assert first["query"] == "who owns the billing service?" and first["found"]
+    top = first["hits"][0]
+    assert (top["id"], top["channel"], top["author"]) == ("1700000000.000100", "slack:T1:C1",
+                                                         "Mina")  # fmt: skip
+    assert top["link"] == "https://x/1700000000.000100" and top["time"].endswith("+00:00")
+    assert all(h["channel"] == "slack:T1:C1" for h in first["hits"])  # --channel kept to C1
+    assert second == {"query": "what is the weather on mars?", "found": False, "hits": []}
+    everywhere = await search(tmp_path, clean_prefix, "billing", "--json")
+    assert {h["channel"] for h in json.loads(everywhere)["hits"]} == {"slack:T1:C1", "slack:T1:C2"}
