@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 from adapters.local_files import LocalFiles, local_ref
 from bot.conversation import IncomingMessage, ThreadRef
 from bot.errors import (
+    BotError,
     ConfigError,
     FileProblem,
     ModelMisconfigured,
@@ -23,6 +24,8 @@ from bot.errors import (
     explain,
 )
 from bot.files.refs import FileRef
+from bot.store.keys import channel_scope
+from bot.summaries.sources import SourceMessage
 from bot.usage.tally import Payer
 
 if TYPE_CHECKING:
@@ -34,6 +37,7 @@ Commands:
   /forget        clear the current conversation's memory
   /summarize     summarize the current conversation (or the attached documents)
   /usage         your token usage today and this month, and what is left
+  /ask QUESTION  answer from what was said here before, citing it (or say it is not there)
   /attach PATH   share a file (image, PDF, Word, text) with your next message
   /help          show this help
   /quit          leave (end of input does the same)
@@ -99,6 +103,8 @@ class ConsoleSession:
             await self.guarded(self.summarize())
         elif name == "/usage":
             await self.guarded(self.usage())
+        elif name == "/ask":
+            await self.guarded(self.ask_history(argument))
         elif name == "/attach":
             self.attach(argument)
         else:
@@ -131,6 +137,28 @@ class ConsoleSession:
         thread = self.thread
         return Payer(thread.platform, thread.workspace, thread.channel, self.user, self.user)
 
+    @property
+    def scope(self) -> str:
+        """The console's channel in the channel log: every thread's messages are searched."""
+        return channel_scope("console", self.thread.workspace, self.thread.channel)
+
+    async def ask_history(self, question: str) -> None:
+        answer = await self.core.engine.ask(
+            question, channels=[self.scope], where="this console's history", dialect="plain",
+            payer=self.payer,
+        )  # fmt: skip
+        self.say(answer.text)
+
+    async def keep(self, message: IncomingMessage) -> None:
+        """What people say here goes in the channel log, for summaries and /ask."""
+        if self.core.channel_log is None or not message.text.strip():
+            return
+        said = SourceMessage(message.message_id, message.author_name, message.text, message.at)
+        try:
+            await self.core.channel_log.record(self.scope, said)
+        except BotError as exc:
+            logging.getLogger(__name__).warning("could not log the message: %s", exc)
+
     async def usage(self) -> None:
         self.say(await self.core.engine.quotas.report(self.payer))
 
@@ -155,6 +183,7 @@ class ConsoleSession:
             files=tuple(self.attached),
         )
         self.attached = []
+        await self.keep(message)
         self.write(f"{self.core.settings.bot_name}: ")
         try:
             async with aclosing(self.core.engine.answer(message, dialect="plain")) as deltas:

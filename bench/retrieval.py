@@ -17,6 +17,7 @@ when the answer is not there?
 
 from __future__ import annotations
 
+import os
 import re
 import statistics
 import time
@@ -27,7 +28,10 @@ from bench.harness import row
 from bot.search.index import IndexedMessage, TantivyIndex
 from bot.search.retrieval import retrieve
 
-CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+# beside the project, as the workplace lays it out; BENCH_CORPORA names another place
+CORPORA = Path(
+    os.environ.get("BENCH_CORPORA") or Path(__file__).resolve().parents[2] / "shared" / "corpora"
+)
 IRC = CORPORA / "irc-ubuntu" / "dev"
 _LINE = re.compile(r"^\[(\d\d):(\d\d)\] <([^>]+)> (.*)$")
 

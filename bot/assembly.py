@@ -22,6 +22,7 @@ from bot.ops import OpsServer
 from bot.rate_budget import InProcessBudget, RateBudget, RedisBudget
 from bot.readiness import Readiness
 from bot.recovery import Recovery
+from bot.search.channel_search import ChannelSearch
 from bot.settings import Settings
 from bot.store.claims import Claims, InProcessClaims, RedisClaims
 from bot.store.kv import InProcessNotes, Notes, RedisNotes
@@ -174,6 +175,7 @@ async def build_core(settings: Settings) -> Core:
         files=FileReader(settings.file_limits()),  # adapters register how they download
         vision=cast(Vision, settings.vision),
         max_concurrent=settings.max_concurrent_answers,
+        search=ChannelSearch(channel_log) if channel_log is not None else None,
         quotas=Quotas(
             RedisLedger(
                 memory.client, prefix=memory.prefix, retention_days=settings.usage_retention_days

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -30,6 +30,8 @@ from bot.files.turns import unshown_images
 from bot.folding import Folder
 from bot.metrics import ANSWER_QUEUE, IN_FLIGHT, LOCK_WAIT, answered, cause_of
 from bot.prompt import PromptPlan, render_turn
+from bot.search.channel_search import ChannelSearch
+from bot.search.grounding import GroundedAnswer, Grounding
 from bot.store.inflight import PendingAnswer
 from bot.store.memory.base import ThreadMemory
 from bot.summaries.sources import SourceMessage
@@ -41,6 +43,10 @@ from bot.usage.quotas import Quotas, Spending
 from bot.usage.tally import Payer
 
 log = logging.getLogger(__name__)
+
+NO_HISTORY = (
+    "I keep no channel history here (BOT_CHANNEL_LOG_DAYS is 0), so there is nothing to search."
+)
 
 
 def payer_of(message: IncomingMessage) -> Payer:
@@ -74,6 +80,7 @@ class ConversationEngine:
         vision: Vision = "auto",
         max_concurrent: int = 0,
         quotas: Quotas | None = None,
+        search: ChannelSearch | None = None,
     ) -> None:
         self.max_concurrent = max_concurrent  # answers streaming at once; 0: no limit
         self._admission = asyncio.Semaphore(max_concurrent) if max_concurrent else None
@@ -112,6 +119,10 @@ class ConversationEngine:
             self.files,
             vision=vision,
             counted_to=self.requests.counted_to,
+        )
+        # Asking the channels' history (None without a channel log: nothing to search).
+        self.grounding = (
+            Grounding(search, model, config, self.requests.counted_to) if search else None
         )
         self._in_flight: dict[tuple[ThreadRef, str], PendingAnswer] = {}  # answers running here
 
@@ -354,6 +365,26 @@ class ConversationEngine:
         return await self.requests.summarize_sources(
             sources, scope=scope, dialect=dialect, requester=requester, payer=payer
         )
+
+    async def ask(
+        self,
+        question: str,
+        *,
+        channels: Collection[str],
+        where: str,
+        dialect: str = "markdown",
+        payer: Payer | None = None,
+        exclude_thread: tuple[str, str] | None = None,
+    ) -> GroundedAnswer:
+        """An answer from the channels' own messages, citing them, or "not found" (bot.search)."""
+        if not question.strip():
+            raise InvalidRequest("Ask a question after /ask, for example: /ask who owns billing?")
+        if self.grounding is None:
+            raise InvalidRequest(NO_HISTORY)
+        return await self.grounding.ask(
+            question, channels=channels, where=where, dialect=dialect, payer=payer,
+            exclude_thread=exclude_thread,
+        )  # fmt: skip
 
     def counted_to(self, payer: Payer | None) -> AbstractAsyncContextManager[object]:
         return self.requests.counted_to(payer)

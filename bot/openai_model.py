@@ -229,6 +229,10 @@ class OpenAIChatModel:
             self._made = self._connect()
         return self._made
 
+    @_client.setter
+    def _client(self, client: openai.AsyncOpenAI) -> None:
+        self._made = client
+
     def warm(self) -> None:
         """Load the SDK now (in a thread while a person types), so the first call does not wait."""
         if self._made is None:

@@ -158,6 +158,7 @@ def engine(memory: ThreadMemory, model: ChatModel) -> ConversationEngine:
 def redis_core(server: FakeOpenAI, client: aioredis.Redis, prefix: str, *, budget: int = 4000):
     """A Core over real Redis and the local model server, as `build_core` would make it."""
     from bot.assembly import Core
+    from bot.search.channel_search import ChannelSearch
     from bot.settings import load_settings
     from bot.store.claims import RedisClaims
     from bot.store.kv import RedisNotes
@@ -168,14 +169,15 @@ def redis_core(server: FakeOpenAI, client: aioredis.Redis, prefix: str, *, budge
     memory = RedisMemory(client, prefix=prefix)
     model = openai_model(server)
     notes = RedisNotes(client, prefix=prefix)
+    log = RedisChannelLog(client, prefix=prefix, retention_seconds=7 * 86_400, max_messages=20_000)
     engine = ConversationEngine(
         memory,
         model,
         EstimatingCounter(),
         EngineConfig(max_prompt_tokens=budget),
         summaries=SummaryStore(notes),
+        search=ChannelSearch(log),
     )
-    log = RedisChannelLog(client, prefix=prefix, retention_seconds=7 * 86_400, max_messages=20_000)
     from bot.feedback import RedisFeedback
 
     claims = RedisClaims(client, prefix=prefix)

@@ -11,15 +11,21 @@ from discord import app_commands
 
 from adapters.discord.mentions import FORGOTTEN, DiscordBot, failure_sentence
 from adapters.discord.sink import MESSAGE_LIMIT, NO_PINGS
-from adapters.discord.summaries import thread_in
+from adapters.discord.summaries import scope_of, thread_in
 from adapters.rendering import split_message
 from bot.conversation import ThreadRef
 from bot.errors import BotError, InvalidRequest, StoreUnavailable
+from bot.search.ask_args import parse_ask
 from bot.store.kv import Notes
 from bot.summaries.windows import parse_summary_args
 from bot.usage.tally import Payer
 
 log = logging.getLogger(__name__)
+
+ONLY_HERE = (
+    "For now I search only the channel you ask in: run /ask there (searching another channel or "
+    "everywhere needs checks of who may read what that are not built yet)."
+)
 
 USAGE = (
     "Usage: /summarize window:<30m | 2h | 3d | 200> public:<True | False> — the window is a time "
@@ -106,6 +112,38 @@ def build_tree(client: discord.Client, bot: DiscordBot) -> app_commands.CommandT
             text = failure_sentence(exc)
         for chunk in split_message(text, MESSAGE_LIMIT):
             await interaction.followup.send(chunk, ephemeral=True, allowed_mentions=NO_PINGS)
+
+    @tree.command(name="ask", description="Answer from this channel's history, citing it")
+    @app_commands.describe(
+        question="What to look for in what was said here",
+        public="Post the answer for everyone (default: only you see it)",
+    )
+    async def ask(interaction: discord.Interaction, question: str, public: bool = False) -> None:
+        try:
+            request = parse_ask(question)
+        except InvalidRequest as exc:
+            await interaction.response.send_message(exc.user_message(), ephemeral=True)
+            return
+        if request.everywhere or request.channel:
+            await interaction.response.send_message(ONLY_HERE, ephemeral=True)
+            return
+        public = public or request.public
+        await interaction.response.defer(thinking=True, ephemeral=not public)
+        guild = interaction.guild_id if interaction.guild_id is not None else "@me"
+        channel = interaction.channel
+        name = getattr(channel, "name", None)
+        try:
+            answer = await bot.engine.ask(
+                request.question, channels=[scope_of(guild, interaction.channel_id or 0)],
+                where=f"#{name}" if name else "here", dialect="markdown",
+                payer=payer_of(interaction),
+            )  # fmt: skip
+            text = answer.text
+        except Exception as exc:
+            log.warning("/ask failed: %s", exc)
+            text, public = failure_sentence(exc), False
+        for chunk in split_message(text, MESSAGE_LIMIT):
+            await interaction.followup.send(chunk, ephemeral=not public, allowed_mentions=NO_PINGS)
 
     @tree.command(name="forget", description="Clear my memory of this thread or DM")
     async def forget(interaction: discord.Interaction) -> None:

@@ -19,6 +19,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.asking import on_ask_command
 from adapters.slack.assistant import build_assistant
 from adapters.slack.feedback import FEEDBACK_ACTION, on_feedback
 from adapters.slack.mentions import SlackBot
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 SUMMARIZE_COMMAND = "/summarize"
 SUMMARIZE_SHORTCUT = "summarize_thread"
 USAGE_COMMAND = "/usage"
+ASK_COMMAND = "/ask"
 
 
 def _not_the_token_notice(record: logging.LogRecord) -> bool:
@@ -93,6 +95,9 @@ def build_app(
     async def on_usage(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
         await on_usage_command(bot, ack, command, respond)
 
+    async def on_ask(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
+        await on_ask_command(bot, ack, command, respond)
+
     async def on_shortcut(ack: Ack, shortcut: dict[str, Any], respond: Respond) -> None:
         await on_summarize_shortcut(bot, ack, shortcut, respond)
 
@@ -102,6 +107,7 @@ def build_app(
     app.action(FEEDBACK_ACTION)(on_feedback_click)
     app.command(SUMMARIZE_COMMAND)(on_command)
     app.command(USAGE_COMMAND)(on_usage)
+    app.command(ASK_COMMAND)(on_ask)
     app.shortcut(SUMMARIZE_SHORTCUT)(on_shortcut)
 
     async def on_error(error: Exception, body: dict[str, Any]) -> None:

@@ -52,6 +52,10 @@ class ChannelLog(Protocol):
 
     async def remove(self, channel: str, message_id: str) -> None: ...
 
+    async def deleted(self, channel: str) -> set[str]:
+        """The ids of messages deleted from the channel lately (an hour), for search indexes
+        derived from the log to drop them too."""
+
     async def resume(self) -> None:
         """A bot process starts: anything said while none ran is missing, so no channel's log
         is complete before now."""
@@ -107,6 +111,10 @@ class InProcessChannelLog:
 
     async def resume(self) -> None:
         self._resumed = self._clock()
+
+    async def deleted(self, channel: str) -> set[str]:
+        now = self._clock()
+        return {m for (c, m), until in self._gone.items() if c == channel and until > now}
 
     async def remove(self, channel: str, message_id: str) -> None:
         now = self._clock()
@@ -206,6 +214,13 @@ class RedisChannelLog:
         # newest first from Redis; oldest first for the window, so ties keep arrival order
         messages = [SourceMessage.from_json(json.loads(f[b"m"])) for _, f in reversed(entries)]
         return LogWindow(_window(messages, since, most), datetime.fromtimestamp(start, UTC))
+
+    async def deleted(self, channel: str) -> set[str]:
+        try:
+            found = await self._redis.smembers(self._gone_key(channel))
+        except (RedisError, OSError) as exc:
+            raise redis_unavailable(exc) from exc
+        return {m.decode() if isinstance(m, bytes) else str(m) for m in found}
 
     async def remove(self, channel: str, message_id: str) -> None:
         stream, _ = self._keys(channel)

@@ -230,3 +230,27 @@ async def test_without_a_model_the_console_says_what_to_set_before_anyone_types(
     assert code == 2 and out == ""
     [line] = err.strip().splitlines()
     assert "OPENAI_API_KEY" in line and "OPENAI_BASE_URL=http://localhost:11434/v1" in line
+
+
+async def test_ask_answers_from_what_was_said_in_the_console(
+    tmp_path, fake_openai: FakeOpenAI
+) -> None:
+    import re
+
+    def respond(body: dict) -> str:
+        given = re.findall(r"^(m\d+) —", body["messages"][-1]["content"], re.MULTILINE)
+        if given:  # the /ask call: cite what was given
+            return f"Priya owns the billing service [{given[0]}]."
+        return "Noted."
+
+    fake_openai.responder = respond
+    code, out, err = await run_console(
+        tmp_path,
+        ["Priya owns the billing service since March", "/ask who owns the billing service?",
+         "/ask what is the weather on mars?", "/quit"],
+        OPENAI_BASE_URL=fake_openai.url,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "Priya owns the billing service [1]." in out
+    assert "Sources:\n[1] " in out
+    assert "I could not find this in this console's history (searched 1 message" in out

@@ -40,6 +40,7 @@ def healthy(
     fake_openai.known_models = {"gpt-4o-mini", "gpt-4o"}
     fake_discord.registered_commands = [
         {"name": "summarize", "description": "Summarize the recent conversation here"},
+        {"name": "ask", "description": "Answer from this channel's history, citing it"},
         {"name": "usage", "description": "Your token usage and what is left today"},
         {"name": "forget", "description": "Clear my memory of this thread or DM"},
     ]
@@ -201,7 +202,7 @@ async def test_discord_token_intent_and_commands(
     assert code == 1 and "the Message Content intent is not enabled" in failed
     assert "Privileged Gateway Intents" in failed
     [warned] = lines(out, "warn")
-    assert "missing: forget, usage" in warned and "syncs them when it starts" in warned
+    assert "missing: ask, forget, usage" in warned and "syncs them when it starts" in warned
     fake_discord.token_ok = False
     code, out = await doctor(tmp_path, healthy)
     [failed] = lines(out, "FAIL")

@@ -274,3 +274,38 @@ async def test_start_up_failures_are_one_line(
     assert process.returncode == 2
     last = stderr.decode().strip().splitlines()[-1]
     assert last.startswith(line) and "Traceback" not in stderr.decode()
+
+
+async def test_ask_answers_from_the_channel_with_jump_links(
+    discord_bot: DiscordHarness, fake_openai: FakeOpenAI
+) -> None:
+    import re
+
+    said = await discord_bot.send("Priya owns the billing service since March")
+    await discord_bot.send("lunch at noon?", author=BOB)
+
+    def cite(body: dict) -> str:
+        given = re.findall(r"^(m\d+) —", body["messages"][-1]["content"], re.MULTILINE)
+        return f"Priya owns it [{given[0]}][m77]." if given else "?"
+
+    fake_openai.responder = cite
+    payload = interaction(
+        discord_bot.fake, "ask", [{"name": "question", "type": 3, "value": "who owns billing?"}]
+    )
+    defer, followup = await invoke(discord_bot, payload, replies=2)
+    assert defer["type"] == 5 and defer["data"]["flags"] & 64  # only the asker sees it
+    text = followup["content"]
+    assert text.startswith("Priya owns it ([1](https://discord.com/channels/")
+    assert f"/{said['id']})" in text and "77" not in text and "**Sources**" in text
+
+
+async def test_ask_with_nothing_relevant_says_what_it_searched(
+    discord_bot: DiscordHarness, fake_openai: FakeOpenAI
+) -> None:
+    await discord_bot.send("lunch at noon?", author=BOB)
+    payload = interaction(
+        discord_bot.fake, "ask", [{"name": "question", "type": 3, "value": "who owns billing?"}]
+    )
+    _, followup = await invoke(discord_bot, payload, replies=2)
+    assert followup["content"].startswith("I could not find this in #")
+    assert "(searched 1 message from" in followup["content"] and fake_openai.requests == []

@@ -1,0 +1,83 @@
+"""Searching channels as the channel log keeps them: this process's index, derived from the log
+(the record, shared by every replica) and caught up before each search, so a message logged by
+one replica is found by a question on another, and a deleted one stops being found."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.search.index import IndexedMessage, SearchIndex, TantivyIndex
+from bot.search.retrieval import Retrieval, retrieve
+from bot.summaries.channel_log import ChannelLog
+from bot.summaries.sources import SourceMessage
+
+MOST = 1_000_000  # messages read from a channel's log at once: the log's own cap bounds it
+LATE = timedelta(minutes=10)  # how late a message may be logged after its time and still be seen
+
+
+@dataclass(frozen=True, slots=True)
+class Searched:
+    """What a search covered, for the "not found" sentence: how many messages, since when."""
+
+    messages: int
+    since: datetime | None
+
+
+def indexed(channel: str, message: SourceMessage) -> IndexedMessage:
+    return IndexedMessage(
+        message.message_id, channel, message.text, message.author, message.at.timestamp(),
+        link=message.link,
+    )  # fmt: skip
+
+
+class ChannelSearch:
+    def __init__(self, log: ChannelLog, index: SearchIndex | None = None) -> None:
+        self.log = log
+        self.index = index if index is not None else TantivyIndex()
+        self._newest: dict[str, datetime] = {}  # channel -> the newest message time indexed
+        self._since: dict[str, datetime | None] = {}  # channel -> the log is complete from
+        self._counts: dict[str, set[str]] = {}  # channel -> ids indexed
+        self._lock = asyncio.Lock()
+
+    async def catch_up(self, channels: Collection[str]) -> None:
+        """Index what the log gained (and drop what it lost) since the last look."""
+        async with self._lock:  # one catch-up at a time: two would read the same entries
+            for channel in channels:
+                newest = self._newest.get(channel)
+                since = newest - LATE if newest is not None else None
+                window, gone = await asyncio.gather(
+                    self.log.read(channel, since=since, most=MOST), self.log.deleted(channel)
+                )
+                self._since[channel] = window.covers_from
+                fresh = [m for m in window.messages if m.message_id not in gone]
+                self.index.add(indexed(channel, m) for m in fresh)
+                known = self._counts.setdefault(channel, set())
+                known.update(m.message_id for m in fresh)
+                dropped = known & gone
+                if dropped:
+                    self.index.remove(channel, dropped)
+                    known -= dropped
+                if fresh:
+                    latest = max(m.at for m in fresh)
+                    self._newest[channel] = max(latest, newest) if newest else latest
+
+    async def retrieve(
+        self,
+        question: str,
+        channels: Collection[str],
+        *,
+        limit: int = 8,
+        exclude_thread: tuple[str, str] | None = None,
+    ) -> Retrieval:
+        await self.catch_up(channels)
+        return retrieve(
+            self.index, question, channels=channels, limit=limit, exclude_thread=exclude_thread
+        )
+
+    def searched(self, channels: Collection[str]) -> Searched:
+        starts = [s for c in channels if (s := self._since.get(c)) is not None]
+        count = sum(len(self._counts.get(c, ())) for c in channels)
+        return Searched(count, min(starts) if starts else None)

@@ -1,0 +1,147 @@
+"""Answers grounded in the team's own history: "what did we decide about X?", answered only from
+the channel's messages, every sentence citing the ones it used, and "I could not find this here"
+instead of a guess.
+
+Three gates stand between a question and an answer shown as fact:
+1. retrieval: nothing relevant in the channel (bot.search.retrieval) — no model call at all;
+2. the model, told to reply NOT FOUND when the messages do not answer the question;
+3. the citations: an answer citing none of the messages it was given is not shown as fact.
+Each ends in the same reply: what was searched (scope, how many messages, since when) and the
+closest messages, as links.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot.chat_model import ChatMessage, ChatModel, complete
+from bot.engine_config import EngineConfig
+from bot.search.channel_search import ChannelSearch, Searched
+from bot.search.index import Hit
+from bot.summaries.citations import labelled, resolve
+from bot.summaries.sources import SourceMessage
+from bot.usage.tally import Payer
+
+NOT_FOUND = "NOT FOUND"
+SOURCE_CHARS = 600  # of one message, in the prompt
+_SENTENCE = re.compile(r"[^.!?。！？\n]+[.!?。！？]?")
+
+INSTRUCTIONS = """\
+You answer a question about what a team said in their chat, using only the numbered messages \
+below. Answer in the language of the question, in one to four sentences. End every sentence \
+with the ids of the messages it relies on, in square brackets, like [m2] or [m1][m4]. Cite only \
+ids listed below; never write links or URLs. Never add facts the messages do not state. If the \
+messages do not answer the question, reply with exactly: NOT FOUND"""
+
+CountedTo = Callable[[Payer | None], AbstractAsyncContextManager[object]]
+
+
+@dataclass(frozen=True, slots=True)
+class GroundedAnswer:
+    text: str  # ready to show: citations resolved for the dialect, sources listed
+    found: bool
+    cited: tuple[SourceMessage, ...] = ()
+
+
+def source_of(hit: Hit) -> SourceMessage:
+    m = hit.message
+    return SourceMessage(m.id, m.author, m.text, datetime.fromtimestamp(m.at, UTC), m.link)
+
+
+def prompt(question: str, sources: Sequence[SourceMessage]) -> list[ChatMessage]:
+    lines = [
+        f"{key} — {s.author}, {s.at:%Y-%m-%d %H:%M}: {' '.join(s.text.split())[:SOURCE_CHARS]}"
+        for key, s in labelled(sources).items()
+    ]
+    body = f"Question: {question}\n\nMessages:\n" + "\n".join(lines)
+    return [ChatMessage("system", INSTRUCTIONS), ChatMessage("user", body)]
+
+
+def not_found(
+    where: str, searched: Searched, closest: Sequence[SourceMessage], dialect: str
+) -> str:
+    since = f" from {searched.since:%-d %b}" if searched.since else ""
+    count = f"{searched.messages:,} message{'s' if searched.messages != 1 else ''}"
+    text = f"I could not find this in {where} (searched {count}{since} to today)."
+    if closest:
+        refs = [_ref(n, s, dialect) for n, s in enumerate(closest[:3], start=1)]
+        text += " The closest I found: " + ", ".join(refs) + "."
+    return text
+
+
+def _ref(number: int, source: SourceMessage, dialect: str) -> str:
+    said = f"{source.author}, {source.at:%-d %b}"
+    if dialect == "markdown" and source.link:
+        return f"[{said}]({source.link})"
+    return said
+
+
+def sources_list(cited: Sequence[SourceMessage], dialect: str) -> str:
+    """The compact list under an answer: number, author, date, the first words (linked)."""
+    lines = []
+    for number, s in enumerate(cited, start=1):
+        words = " ".join(s.text.split())
+        first = words[:60] + ("…" if len(words) > 60 else "")
+        said = f"{s.author}, {s.at:%-d %b}"
+        if dialect == "markdown" and s.link:
+            lines.append(f"{number}. [{said}]({s.link}): “{first}”")
+        else:
+            lines.append(f"{number}. {said}: “{first}”")
+    heading = "**Sources**" if dialect == "markdown" else "Sources:"
+    return heading + "\n" + "\n".join(lines)
+
+
+def cites_enough(text: str) -> bool:
+    """Most sentences of a grounded answer cite a message (the rest may be a connecting
+    clause); an answer citing nothing is not grounded."""
+    sentences = [s for s in _SENTENCE.findall(text) if len(s.strip()) > 3]
+    citing = sum(1 for s in sentences if "[m" in s or "[M" in s)
+    return citing > 0 and citing * 2 >= len(sentences)
+
+
+class Grounding:
+    """The engine's part in asking the history (held by bot.engine.ConversationEngine)."""
+
+    def __init__(
+        self,
+        search: ChannelSearch,
+        model: ChatModel,
+        config: EngineConfig,
+        counted_to: CountedTo,
+    ) -> None:
+        self.search = search
+        self.model = model
+        self.config = config
+        self.counted_to = counted_to
+
+    async def ask(
+        self,
+        question: str,
+        *,
+        channels: Collection[str],
+        where: str,
+        dialect: str = "markdown",
+        payer: Payer | None = None,
+        exclude_thread: tuple[str, str] | None = None,
+    ) -> GroundedAnswer:
+        found = await self.search.retrieve(question, channels, exclude_thread=exclude_thread)
+        sources = [source_of(hit) for hit in found.hits]
+        searched = self.search.searched(channels)
+        if not found.found:
+            return GroundedAnswer(not_found(where, searched, sources, dialect), False)
+        async with self.counted_to(payer):
+            reply = await complete(
+                self.model, prompt(question, sources), max_tokens=self.config.max_answer_tokens
+            )
+        if NOT_FOUND in reply.upper()[: len(NOT_FOUND) + 10] or not cites_enough(reply):
+            return GroundedAnswer(not_found(where, searched, sources, dialect), False)
+        text, cited = resolve(reply.strip(), labelled(sources), dialect=dialect)
+        if not cited:  # every id it cited was made up
+            return GroundedAnswer(not_found(where, searched, sources, dialect), False)
+        if dialect == "markdown":
+            text += "\n\n" + sources_list(cited, dialect)
+        return GroundedAnswer(text, True, tuple(cited))
