@@ -386,6 +386,12 @@ class ConversationEngine:
             exclude_thread=exclude_thread,
         )  # fmt: skip
 
+    async def logged_channels(self, under: str) -> list[str]:
+        """The channels (scopes starting with `under`) whose history can be searched."""
+        if self.grounding is None:
+            raise InvalidRequest(NO_HISTORY)
+        return await self.grounding.search.log.channels(under)
+
     def counted_to(self, payer: Payer | None) -> AbstractAsyncContextManager[object]:
         return self.requests.counted_to(payer)
 

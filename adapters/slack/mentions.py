@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError
 
 from adapters.intents import Route
 from adapters.recent import RecentKeys
+from adapters.slack.access import SlackAccess
 from adapters.slack.assistant import NotesContextStore, Pane, pane_intent
 from adapters.slack.events import (
     Deletion,
@@ -115,6 +116,7 @@ class SlackBot(SlackHistory):
         self.settings = settings
         self.tasks = BackgroundTasks()
         self.strangers = RecentKeys()  # threads Slack showed without the bot
+        self.access = SlackAccess(web)  # who may read which channel, for /ask
 
     # --- entry points (return within milliseconds) ----------------------------------------
 

@@ -56,6 +56,9 @@ class ChannelLog(Protocol):
         """The ids of messages deleted from the channel lately (an hour), for search indexes
         derived from the log to drop them too."""
 
+    async def channels(self, under: str) -> list[str]:
+        """The channels with a log whose scope starts with `under` (e.g. "slack:T1:")."""
+
     async def resume(self) -> None:
         """A bot process starts: anything said while none ran is missing, so no channel's log
         is complete before now."""
@@ -111,6 +114,9 @@ class InProcessChannelLog:
 
     async def resume(self) -> None:
         self._resumed = self._clock()
+
+    async def channels(self, under: str) -> list[str]:
+        return sorted(c for c, log in self._logs.items() if c.startswith(under) and log)
 
     async def deleted(self, channel: str) -> set[str]:
         now = self._clock()
@@ -214,6 +220,17 @@ class RedisChannelLog:
         # newest first from Redis; oldest first for the window, so ties keep arrival order
         messages = [SourceMessage.from_json(json.loads(f[b"m"])) for _, f in reversed(entries)]
         return LogWindow(_window(messages, since, most), datetime.fromtimestamp(start, UTC))
+
+    async def channels(self, under: str) -> list[str]:
+        pattern = KeyBuilder(self._prefix).channel_log(under + "*")[0]
+        found = []
+        try:
+            async for key in self._redis.scan_iter(match=pattern, count=1000):
+                name = key.decode() if isinstance(key, bytes) else key
+                found.append(name[name.index("{") + 1 : name.rindex("}")])
+        except (RedisError, OSError) as exc:
+            raise redis_unavailable(exc) from exc
+        return sorted(found)
 
     async def deleted(self, channel: str) -> set[str]:
         try:

@@ -56,12 +56,54 @@ async def test_ask_says_what_it_searched_when_nothing_is_there(
     assert fake_openai.requests == []  # no model call for nothing relevant
 
 
-async def test_ask_elsewhere_is_refused_in_one_sentence_for_now(slack: SlackHarness) -> None:
-    before = len(slack.slack.responses)
-    response = await slack.form({
-        "token": "legacy", "team_id": TEAM, "channel_id": "C1", "user_id": "UALICE",
-        "command": "/ask", "text": "everywhere who owns billing?",
-        "response_url": slack.slack.response_url, "trigger_id": "trig",
-    })  # fmt: skip
-    assert "search only the channel you ask in" in response.body
-    assert slack.slack.responses[before:] == []
+def rooms(fake: FakeSlack) -> None:
+    """C1 (asked in) and C3 are public; C2 is private, Bob's and the bot's only."""
+    for channel, private in (("C1", False), ("C2", True), ("C3", False)):
+        fake.channel_info[channel] = {"id": channel, "name": channel.lower(), "is_channel": True,
+                                      "is_private": private, "is_member": True}  # fmt: skip
+    fake.members["C2"] = ["UBOB", "UBOT"]
+
+
+async def seed(slack: SlackHarness) -> None:
+    await slack.event(message_event("the billing service belongs to Priya", "1700000000.000100"))
+    await slack.event(message_event("billing secret: layoffs in the billing service team",
+                                    "1700000000.000200", channel="C2", user="UBOB"))  # fmt: skip
+    await slack.event(message_event("billing service runbook is in the wiki", "1700000000.000300",
+                                    channel="C3", user="UBOB"))  # fmt: skip
+
+
+async def test_another_channel_the_asker_cannot_read_is_never_searched(
+    slack: SlackHarness, fake_openai: FakeOpenAI, fake_slack: FakeSlack
+) -> None:
+    rooms(fake_slack)
+    await seed(slack)
+    [reply] = await ask(slack, "in:<#C2|secret-room> what about the billing service?")
+    assert reply["text"] == "You cannot read #secret-room, so I will not search it for you."
+    assert fake_openai.requests == []
+
+
+async def test_everywhere_searches_only_what_the_asker_can_read(
+    slack: SlackHarness, fake_openai: FakeOpenAI, fake_slack: FakeSlack
+) -> None:
+    rooms(fake_slack)
+    await seed(slack)
+    fake_openai.responder = cite_given_and_one_made_up
+    [reply] = await ask(slack, "everywhere who owns the billing service?")
+    prompt = fake_openai.requests[-1]["messages"][-1]["content"]
+    assert "belongs to Priya" in prompt and "runbook" in prompt  # C1 and public C3
+    assert "layoffs" not in prompt  # private C2, which Alice is not in, never reaches the model
+    assert reply["response_type"] == "ephemeral"
+
+
+async def test_a_public_answer_drawing_on_a_private_channel_goes_to_the_asker_only(
+    slack: SlackHarness, fake_openai: FakeOpenAI, fake_slack: FakeSlack
+) -> None:
+    rooms(fake_slack)
+    fake_slack.members["C2"] = ["UBOB", "UBOT", "UALICE"]  # Alice may read it; not everyone here
+    await seed(slack)
+    fake_openai.responder = cite_given_and_one_made_up
+    [reply] = await ask(slack, "public in:<#C2|secret-room> what about the billing service?")
+    assert reply["response_type"] == "ephemeral"  # the audience rule
+    assert reply["text"].startswith("_Only you see this: it draws on channels not everyone here")
+    [reply] = await ask(slack, "public in:<#C3|c3> where is the billing service runbook?")
+    assert reply["response_type"] == "in_channel"  # a public channel: anyone here can read it

@@ -88,3 +88,21 @@ def test_the_gate_says_not_found_when_nothing_shares_the_question() -> None:
     index.add([message(3, "Priya owns the billing service since March")])
     answer = retrieve(index, "who owns the billing service?", channels={C1})
     assert answer.found and answer.hits[0].message.id == message(3, "").id
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 5), st.sampled_from(["billing", "deploy", "lunch"])),
+             min_size=1, max_size=30),
+    st.sets(st.integers(0, 5)),
+    st.sampled_from(["billing service", "deploy", "who owns billing?"]),
+)  # fmt: skip
+def test_no_hit_ever_comes_from_a_channel_the_asker_cannot_read(
+    said: list[tuple[int, str]], readable: set[int], query: str
+) -> None:
+    index = index_of(*(message(n, f"{word} talk {n}", channel=f"slack:T1:C{c}")
+                       for n, (c, word) in enumerate(said)))  # fmt: skip
+    allowed = {f"slack:T1:C{c}" for c in readable}
+    hits = index.search(query, channels=allowed, limit=50)
+    assert all(hit.message.channel in allowed for hit in hits)
+    expected = {(f"slack:T1:C{c}", w) for c, w in said if c in readable and w in query}
+    assert bool(hits) == bool(expected)  # and what is readable and matching is found
