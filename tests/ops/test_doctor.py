@@ -79,7 +79,7 @@ async def test_everything_right_every_check_passes(tmp_path, healthy: dict[str, 
         "the Message Content intent is enabled",
         "scope=bot+applications.commands",
         "permissions=",
-        "slash commands in sync: forget, summarize, usage",
+        "slash commands in sync: ask, forget, summarize, usage",
     ):
         assert expected in out, expected
     code, raw = await doctor(tmp_path, healthy, "--json")

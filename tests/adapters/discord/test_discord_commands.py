@@ -170,7 +170,7 @@ async def test_commands_sync_only_when_they_change(
         b for m, p, b in fake_discord.calls if m == "PUT" and p == f"applications/{APP_ID}/commands"
     ]
     assert len(syncs) == 1
-    assert sorted(c["name"] for c in syncs[0]) == ["forget", "summarize", "usage"]
+    assert sorted(c["name"] for c in syncs[0]) == ["ask", "forget", "summarize", "usage"]
 
 
 @pytest.mark.parametrize(
@@ -296,7 +296,8 @@ async def test_ask_answers_from_the_channel_with_jump_links(
     assert defer["type"] == 5 and defer["data"]["flags"] & 64  # only the asker sees it
     text = followup["content"]
     assert text.startswith("Priya owns it ([1](https://discord.com/channels/")
-    assert f"/{said['id']})" in text and "77" not in text and "**Sources**" in text
+    assert f"/{said['id']})" in text and "**Sources**" in text
+    assert "m77" not in text and "[2]" not in text  # the made-up id is dropped
 
 
 async def test_ask_with_nothing_relevant_says_what_it_searched(

@@ -8,7 +8,12 @@ import pytest
 import yaml
 
 from adapters.slack.doctor import SCOPES
-from adapters.slack.listeners import SUMMARIZE_COMMAND, SUMMARIZE_SHORTCUT, USAGE_COMMAND
+from adapters.slack.listeners import (
+    ASK_COMMAND,
+    SUMMARIZE_COMMAND,
+    SUMMARIZE_SHORTCUT,
+    USAGE_COMMAND,
+)
 from adapters.slack.runner import EVENTS_PATH
 from adapters.slack.settings import SlackSettings
 
@@ -29,10 +34,13 @@ def test_manifest_matches_the_code(mode: str) -> None:
     defaults = SlackSettings.model_fields["assistant_prompts"].default.split(",")
     assert [p["message"] for p in pane["suggested_prompts"]] == defaults
     assert pane["assistant_description"]
-    command, usage = manifest["features"]["slash_commands"]
+    command, usage, ask = manifest["features"]["slash_commands"]
     [shortcut] = manifest["features"]["shortcuts"]
-    assert (command["command"], usage["command"]) == (SUMMARIZE_COMMAND, USAGE_COMMAND)
-    assert usage.get("url") == command.get("url")
+    assert (command["command"], usage["command"], ask["command"]) == (
+        SUMMARIZE_COMMAND, USAGE_COMMAND, ASK_COMMAND,
+    )  # fmt: skip
+    assert usage.get("url") == command.get("url") == ask.get("url")
+    assert ask["should_escape"] is True  # channels arrive as <#C123|name> for in:#channel
     assert shortcut["callback_id"] == SUMMARIZE_SHORTCUT and shortcut["type"] == "message"
     urls = [
         settings["event_subscriptions"].get("request_url"),
