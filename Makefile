@@ -30,6 +30,7 @@ bench: install
 	$(BIN)/python -m bench.faults
 	$(BIN)/python -m bench.files
 	$(BIN)/python -m bench.scale
+	$(BIN)/python -m bench.retrieval
 
 console: install
 	$(BIN)/python -m bot console
