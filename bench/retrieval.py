@@ -11,7 +11,9 @@ when the answer is not there?
    bot's lexical search (bot.search: its terms, CJK bigrams, stop words, plural folding).
 2. The retrieval gate: the same questions with their whole conversation left out of the index
    (the right answer is "not found"), against the answerable ones.
-3. Speed: indexing, and search p50/p95 at 10k and 100k messages (the IRC messages repeated
+3. QMSum's human questions with gold spans: recall@5 and recall@10.
+4. Molweni's human unanswerables: the gate's "not found" on them and on the answerable ones.
+5. Speed: indexing, and search p50/p95 at 10k and 100k messages (the IRC messages repeated
    under new ids and channels).
 """
 
@@ -169,10 +171,65 @@ def gate(samples, asked, answerable) -> None:  # type: ignore[no-untyped-def]
         row(f"  a gate at {share:.0%} of the terms: left out / there", shares)
 
 
+def qmsum() -> None:
+    """Human questions with gold spans: each meeting a channel, each turn a message; recall@k =
+    a retrieved turn lies inside a gold span of the question."""
+    import json
+
+    index = TantivyIndex()
+    asked: list[tuple[str, str, list[tuple[int, int]]]] = []
+    for path in sorted((CORPORA / "qmsum" / "val").glob("*.json")):
+        meeting = json.loads(path.read_text())
+        channel = path.stem
+        index.add(
+            IndexedMessage(str(n), channel, turn["content"], turn["speaker"], float(n))
+            for n, turn in enumerate(meeting["meeting_transcripts"])
+        )
+        for query in meeting["specific_query_list"]:
+            spans = [(int(a), int(b)) for a, b in query["relevant_text_span"]]
+            asked.append((channel, query["query"], spans))
+    recalled = {5: 0, 10: 0}
+    for channel, query, spans in asked:
+        hits = retrieve(index, query, channels={channel}, limit=10).hits
+        for k in recalled:
+            if any(a <= int(h.message.id) <= b for h in hits[:k] for a, b in spans):
+                recalled[k] += 1
+    print(f"3. QMSum (35 meetings, {len(index):,} turns, {len(asked)} human questions with gold "
+          "spans)")  # fmt: skip
+    row("recall@5 / recall@10", " / ".join(f"{100 * v / len(asked):.1f}" for v in
+                                           recalled.values()))  # fmt: skip
+
+
+def molweni() -> None:
+    """Human unanswerables: every dialogue in one channel; the lexical gate's verdict on the
+    questions marked impossible against the answerable ones."""
+    import json
+
+    data = json.loads((CORPORA / "molweni" / "test.json").read_text())["data"]["dialogues"]
+    index = TantivyIndex()
+    questions: list[tuple[str, bool]] = []
+    number = 0
+    for dialogue in data:
+        for edu in dialogue["edus"]:
+            index.add([IndexedMessage(str(number), "molweni", edu["text"], edu["speaker"],
+                                      float(number))])  # fmt: skip
+            number += 1
+        questions += [(qa["question"], bool(qa["is_impossible"])) for qa in dialogue["qas"]]
+    verdicts = [(impossible, retrieve(index, q, channels={"molweni"}).found)
+                for q, impossible in questions]  # fmt: skip
+    impossible = [found for gone, found in verdicts if gone]
+    possible = [found for gone, found in verdicts if not gone]
+    print(f"4. Molweni ({len(data)} dialogues in one channel, {len(questions):,} questions, "
+          f"{len(impossible)} unanswerable)")  # fmt: skip
+    row("'not found' on unanswerable / on answerable",
+        f"{100 * impossible.count(False) / len(impossible):.1f}% / "
+        f"{100 * possible.count(False) / len(possible):.1f}%")  # fmt: skip
+
+
 def speed() -> None:
     base = [m for raw in sorted(IRC.glob("*.raw.txt")) for m in irc_sample(raw)[0]]
     queries = [m.text for m in base if "?" in m.text][:200]
-    print("3. Speed (one process, in memory)")
+    print("5. Speed (one process, in memory)")
     for size in (10_000, 100_000):
         copies = [
             IndexedMessage(f"{n}", f"c{n // 1000}", base[n % len(base)].text, at=float(n))
@@ -199,6 +256,8 @@ def main() -> None:
     if not IRC.is_dir():
         raise SystemExit(f"the corpora are not at {CORPORA} (see DEVELOPERS' shared folder)")
     find_the_thread()
+    qmsum()
+    molweni()
     speed()
 
 
