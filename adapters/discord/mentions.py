@@ -34,7 +34,13 @@ from adapters.discord.summaries import (
 from adapters.intents import Route
 from adapters.quiet_log import QuietLog
 from adapters.rendering import split_message
-from adapters.streaming import ChannelPace, StreamingReply, end_in_failure, follow_answer
+from adapters.streaming import (
+    TYPING_MARK,
+    ChannelPace,
+    StreamingReply,
+    end_in_failure,
+    follow_answer,
+)
 from adapters.tasks import BackgroundTasks
 from bot.conversation import ThreadRef
 from bot.engine import ConversationEngine
@@ -308,8 +314,29 @@ class DiscordBot(Conversations, ChannelSummaries):
         await asyncio.wait_for(self.client.wait_until_ready(), timeout=60)
         channel = self.client.get_partial_messageable(int(pending.reply.get("channel", 0)))
         ids = [str(i) for i in pending.reply.get("ids", [])]
+        if pending.reply.get("posting"):
+            ids += await self.unrecorded(channel, pending, ids)
         reply = StreamingReply.resume(PartialSink(channel), ids, MESSAGE_LIMIT)
         await reply.fail(Interrupted().user_message())
+
+    async def unrecorded(
+        self, channel: discord.PartialMessageable, pending: PendingAnswer, ids: list[str]
+    ) -> list[str]:
+        """The answer's messages posted as its process died, before their ids were recorded:
+        the bot's unfinished messages in the channel after the question."""
+        me = self.me.id if self.me else 0
+        question = int(pending.message.message_id or 0)
+        found = []
+        try:
+            async for message in channel.history(limit=50, after=discord.Object(question)):
+                unfinished = message.content.endswith(TYPING_MARK.strip()) or (
+                    message.content == PLACEHOLDER
+                )
+                if message.author.id == me and str(message.id) not in ids and unfinished:
+                    found.append(str(message.id))
+        except discord.HTTPException as exc:
+            log.warning("could not read the interrupted channel: %s", exc)
+        return found
 
     async def fail(self, reply: StreamingReply, error: BaseException) -> None:
         await end_in_failure(

@@ -208,3 +208,24 @@ async def test_a_follow_up_in_the_bots_thread_is_answered_after_memory_was_lost(
     await discord_bot.send("since when?", channel=int(thread["id"]))
     assert len(fake_openai.requests) == 2  # the thread the bot opened is its own: Discord says so
     assert len(discord_bot.fake.bot_messages(int(thread["id"]))) == 2
+
+
+async def test_a_message_posted_as_its_process_died_is_settled_too(
+    discord_bot: DiscordHarness, fake_discord: FakeDiscord
+) -> None:
+    from bot.conversation import IncomingMessage, ThreadRef
+    from bot.errors import Interrupted
+    from bot.store.inflight import PendingAnswer
+
+    question = fake_discord.message(CHANNEL, "explain the outage", ALICE)
+    unfinished = fake_discord.message(CHANNEL, "The outage began when …", BOT_USER)
+    fake_discord.message(CHANNEL, "Finished answer to something else.", BOT_USER)
+    asked = IncomingMessage(ThreadRef("discord", "1", str(CHANNEL), question["id"]),
+                            "explain the outage", ALICE["id"], "Alice",
+                            message_id=question["id"])  # fmt: skip
+    # its record said a message was being posted, and no id was recorded yet
+    pending = PendingAnswer(asked, {"channel": CHANNEL, "ids": [], "posting": True}, "dead")
+    await discord_bot.bot.settle(pending)
+    texts = {m["id"]: m["content"] for m in fake_discord.bot_messages(CHANNEL)}
+    assert texts[unfinished["id"]] == Interrupted().user_message()
+    assert "Finished answer to something else." in texts.values()  # a finished one is left alone
