@@ -48,6 +48,11 @@ NOT_READABLE = (
 NOTHING_TODAY = "Nobody wrote anything in that channel in the last day."
 _SUMMARIZE = re.compile(r"\bsummar(?:ize|ise|y)\b.*\bchannel\b|\bchannel\b.*\bsummar", re.I)
 _MISSED = re.compile(r"\bwhat did i miss\b|\bcatch me up\b", re.I)
+_THIS_CHANNEL = re.compile(r"\b(?:this|the) channel\b", re.I)
+NO_CHANNEL_TO_SEARCH = (
+    "Open me from a channel and ask again: I search the channel you are looking at."
+)
+SEARCH_PLACEHOLDER = "_Searching the channel…_"
 
 
 class NotesContextStore(AsyncAssistantThreadContextStore):
@@ -76,11 +81,14 @@ class NotesContextStore(AsyncAssistantThreadContextStore):
 
 def pane_intent(text: str) -> str | None:
     """What a pane message asks for: "summarize" (this channel), "missed" (since my last
-    summary), or None (a question)."""
+    summary), "ask" (a question about this channel: answered from its history), or None (a
+    question for the model)."""
     if _MISSED.search(text):
         return "missed"
     if _SUMMARIZE.search(text):
         return "summarize"
+    if _THIS_CHANNEL.search(text):
+        return "ask"
     return None
 
 
@@ -207,6 +215,28 @@ class Pane:
                 sources, scope=scope, requester=message.user, payer=bot.payer(message)
             )
             await reply.feed(summary.text)
+            await reply.finish()
+        except (BotError, SlackApiError) as exc:
+            await self.clear(message)
+            await bot.fail(reply, exc)
+
+    async def ask_channel(self, message: SlackMessage, question: str) -> None:
+        """Answer a question about the channel the person is looking at from its history,
+        citing it, if both of them can read it (bot.search)."""
+        bot = self.bot
+        reply = bot.reply_for(message, SEARCH_PLACEHOLDER)
+        try:
+            await reply.start()
+            channel = await self.context_channel(message)
+            if channel is None:
+                raise InvalidRequest(NO_CHANNEL_TO_SEARCH)
+            if not await bot.web.both_can_read(channel, message.user):
+                raise InvalidRequest(NOT_READABLE)
+            answer = await bot.engine.ask(
+                question, channels=[bot.scope(message.team, channel)],
+                where="the channel you are looking at", payer=bot.payer(message),
+            )  # fmt: skip
+            await reply.feed(answer.text)
             await reply.finish()
         except (BotError, SlackApiError) as exc:
             await self.clear(message)

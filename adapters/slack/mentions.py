@@ -267,7 +267,10 @@ class SlackBot(SlackHistory):
             return
         if action is Route.ANSWER and pane and (intent := pane_intent(read.text)):
             await self.pane.thinking(read, first=not known)
-            await self.pane.summarize(read, intent)
+            if intent == "ask":
+                await self.pane.ask_channel(read, read.text)
+            else:
+                await self.pane.summarize(read, intent)
         elif action is Route.ANSWER:
             await self.answer(read, thread, known=known, pane=pane, read_thread=read_thread)
         elif action is Route.OBSERVE:

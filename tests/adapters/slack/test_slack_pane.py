@@ -169,3 +169,36 @@ async def test_pane_messages_are_answered_once(
     await pane.event(question, event_id="EvQ")
     await pane.event(question, event_id="EvQ2")  # the same message, delivered again
     assert len(fake_openai.requests) == 1
+
+
+async def test_a_question_about_this_channel_is_answered_from_its_history_with_links(
+    pane: SlackHarness, fake_openai: FakeOpenAI, fake_slack: FakeSlack
+) -> None:
+    import re
+
+    def cite(body: dict) -> str:
+        given = re.findall(r"^(m\d+) —", body["messages"][-1]["content"], re.MULTILINE)
+        return f"QA signs off on Thursday [{given[0]}]." if given else "a general answer"
+
+    fake_openai.responder = cite
+    fake_slack.channel_info["C2"] = {"id": "C2", "is_channel": True, "is_member": True}
+    await seed_channel(pane, "C2", ["the release moves to friday", "QA signs off thursday"])
+    await pane.event(opened("C2"))
+    await pane.event(asked("Who signs off in this channel?"))
+    reply = fake_slack.bot_messages(PANE)[-1]["text"]
+    assert reply.startswith("QA signs off on Thursday (<https://team.slack.com/archives/C2/p")
+    assert "Sources" in reply
+    assert calls(fake_slack, "setStatus")[0]["status"] == "is thinking…"
+
+
+async def test_a_question_about_a_channel_the_asker_cannot_read_searches_nothing(
+    pane: SlackHarness, fake_openai: FakeOpenAI, fake_slack: FakeSlack
+) -> None:
+    fake_slack.channel_info["C3"] = {"id": "C3", "is_group": True, "is_private": True,
+                                     "is_member": True}  # fmt: skip
+    fake_slack.members["C3"] = ["UBOB"]
+    await seed_channel(pane, "C3", ["secret plans for the merger"])
+    await pane.event(opened("C3"))
+    await pane.event(asked("What are the plans in this channel?"))
+    assert fake_slack.bot_messages(PANE)[-1]["text"] == NOT_READABLE
+    assert fake_openai.requests == []
