@@ -336,7 +336,9 @@ class SlackBot(SlackHistory):
         costs no further calls."""
         assert message.thread_ts is not None
         key = (message.team, message.channel, message.thread_ts)
-        if self.strangers.seen(key):
+        since = self.engine.memory.remembers_since
+        if self.strangers.seen(key) or (since is not None and ts_time(key[2]).timestamp() > since):
+            # Begun since the store's data did: had the bot replied, memory would know.
             return None
         try:
             messages = await self.web.thread(message.channel, message.thread_ts)

@@ -20,6 +20,9 @@ class ThreadMemory(Protocol):
     """
 
     owner: str  # this process, as named in its locks and answers in flight
+    # Since when the store holds everything written to it (time.time()); None: unknown. A
+    # thread that began later and is not in memory is one the bot never took part in.
+    remembers_since: float | None
 
     async def load(self, thread: ThreadRef) -> ThreadState: ...
 

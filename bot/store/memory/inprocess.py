@@ -42,6 +42,7 @@ class InProcessMemory:
         self._gone: dict[tuple[ThreadRef, str], float] = {}  # tombstones of deleted messages
         self._taken: set[tuple[ThreadRef, str]] = set()  # answers taken over: fenced out
         self.owner = secrets.token_hex(8)
+        self.remembers_since: float | None = time.time()  # it lives as long as the process
 
     def _live(self, thread: ThreadRef) -> _Thread | None:
         entry = self._threads.get(thread)

@@ -90,6 +90,13 @@ IN_FLIGHT_SCAN = 1000  # at most this many records are read per place and recove
 PLACE_IDLE = 3600.0  # a place without answers this long leaves this process's registration
 
 
+def _epoch_time(epoch: bytes | None) -> float | None:
+    try:
+        return float(epoch.decode().rsplit(":", 1)[1]) if epoch else None
+    except (IndexError, ValueError):
+        return None
+
+
 def index_member(pending: PendingAnswer) -> str:
     t = pending.thread
     return json.dumps([t.platform, t.workspace, t.channel, t.thread, pending.key, t.place])
@@ -117,6 +124,7 @@ class InFlightRecords:
     _places: dict[str, float]
     _mine: set[str]
     _epoch: bytes | None  # the store's epoch as this process last saw it
+    remembers_since: float | None  # when the store's data began (its epoch was set)
     _held: dict[str, Any]  # lock key -> HeldLock (bot.store.memory.redis)
     _lock_ttl_ms: int
 
@@ -249,13 +257,15 @@ class InFlightRecords:
         pipe = self._redis.pipeline(transaction=False)
         pipe.set(self._keys.alive(self.owner), "1", px=int(ttl * 1000))
         pipe.zadd(self._keys.owners, {self.owner: time.time()})
-        pipe.set(self._keys.epoch, secrets.token_hex(8), nx=True)
+        # "<random>:<when it was set>": a new value means Redis lost its data since then
+        pipe.set(self._keys.epoch, f"{secrets.token_hex(8)}:{time.time():.3f}", nx=True)
         pipe.get(self._keys.epoch)
         if idle:  # no answer there for an hour: registered again at the next one
             pipe.srem(self._keys.places(self.owner), *idle)
         _, added, _, epoch, *_ = await self._call(pipe.execute())
         lost = self._epoch is not None and epoch != self._epoch
         self._epoch = epoch
+        self.remembers_since = _epoch_time(epoch)
         for place in idle:
             self._places.pop(place, None)
         if lost:

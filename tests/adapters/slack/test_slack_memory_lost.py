@@ -50,3 +50,13 @@ async def test_a_mention_in_a_thread_once_found_without_the_bot_is_answered(
     )
     await slack.event(message_event("thanks", "1700000000.002300", thread_ts=ROOT))
     assert len(fake_openai.requests) == 2  # the mention, and the follow-up without one
+
+
+async def test_a_thread_begun_since_redis_kept_its_data_costs_no_api_call(
+    slack: SlackHarness, fake_openai: FakeOpenAI, fake_slack: FakeSlack
+) -> None:
+    slack.core.engine.memory.remembers_since = 1_600_000_000.0  # long before these threads
+    fake_slack.add_message("C1", ROOT, "lunch?", "UBOB")
+    await slack.event(message_event("sure", "1700000000.002100", thread_ts=ROOT))
+    assert fake_slack.called("conversations.replies") == []  # memory would know it: no need
+    assert fake_openai.requests == []
