@@ -31,6 +31,8 @@ from bot.usage.tally import Payer
 if TYPE_CHECKING:
     from bot.assembly import Core
 
+log = logging.getLogger(__name__)
+
 HELP = """\
 Commands:
   /thread NAME   switch to (or start) the conversation NAME
@@ -157,7 +159,7 @@ class ConsoleSession:
         try:
             await self.core.channel_log.record(self.scope, said)
         except BotError as exc:
-            logging.getLogger(__name__).warning("could not log the message: %s", exc)
+            log.warning("could not log the message: %s", exc)
 
     async def usage(self) -> None:
         self.say(await self.core.engine.quotas.report(self.payer))

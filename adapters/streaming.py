@@ -50,9 +50,10 @@ Moved = Callable[[list[str], bool, bool], Awaitable[None]]
 class Reply(Protocol):
     """An answer as a platform shows it while it is written.
 
-    `guard` is awaited before every platform write, `moved` after every new message, so a
-    process taken for dead never writes over what recovery settled, and recovery finds every
-    message the answer shows (see `follow_answer`)."""
+    `guard` is awaited before every platform write, `moved` around every new message (it fences
+    too: the store refuses to move an answer this process lost), so a process taken for dead
+    never writes over what recovery settled, and recovery finds every message the answer shows
+    (see `follow_answer`)."""
 
     guard: Guard | None
     moved: Moved | None
@@ -91,6 +92,11 @@ async def end_in_failure(
         log.warning("answer abandoned: %s", exc)
     except Exception:
         log.exception("could not tell the user about the failure")
+
+
+def unfinished(text: str, placeholder: str) -> bool:
+    """A message a reply left mid-way: its placeholder, or text still marked as being typed."""
+    return text == placeholder or text.endswith(TYPING_MARK.strip())
 
 
 def follow_answer(
@@ -377,10 +383,10 @@ class StreamingReply:
     async def _post(self, text: str, *, prepaid: bool = False) -> None:
         if self._gate is not None and not prepaid:
             await self._gate.take()
-        if self.guard is not None:
-            await self.guard()
-        if self.moved is not None:
+        if self.moved is not None:  # the record says a message is coming (and fences)
             await self.moved(list(self._ids), False, True)
+        elif self.guard is not None:
+            await self.guard()
         self._ids.append(await self._sink.post(text))
         self._shown.append(text)
         self.posts += 1

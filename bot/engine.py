@@ -10,15 +10,15 @@ read(thread)       the thread as memory holds it, for summaries
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Sequence
-from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
+from collections.abc import AsyncGenerator, Callable, Collection, Sequence
+from contextlib import AbstractAsyncContextManager, aclosing
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
+from bot.admission import Admission
 from bot.chat_model import ChatModel
 from bot.conversation import IncomingMessage, ThreadRef, ThreadState, Turn
 from bot.engine_config import EngineConfig
@@ -28,7 +28,7 @@ from bot.files.reading import FileReader
 from bot.files.refs import FileRef
 from bot.files.turns import unshown_images
 from bot.folding import Folder
-from bot.metrics import ANSWER_QUEUE, IN_FLIGHT, LOCK_WAIT, answered, cause_of
+from bot.metrics import LOCK_WAIT, answered, cause_of
 from bot.prompt import PromptPlan, render_turn
 from bot.search.channel_search import ChannelSearch
 from bot.search.grounding import GroundedAnswer, Grounding
@@ -82,8 +82,7 @@ class ConversationEngine:
         quotas: Quotas | None = None,
         search: ChannelSearch | None = None,
     ) -> None:
-        self.max_concurrent = max_concurrent  # answers streaming at once; 0: no limit
-        self._admission = asyncio.Semaphore(max_concurrent) if max_concurrent else None
+        self.admission = Admission(max_concurrent)  # answers streaming at once; 0: no limit
         self.files = files or FileReader()
         self.memory = memory
         self.model = model
@@ -210,24 +209,6 @@ class ConversationEngine:
                 timing["first_text_ms"] = round(1000 * first)
             log.info("answer %s: %s", outcome, cause_of(error) if error else "ok", extra=timing)
 
-    @asynccontextmanager
-    async def _admitted(self) -> AsyncIterator[None]:
-        """At most `max_concurrent` answers stream at once in this process; the rest wait their
-        turn (already recorded in flight, so a crash while waiting is settled too). A process
-        that takes on more than its CPU can finish misses its own deadlines and loses saves."""
-        gate = self._admission
-        queued = time.perf_counter()
-        if gate is not None and gate.locked():
-            log.info("%d answers at once already: this one waits its turn", self.max_concurrent)
-        async with gate or contextlib.nullcontext():
-            if gate is not None:
-                ANSWER_QUEUE.observe(time.perf_counter() - queued)
-            IN_FLIGHT.inc()
-            try:
-                yield
-            finally:
-                IN_FLIGHT.dec()
-
     async def _answer(
         self,
         message: IncomingMessage,
@@ -255,7 +236,7 @@ class ConversationEngine:
             self._in_flight[(thread, pending.key)] = pending
         try:
             queued = time.perf_counter()
-            async with self.memory.lock(thread, pending=pending), self._admitted():
+            async with self.memory.lock(thread, pending=pending), self.admission.admitted():
                 LOCK_WAIT.observe(time.perf_counter() - queued)
                 state = await self.memory.load(thread)
                 already_saved = state.has_message(message.message_id)
@@ -374,17 +355,13 @@ class ConversationEngine:
         where: str,
         dialect: str = "markdown",
         payer: Payer | None = None,
-        exclude_thread: tuple[str, str] | None = None,
     ) -> GroundedAnswer:
         """An answer from the channels' own messages, citing them, or "not found" (bot.search)."""
-        if not question.strip():
-            raise InvalidRequest("Ask a question after /ask, for example: /ask who owns billing?")
         if self.grounding is None:
             raise InvalidRequest(NO_HISTORY)
         return await self.grounding.ask(
-            question, channels=channels, where=where, dialect=dialect, payer=payer,
-            exclude_thread=exclude_thread,
-        )  # fmt: skip
+            question, channels=channels, where=where, dialect=dialect, payer=payer
+        )
 
     async def logged_channels(self, under: str) -> list[str]:
         """The channels (scopes starting with `under`) whose history can be searched."""

@@ -60,12 +60,6 @@ def _retry_after(headers: Any) -> float | None:
     return None
 
 
-def _openai() -> Any:
-    import openai
-
-    return openai
-
-
 def _error_code(exc: openai.APIError) -> str:
     code = exc.code or ""
     body = exc.body
@@ -249,6 +243,8 @@ class OpenAIChatModel:
         max_tokens: int | None = None,
         purpose: Purpose = "answer",
     ) -> AsyncIterator[str]:
+        import openai
+
         with_images = any(m.images for m in messages)
         # Sent as a plain body through the client's own request path (its configuration, Azure
         # routing, retries and error types), skipping the SDK's per-request parameter transform.
@@ -277,7 +273,7 @@ class OpenAIChatModel:
                         cast_to=object,
                         body=body,
                         stream=True,
-                        stream_cls=_openai().AsyncStream[object],
+                        stream_cls=openai.AsyncStream[object],
                     )
                 stack.push_async_callback(stream.close)
                 pieces = aiter(stream.response.aiter_bytes())
@@ -319,7 +315,7 @@ class OpenAIChatModel:
             outcome = "ok"
         except ModelError:
             raise
-        except (_openai().OpenAIError, httpx2.HTTPError, TimeoutError) as exc:
+        except (openai.OpenAIError, httpx2.HTTPError, TimeoutError) as exc:
             error = translate_error(exc)
             if with_images and _refuses_images(exc, error):
                 error = ImagesRefused(str(error))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from contextlib import aclosing
 
 import discord
@@ -33,13 +32,14 @@ from adapters.discord.summaries import (
 )
 from adapters.intents import Route
 from adapters.quiet_log import QuietLog
+from adapters.recent import RecentKeys
 from adapters.rendering import split_message
 from adapters.streaming import (
-    TYPING_MARK,
     ChannelPace,
     StreamingReply,
     end_in_failure,
     follow_answer,
+    unfinished,
 )
 from adapters.tasks import BackgroundTasks
 from bot.conversation import ThreadRef
@@ -103,7 +103,7 @@ class DiscordBot(Conversations, ChannelSummaries):
         self.odd = QuietLog(log)
         self.pace = ChannelPace(burst=5, period=5.0)
         self.me: discord.ClientUser | None = None
-        self._no_threads_until: dict[int, float] = {}  # channel -> when to try threads again
+        self.no_threads = RecentKeys(ttl=NO_THREADS_PAUSE)  # channels that refused a thread
 
     # --- entry points ---------------------------------------------------------------------------
 
@@ -239,7 +239,7 @@ class DiscordBot(Conversations, ChannelSummaries):
             message.guild is not None
             and not is_thread(message.channel)
             and facts.mentions_me
-            and self._no_threads_until.get(channel_id, 0.0) <= time.monotonic()
+            and not self.no_threads.seen(channel_id)
         ):
             try:
                 thread = await message.create_thread(
@@ -249,12 +249,7 @@ class DiscordBot(Conversations, ChannelSummaries):
                 return ref, DiscordSink(thread), thread.id
             except discord.HTTPException as exc:  # no permission, or a channel without threads
                 # Not asked again for a while: each refused call counts against the rate limit.
-                self._no_threads_until[channel_id] = time.monotonic() + NO_THREADS_PAUSE
-                if len(self._no_threads_until) > 10_000:
-                    now = time.monotonic()
-                    self._no_threads_until = {
-                        c: t for c, t in self._no_threads_until.items() if t > now
-                    }
+                self.no_threads.add(channel_id)
                 log.info("could not open a thread in %s (%s); replying in place", channel_id, exc)
         if guild_id is not None and not is_thread(message.channel):
             ref = await self.chain_ref(message)
@@ -329,10 +324,8 @@ class DiscordBot(Conversations, ChannelSummaries):
         found = []
         try:
             async for message in channel.history(limit=50, after=discord.Object(question)):
-                unfinished = message.content.endswith(TYPING_MARK.strip()) or (
-                    message.content == PLACEHOLDER
-                )
-                if message.author.id == me and str(message.id) not in ids and unfinished:
+                mine = message.author.id == me and str(message.id) not in ids
+                if mine and unfinished(message.content, PLACEHOLDER):
                     found.append(str(message.id))
         except discord.HTTPException as exc:
             log.warning("could not read the interrupted channel: %s", exc)

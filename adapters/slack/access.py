@@ -6,22 +6,34 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from slack_sdk.errors import SlackApiError
+from adapters.slack.web import SlackWeb, is_public
 
-from adapters.slack.web import SlackWeb
-
-TTL = 60.0  # seconds an answer about membership is trusted
+TTL = 60.0  # seconds an answer about a channel or a membership is trusted
 CHECKS_AT_ONCE = 8
+MOST = 50_000  # answers kept before the expired ones are dropped
 
 
 class SlackAccess:
     def __init__(self, web: SlackWeb, clock: Callable[[], float] = time.monotonic) -> None:
         self._web = web
         self._clock = clock
+        self._infos: dict[str, tuple[dict[str, Any], float]] = {}
         self._reads: dict[tuple[str, str], tuple[bool, float]] = {}
-        self._public: dict[str, tuple[bool, float]] = {}
         self._gate = asyncio.Semaphore(CHECKS_AT_ONCE)
+
+    async def _info(self, channel: str) -> dict[str, Any]:
+        """conversations.info, asked once a minute at most per channel."""
+        now = self._clock()
+        known = self._infos.get(channel)
+        if known is not None and known[1] > now:
+            return known[0]
+        async with self._gate:
+            info = await self._web.channel_info(channel)
+        self._infos = _fresh(self._infos, now)
+        self._infos[channel] = (info, now + TTL)
+        return info
 
     async def can_read(self, user: str, channel: str) -> bool:
         """The person can read `channel` now: a public channel of the workspace, or one they are
@@ -30,10 +42,10 @@ class SlackAccess:
         known = self._reads.get((user, channel))
         if known is not None and known[1] > now:
             return known[0]
+        info = await self._info(channel)
         async with self._gate:
-            readable = await self._web.both_can_read(channel, user)
-        if len(self._reads) > 50_000:
-            self._reads = {k: v for k, v in self._reads.items() if v[1] > now}
+            readable = await self._web.can_read_with(info, channel, user)
+        self._reads = _fresh(self._reads, now)
         self._reads[(user, channel)] = (readable, now + TTL)
         return readable
 
@@ -43,16 +55,10 @@ class SlackAccess:
 
     async def is_public(self, channel: str) -> bool:
         """Anyone in the workspace can read it (not private, not a DM)."""
-        now = self._clock()
-        known = self._public.get(channel)
-        if known is not None and known[1] > now:
-            return known[0]
-        try:
-            info = (await self._web.client.conversations_info(channel=channel)).get("channel")
-        except SlackApiError:
-            info = None
-        public = isinstance(info, dict) and not (
-            info.get("is_private") or info.get("is_im") or info.get("is_mpim")
-        )
-        self._public[channel] = (public, now + TTL)
-        return public
+        return is_public(await self._info(channel))
+
+
+def _fresh(answers: dict[Any, tuple[Any, float]], now: float) -> dict[Any, tuple[Any, float]]:
+    if len(answers) <= MOST:
+        return answers
+    return {k: v for k, v in answers.items() if v[1] > now}

@@ -196,11 +196,7 @@ class Pane:
         reply = bot.reply_for(message, SUMMARY_PLACEHOLDER)
         try:
             await reply.start()
-            channel = await self.context_channel(message)
-            if channel is None:
-                raise InvalidRequest(NO_CHANNEL)
-            if not await bot.web.both_can_read(channel, message.user):
-                raise InvalidRequest(NOT_READABLE)
+            channel = await self.channel_in_view(message, NO_CHANNEL)
             scope = bot.scope(message.team, channel)
             since = (
                 await bot.engine.summary_since(scope, message.user) if intent == "missed" else None
@@ -227,11 +223,7 @@ class Pane:
         reply = bot.reply_for(message, SEARCH_PLACEHOLDER)
         try:
             await reply.start()
-            channel = await self.context_channel(message)
-            if channel is None:
-                raise InvalidRequest(NO_CHANNEL_TO_SEARCH)
-            if not await bot.web.both_can_read(channel, message.user):
-                raise InvalidRequest(NOT_READABLE)
+            channel = await self.channel_in_view(message, NO_CHANNEL_TO_SEARCH)
             answer = await bot.engine.ask(
                 question, channels=[bot.scope(message.team, channel)],
                 where="the channel you are looking at", payer=bot.payer(message),
@@ -241,6 +233,16 @@ class Pane:
         except (BotError, SlackApiError) as exc:
             await self.clear(message)
             await bot.fail(reply, exc)
+
+    async def channel_in_view(self, message: SlackMessage, none_in_view: str) -> str:
+        """The channel the person is looking at, if both of them can read it; else the sentence
+        saying why not (InvalidRequest)."""
+        channel = await self.context_channel(message)
+        if channel is None:
+            raise InvalidRequest(none_in_view)
+        if not await self.bot.web.both_can_read(channel, message.user):
+            raise InvalidRequest(NOT_READABLE)
+        return channel
 
     async def context_channel(self, message: SlackMessage) -> str | None:
         store = self.bot.pane_contexts

@@ -44,9 +44,7 @@ class SlackHistory(SummarySources):
         names = await self.web.names_of(people)
         turns = []
         for m in usable:
-            mine = m.get("user") == self.me.user_id or (
-                self.me.bot_id and m.get("bot_id") == self.me.bot_id
-            )
+            mine = self.is_mine(m)
             if m.get("bot_id") and not mine:
                 continue  # other bots' chatter is not part of the conversation
             user = str(m.get("user") or "")
@@ -61,6 +59,12 @@ class SlackHistory(SummarySources):
                 )
             )
         return turns
+
+    def is_mine(self, message: dict[str, Any]) -> bool:
+        """Whether the bot wrote this message of the Web API."""
+        return message.get("user") == self.me.user_id or bool(
+            self.me.bot_id and message.get("bot_id") == self.me.bot_id
+        )
 
     async def backfill(
         self,

@@ -36,11 +36,11 @@ from adapters.slack.native import NativeReply
 from adapters.slack.settings import SlackSettings
 from adapters.slack.web import Identity, SlackSink, SlackWeb, api_error_sentence
 from adapters.streaming import (
-    TYPING_MARK,
     Reply,
     StreamingReply,
     end_in_failure,
     follow_answer,
+    unfinished,
 )
 from adapters.tasks import BackgroundTasks
 from bot.conversation import IncomingMessage, ThreadRef
@@ -80,10 +80,6 @@ def event_type(body: dict[str, Any]) -> str:
     event = body.get("event")
     kind = event.get("type") if isinstance(event, dict) else None
     return kind if isinstance(kind, str) and kind in EVENT_TYPES else "other"
-
-
-def _unfinished(text: str) -> bool:
-    return text.endswith(TYPING_MARK.strip()) or text == PLACEHOLDER
 
 
 def failure_sentence(error: BaseException) -> str:
@@ -353,11 +349,6 @@ class SlackBot(SlackHistory):
         self.strangers.add(key)
         return None
 
-    def is_mine(self, message: dict[str, Any]) -> bool:
-        return message.get("user") == self.me.user_id or bool(
-            self.me.bot_id and message.get("bot_id") == self.me.bot_id
-        )
-
     async def answer(
         self,
         message: SlackMessage,
@@ -439,7 +430,7 @@ class SlackBot(SlackHistory):
             if self.is_mine(m)
             and float(m.get("ts", 0)) > after
             and str(m["ts"]) not in ids
-            and (m.get("streaming") or _unfinished(str(m.get("text", ""))))
+            and (m.get("streaming") or unfinished(str(m.get("text", "")), PLACEHOLDER))
         ]
 
     async def fail(self, reply: Reply, error: BaseException) -> None:

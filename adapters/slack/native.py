@@ -199,9 +199,10 @@ class NativeReply:
                         await self._switch(started=False, reason="chat.startStream budget spent")
                         return
                     self._stop_paid = True
-                await self._guarded()
-                if self.moved is not None:
+                if self.moved is not None:  # the record says a stream is coming (and fences)
                     await self.moved([], True, True)
+                else:
+                    await self._guarded()
                 self._stream = await self._client.chat_stream(buffer_size=1, **self._where)
                 await self._stream.append(markdown_text=safe_markdown(pending))
                 if self.moved is not None and self._stream.ts:

@@ -241,15 +241,24 @@ class SlackWeb:
     async def both_can_read(self, channel: str, user: str) -> bool:
         """Whether the bot is in `channel` and `user` can read it: anyone in the workspace can
         read a public channel; a private channel, group DM or DM only its members."""
-        try:
-            info = (await self.client.conversations_info(channel=channel)).get("channel") or {}
-        except SlackApiError as exc:
-            log.info("conversations.info %s: %s", channel, exc.response.get("error"))
-            return False
+        return await self.can_read_with(await self.channel_info(channel), channel, user)
+
+    async def can_read_with(self, info: dict[str, Any], channel: str, user: str) -> bool:
+        """`both_can_read`, given the channel's conversations.info."""
         if not info.get("is_member"):
             return False
-        if not (info.get("is_private") or info.get("is_im") or info.get("is_mpim")):
-            return True
+        return is_public(info) or await self.has_member(channel, user)
+
+    async def channel_info(self, channel: str) -> dict[str, Any]:
+        """conversations.info's channel ({} when Slack will not say)."""
+        try:
+            info = (await self.client.conversations_info(channel=channel)).get("channel")
+        except SlackApiError as exc:
+            log.info("conversations.info %s: %s", channel, exc.response.get("error"))
+            return {}
+        return info if isinstance(info, dict) else {}
+
+    async def has_member(self, channel: str, user: str) -> bool:
         cursor: str | None = None
         while True:
             try:
@@ -269,6 +278,11 @@ class SlackWeb:
         if self.budget is not None:
             await self.budget.wait("chat.delete")
         await self.client.chat_delete(channel=channel, ts=ts)
+
+
+def is_public(info: dict[str, Any]) -> bool:
+    """A channel anyone in the workspace can read (not private, not a DM)."""
+    return bool(info) and not (info.get("is_private") or info.get("is_im") or info.get("is_mpim"))
 
 
 @dataclass

@@ -5,8 +5,7 @@ conversation only."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
@@ -29,7 +28,7 @@ from bot.prompt import render_turn
 from bot.store.memory.base import ThreadMemory
 from bot.summaries.summarizer import Summarizer, Summary
 from bot.tokens import TokenCounter
-from bot.usage.tally import Payer
+from bot.usage.tally import CountedTo, Payer
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +52,6 @@ class FileTurn:
 
 def note(text: str, dialect: str) -> str:
     return f"_{text}_\n\n" if dialect == "markdown" else f"({text})\n\n"
-
-
-CountedTo = Callable[[Payer | None], AbstractAsyncContextManager[object]]
 
 
 class FileAnswerer:

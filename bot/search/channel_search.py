@@ -70,12 +70,9 @@ class ChannelSearch:
         channels: Collection[str],
         *,
         limit: int = 8,
-        exclude_thread: tuple[str, str] | None = None,
     ) -> Retrieval:
         await self.catch_up(channels)
-        return retrieve(
-            self.index, question, channels=channels, limit=limit, exclude_thread=exclude_thread
-        )
+        return retrieve(self.index, question, channels=channels, limit=limit)
 
     def searched(self, channels: Collection[str]) -> Searched:
         starts = [s for c in channels if (s := self._since.get(c)) is not None]

@@ -9,18 +9,17 @@ from collections.abc import Iterable
 from datetime import UTC
 from typing import TextIO
 
-from bot.search.index import IndexedMessage, TantivyIndex
+from bot.search.channel_search import ChannelSearch
+from bot.search.index import SearchIndex
 from bot.search.retrieval import Retrieval, retrieve
 from bot.settings import Settings
-from bot.store.keys import KeyBuilder
-
-MOST = 1_000_000  # messages read per channel: the log's own cap bounds it
 
 
 async def build_index(
     settings: Settings, *, platform: str | None, workspace: str | None, channel: str | None
-) -> tuple[TantivyIndex, list[str]]:
-    """Every logged message of the channels matching the filters, indexed; and those channels."""
+) -> tuple[SearchIndex, list[str]]:
+    """Every logged message of the channels matching the filters, indexed as answers index them
+    (bot.search.channel_search); and those channels."""
     from bot.assembly import connect_memory
     from bot.store.memory import RedisMemory
     from bot.summaries.channel_log import RedisChannelLog
@@ -31,26 +30,17 @@ async def build_index(
     log = RedisChannelLog(memory.client, prefix=memory.prefix,
                           retention_seconds=max(1, settings.channel_log_days) * 86_400,
                           max_messages=settings.channel_log_max)  # fmt: skip
-    pattern = KeyBuilder(memory.prefix).channel_log("*")[0]
-    scopes = []
-    async for key in memory.client.scan_iter(match=pattern, count=1000):
-        name = key.decode() if isinstance(key, bytes) else key
-        scope = name[name.index("{") + 1 : name.rindex("}")]
-        where = scope.split(":")
-        if len(where) == 3 and all(
-            want is None or want == have
-            for want, have in zip((platform, workspace, channel), where, strict=True)
-        ):
-            scopes.append(scope)
-    index = TantivyIndex()
-    for scope in sorted(scopes):
-        window = await log.read(scope, since=None, most=MOST)
-        index.add(
-            IndexedMessage(m.message_id, scope, m.text, m.author, m.at.timestamp(), link=m.link)
-            for m in window.messages
-        )
+    wanted = (platform, workspace, channel)
+    scopes = [
+        scope
+        for scope in await log.channels("")
+        if len(where := scope.split(":")) == 3
+        and all(want is None or want == have for want, have in zip(wanted, where, strict=True))
+    ]
+    search = ChannelSearch(log)
+    await search.catch_up(scopes)
     await memory.aclose()
-    return index, sorted(scopes)
+    return search.index, scopes
 
 
 def as_json(result: Retrieval) -> str:
@@ -83,7 +73,7 @@ def _iso(at: float) -> str:
 
 
 def run_queries(
-    index: TantivyIndex,
+    index: SearchIndex,
     channels: list[str],
     queries: Iterable[str],
     *,

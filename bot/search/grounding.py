@@ -13,18 +13,18 @@ closest messages, as links.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.chat_model import ChatMessage, ChatModel, complete
 from bot.engine_config import EngineConfig
+from bot.errors import InvalidRequest
 from bot.search.channel_search import ChannelSearch, Searched
 from bot.search.index import Hit
 from bot.summaries.citations import labelled, resolve
 from bot.summaries.sources import SourceMessage
-from bot.usage.tally import Payer
+from bot.usage.tally import CountedTo, Payer
 
 NOT_FOUND = "NOT FOUND"
 SOURCE_CHARS = 600  # of one message, in the prompt
@@ -36,8 +36,6 @@ below. Answer in the language of the question, in one to four sentences. End eve
 with the ids of the messages it relies on, in square brackets, like [m2] or [m1][m4]. Cite only \
 ids listed below; never write links or URLs. Never add facts the messages do not state. If the \
 messages do not answer the question, reply with exactly: NOT FOUND"""
-
-CountedTo = Callable[[Payer | None], AbstractAsyncContextManager[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +66,12 @@ def not_found(
     count = f"{searched.messages:,} message{'s' if searched.messages != 1 else ''}"
     text = f"I could not find this in {where} (searched {count}{since} to today)."
     if closest:
-        refs = [_ref(n, s, dialect) for n, s in enumerate(closest[:3], start=1)]
+        refs = [_ref(s, dialect) for s in closest[:3]]
         text += " The closest I found: " + ", ".join(refs) + "."
     return text
 
 
-def _ref(number: int, source: SourceMessage, dialect: str) -> str:
+def _ref(source: SourceMessage, dialect: str) -> str:
     said = f"{source.author}, {source.at:%-d %b}"
     if dialect == "markdown" and source.link:
         return f"[{said}]({source.link})"
@@ -126,9 +124,10 @@ class Grounding:
         where: str,
         dialect: str = "markdown",
         payer: Payer | None = None,
-        exclude_thread: tuple[str, str] | None = None,
     ) -> GroundedAnswer:
-        found = await self.search.retrieve(question, channels, exclude_thread=exclude_thread)
+        if not question.strip():
+            raise InvalidRequest("Ask a question after /ask, for example: /ask who owns billing?")
+        found = await self.search.retrieve(question, channels)
         sources = [source_of(hit) for hit in found.hits]
         searched = self.search.searched(channels)
         if not found.found:

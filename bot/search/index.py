@@ -143,14 +143,6 @@ class TantivyIndex:
                 break
         return hits
 
-    def message(self, channel: str, message_id: str) -> IndexedMessage | None:
-        return self._messages.get(f"{channel}\x1f{message_id}")
-
-    def channel_messages(self, channel: str) -> Sequence[IndexedMessage]:
-        """A channel's messages, oldest first (for neighbours and threads)."""
-        return sorted((m for m in self._messages.values() if m.channel == channel),
-                      key=lambda m: m.at)  # fmt: skip
-
     def __len__(self) -> int:
         return len(self._messages)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass, field
 
 
@@ -26,6 +26,10 @@ class Payer:
     @property
     def scope(self) -> str:
         return f"{self.platform}:{self.workspace}"
+
+
+# A request's quotas and usage, held while its model calls run (bot.summaries.summarizing).
+CountedTo = Callable[[Payer | None], AbstractAsyncContextManager[object]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from bot.store.keys import DEFAULT_PREFIX, KeyBuilder, ThreadKeys
 from bot.store.memory.base import LocalLocks
 from bot.store.memory.redis_inflight import (
     FENCE,
+    OWNS,
     TAKE_OVER,
     UPDATE_PENDING,
     InFlightRecords,
@@ -76,17 +77,11 @@ return 0
 # deleted and the answer that follows a deleted question; settle the answer in flight named by
 # ARGV[3] (its record, and ARGV[5] in the channel's index KEYS[6]); give back the thread's lock
 # (KEYS[5]) if ARGV[4] is still its holder's token. An answer taken over from its owner ARGV[6]
-# (KEYS[7], see FENCE) writes nothing: -1.
-_APPEND = """
-if ARGV[3] ~= '' then
-  local raw = redis.call('HGET', KEYS[4], ARGV[3])
-  if raw then
-    local ok, rec = pcall(cjson.decode, raw)
-    if ok and rec['owner'] ~= ARGV[6] then return -1 end
-  elseif redis.call('SISMEMBER', KEYS[7], ARGV[3]) == 1 then
-    return -1
-  end
-end
+# (KEYS[7], see OWNS) writes nothing: -1.
+_APPEND = (
+    OWNS
+    + """
+if ARGV[3] ~= '' and not owns(KEYS[4], KEYS[7], ARGV[3], ARGV[6]) then return -1 end
 local values, skipping = {}, false
 for i = 7, #ARGV, 2 do
   local id = ARGV[i]
@@ -106,6 +101,7 @@ end
 if ARGV[4] ~= '' and redis.call('GET', KEYS[5]) == ARGV[4] then redis.call('DEL', KEYS[5]) end
 return #values
 """
+)
 
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end

@@ -58,31 +58,33 @@ end
 return 1
 """
 
-# Whether owner ARGV[2] may still write answer ARGV[1]: its record (KEYS[1]) names it, or there is
-# none and the answer was not taken over (KEYS[2]): a record lost with Redis's data is no takeover.
-FENCE = """
-local raw = redis.call('HGET', KEYS[1], ARGV[1])
-if raw then
-  local ok, rec = pcall(cjson.decode, raw)
-  if ok and rec['owner'] ~= ARGV[2] then return 0 end
-  return 1
+# One check, shared by the scripts below and the save (bot.store.memory.redis): whether `owner`
+# may still write answer `key` — its record (in hash `pending`) names it, or there is none and the
+# answer was not taken over (set `taken`): a record lost with Redis's data is no takeover.
+OWNS = """
+local function owns(pending, taken, key, owner)
+  local raw = redis.call('HGET', pending, key)
+  if raw then
+    local ok, rec = pcall(cjson.decode, raw)
+    return not (ok and rec['owner'] ~= owner), raw
+  end
+  return redis.call('SISMEMBER', taken, key) == 0, nil
 end
-if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
-return 1
 """
 
-# Record where an answer is shown now, if its owner (ARGV[3]) still has it; 0: fenced out.
-UPDATE_PENDING = """
-local raw = redis.call('HGET', KEYS[1], ARGV[1])
-if raw then
-  local ok, rec = pcall(cjson.decode, raw)
-  if ok and rec['owner'] ~= ARGV[3] then return 0 end
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-  return 1
-end
-if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
+# 1 if owner ARGV[2] may still write answer ARGV[1] (record KEYS[1], takeovers KEYS[2]).
+FENCE = OWNS + "if owns(KEYS[1], KEYS[2], ARGV[1], ARGV[2]) then return 1 end return 0"
+
+# Record where an answer is shown now (ARGV[2]), if its owner (ARGV[3]) still has it; 0: fenced.
+UPDATE_PENDING = (
+    OWNS
+    + """
+local mine, raw = owns(KEYS[1], KEYS[2], ARGV[1], ARGV[3])
+if not mine then return 0 end
+if raw then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
 return 1
 """
+)
 TAKEN_TTL = 3600  # an answer's takeover mark: longer than any process pause worth fencing
 
 PENDING_TTL = 86_400  # an answer in flight longer than a day is certainly settled by recovery
