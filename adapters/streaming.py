@@ -61,6 +61,10 @@ class Reply(Protocol):
     @property
     def message_ids(self) -> list[str]: ...
 
+    @property
+    def posts_at_start(self) -> bool:
+        """Whether `start` may post a message (a placeholder) before any text."""
+
     async def start(self) -> None: ...
 
     async def feed(self, delta: str) -> None: ...
@@ -97,6 +101,12 @@ async def end_in_failure(
 def unfinished(text: str, placeholder: str) -> bool:
     """A message a reply left mid-way: its placeholder, or text still marked as being typed."""
     return text == placeholder or text.endswith(TYPING_MARK.strip())
+
+
+def expected_at(reply: Reply, where: dict[str, Any]) -> dict[str, Any] | None:
+    """What the answer's record says before `reply.start()`: a placeholder is being posted at
+    `where` (None: the reply shows nothing before its first text)."""
+    return {**where, "ids": [], "posting": True} if reply.posts_at_start else None
 
 
 def follow_answer(
@@ -248,6 +258,10 @@ class StreamingReply:
     @property
     def message_ids(self) -> list[str]:
         return list(self._ids)
+
+    @property
+    def posts_at_start(self) -> bool:
+        return True
 
     @property
     def sink(self) -> MessageSink:

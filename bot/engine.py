@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Collection, Sequence
-from contextlib import AbstractAsyncContextManager, aclosing
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Sequence
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager, suppress
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -374,6 +374,30 @@ class ConversationEngine:
 
     async def summary_since(self, scope: str, requester: str) -> datetime | None:
         return await self.requests.summary_since(scope, requester)
+
+    @asynccontextmanager
+    async def expecting(
+        self, message: IncomingMessage, reply: dict[str, Any] | None
+    ) -> AsyncIterator[None]:
+        """Record the answer to `message` as in flight before its adapter shows anything of it
+        (`reply`: where it will be, marked `posting`; None: nothing to show before the answer
+        begins), so a crash between the placeholder and `answer` (while the adapter reads the
+        thread, say) is settled too. An answer that never reaches `answer` is settled when the
+        block ends; one that did was settled by it."""
+        if reply is None:
+            yield
+            return
+        pending = PendingAnswer(message, reply, started=time.time())
+        key = (message.thread, pending.key)
+        await self.memory.record(pending)
+        self._in_flight[key] = pending
+        try:
+            yield
+        finally:
+            if self._in_flight.get(key) is pending:  # `answer` never took it over
+                del self._in_flight[key]
+                with suppress(Fenced):  # recovery settled it (logged by _save)
+                    await self._save(message.thread, [], pending)
 
     async def note_reply(self, message: IncomingMessage, reply: dict[str, Any]) -> None:
         """The answer to `message` is now shown at `reply` (e.g. a native stream that began with

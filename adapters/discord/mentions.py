@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import aclosing
+from typing import Any
 
 import discord
 
@@ -38,13 +39,14 @@ from adapters.streaming import (
     ChannelPace,
     StreamingReply,
     end_in_failure,
+    expected_at,
     follow_answer,
     unfinished,
 )
 from adapters.tasks import BackgroundTasks
-from bot.conversation import ThreadRef
+from bot.conversation import IncomingMessage, ThreadRef
 from bot.engine import ConversationEngine
-from bot.errors import AnswerCutOff, BotError, Fenced, Interrupted, explain
+from bot.errors import AnswerCutOff, BotError, Fenced, Interrupted, StoreUnavailable, explain
 from bot.logs import bind
 from bot.metrics import EVENTS, answered
 from bot.readiness import Readiness
@@ -274,16 +276,35 @@ class DiscordBot(Conversations, ChannelSummaries):
             return
         bind(thread_key=str(ref))  # the thread opened for the answer
         reply = self.reply(sink, channel_id)
+        incoming = self.incoming(message, ref)
+        where = {"channel": channel_id}
+        try:
+            # asked before the answer is recorded: a record makes the thread known
+            seed = ref.thread.startswith("reply-") and not await self.engine.knows(ref)
+            async with self.engine.expecting(incoming, expected_at(reply, where)):
+                await self.answer_in(reply, message, ref, incoming, where, seed=seed)
+        except StoreUnavailable as exc:  # the answer could not even be recorded
+            await self.fail(reply, exc)
+
+    async def answer_in(
+        self,
+        reply: StreamingReply,
+        message: discord.Message,
+        ref: ThreadRef,
+        incoming: IncomingMessage,
+        where: dict[str, Any],
+        *,
+        seed: bool,
+    ) -> None:
         try:
             await reply.start()
         except discord.HTTPException as exc:
-            log.error("cannot post in %s: %s", channel_id, exc)
+            log.error("cannot post in %s: %s", where["channel"], exc)
             return
-        shown = {"channel": channel_id, "ids": reply.message_ids}
+        shown = {**where, "ids": reply.message_ids}
         try:
-            if ref.thread.startswith("reply-") and not await self.engine.knows(ref):
+            if seed:
                 await self.seed_chain(message, ref)
-            incoming = self.incoming(message, ref)
             follow_answer(reply, self.engine, incoming, shown)
             answer = self.engine.answer(incoming, dialect="markdown", reply=shown)
             async with aclosing(answer) as deltas:

@@ -39,6 +39,7 @@ from adapters.streaming import (
     Reply,
     StreamingReply,
     end_in_failure,
+    expected_at,
     follow_answer,
     unfinished,
 )
@@ -296,6 +297,18 @@ class SlackBot(SlackHistory):
             files=await complete_files(self.web.client, message.attachments),
         )
 
+    def preview(self, message: SlackMessage, thread: ThreadRef) -> IncomingMessage:
+        """The message as `incoming` makes it, before anything is read from Slack (names, files):
+        what an answer's record says until the answer begins."""
+        return IncomingMessage(
+            thread=thread,
+            text=readable_text(message, bot_user_id=self.me.user_id, names={}),
+            author_id=message.user,
+            author_name=message.user,
+            message_id=message.ts,
+            at=ts_time(message.ts),
+        )
+
     def reply_for(self, message: SlackMessage, placeholder: str = PLACEHOLDER) -> StreamingReply:
         """A reply shown by a placeholder and its edits."""
         blocks = answer_blocks if self.settings.feedback else None
@@ -363,13 +376,31 @@ class SlackBot(SlackHistory):
         if message.thread_ts:  # the bot is part of it from now on
             self.strangers.discard((message.team, message.channel, message.thread_ts))
         reply = self.answer_reply(message)
+        where = {"channel": message.channel, "thread_ts": message.reply_thread_ts}
+        try:
+            async with self.engine.expecting(
+                self.preview(message, thread), expected_at(reply, where)
+            ):
+                await self.answer_in(reply, message, thread, where, known, pane, read_thread)
+        except StoreUnavailable as exc:  # the answer could not even be recorded
+            await self.fail(reply, exc)
+
+    async def answer_in(
+        self,
+        reply: Reply,
+        message: SlackMessage,
+        thread: ThreadRef,
+        where: dict[str, Any],
+        known: bool,
+        pane: bool,
+        read_thread: list[dict[str, Any]] | None,
+    ) -> None:
         try:
             await reply.start()
         except SlackApiError as exc:
             log.error("cannot post in %s: %s", message.channel, exc.response.get("error"))
             return
-        shown = {"channel": message.channel, "thread_ts": message.reply_thread_ts,
-                 "ids": reply.message_ids}  # fmt: skip
+        shown = {**where, "ids": reply.message_ids}
         try:
             if message.thread_ts and not message.is_dm and not known:
                 await self.backfill(message, thread, read_thread)

@@ -88,6 +88,10 @@ class NativeReply:
             return self._fallback.message_ids
         return [self._stream.ts] if self._stream is not None and self._stream.ts else []
 
+    @property
+    def posts_at_start(self) -> bool:
+        return False
+
     async def start(self) -> None:
         """Nothing to show yet: the message appears with the first text (the pane shows a status
         meanwhile)."""

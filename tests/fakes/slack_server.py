@@ -160,6 +160,7 @@ class FakeSlack:
     # --- server ------------------------------------------------------------------------------
 
     async def start(self) -> str:
+        self._stopping = asyncio.Event()  # hung calls end with the server, not 60 s after it
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/respond/{id}", self._respond)
@@ -210,6 +211,7 @@ class FakeSlack:
         return self.url.replace("/api/", "/respond/hook")
 
     async def stop(self) -> None:
+        self._stopping.set()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -252,7 +254,8 @@ class FakeSlack:
         await self._record(method, params)
         if self.hanging.get(method):  # never answered: a Slack call cut off by a crash
             self.hanging[method] -= 1
-            await asyncio.Event().wait()
+            await self._stopping.wait()
+            raise web.HTTPServiceUnavailable()
         if self.failures[method]:
             status, body, headers = self.failures[method].popleft()
             return web.json_response(body, status=status, headers=headers)

@@ -176,3 +176,24 @@ async def test_two_replicas_killed_at_once_are_both_settled_by_the_restarted_one
     await fake_slack.wait_for(
         lambda: all(bots.texts(f"C{n}") == [INTERRUPTED] for n in range(2)), seconds=30
     )
+
+
+@pytest.mark.timeout(120)
+async def test_a_placeholder_posted_before_the_answer_reached_the_engine_is_settled_after_sigkill(
+    bots: SlackBots, fake_openai: FakeOpenAI, fake_slack: FakeSlack, redis_server: RedisServer
+) -> None:
+    # A mention in a thread the bot does not know: its placeholder is up while the bot reads the
+    # thread from Slack, before the answer takes its thread's lock. Killed there, it was stuck.
+    fake_slack.hanging["conversations.replies"] = 1
+    first = await bots.start()
+    asked = mention("what did we decide?", "1700000000.000500")
+    asked["thread_ts"] = MENTION_TS
+    assert await bots.deliver(first, asked, "Ev1") == 200
+    await fake_slack.wait_for(lambda: bool(fake_slack.called("conversations.replies")))
+    assert bots.texts() == ["_Thinking…_"]
+    bots.processes[first].signal(signal.SIGKILL)
+    await bots.processes[first].wait(5)
+    await bots.start()
+    await fake_slack.wait_for(lambda: bots.texts() == [INTERRUPTED], seconds=30)
+    assert len(fake_slack.bot_messages("C1")) == 1
+    assert fake_openai.requests == []

@@ -56,6 +56,11 @@ class ThreadMemory(Protocol):
         settles it.
         """
 
+    async def record(self, pending: PendingAnswer) -> None:
+        """Record an answer as in flight before anything of it is shown (before its thread's
+        lock is even asked for), so a crash from then on is settled; `lock(pending=...)` and
+        `update_pending` keep the record current, `append(settled=...)` drops it."""
+
     async def in_flight(self) -> list[PendingAnswer]:
         """The answers recorded as in flight by this process, and by every process that stopped
         renewing its liveness (a live process's answers are its own business)."""

@@ -126,6 +126,9 @@ class InProcessMemory:
     async def in_flight(self) -> list[PendingAnswer]:
         return list(self._pending.values())
 
+    async def record(self, pending: PendingAnswer) -> None:
+        self._pending[(pending.thread, pending.key)] = pending.owned_by(self.owner)
+
     async def update_pending(self, pending: PendingAnswer) -> None:
         if (pending.thread, pending.key) in self._pending:
             self._pending[(pending.thread, pending.key)] = pending.owned_by(self.owner)

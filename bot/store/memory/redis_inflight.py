@@ -230,6 +230,9 @@ class InFlightRecords:
                 pipe.delete(self._keys.places(owner))
             await self._call(pipe.execute())
 
+    async def record(self, pending: PendingAnswer) -> None:
+        await self._record(self._keys.thread(pending.thread), pending)
+
     async def update_pending(self, pending: PendingAnswer) -> None:
         keys = self._keys.thread(pending.thread)
         mine = pending.owned_by(self.owner)

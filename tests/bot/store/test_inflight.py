@@ -218,3 +218,26 @@ async def test_a_process_whose_registration_was_lost_registers_again(
     survivor = RedisMemory(redis_client, prefix=clean_prefix)
     [found] = await survivor.in_flight()
     assert found.message.text == "asked before the blink" and found.owner == answering.owner
+
+
+async def test_an_answer_expected_is_in_flight_before_it_is_shown_and_settled_if_never_begun(
+    memory: ThreadMemory, fake_openai: FakeOpenAI
+) -> None:
+    model = openai_model(fake_openai)
+    engine = ConversationEngine(memory, model, EstimatingCounter(), EngineConfig())
+    posting = {"channel": "C1", "ids": [], "posting": True}
+    with pytest.raises(RuntimeError):  # the adapter failed before the answer began
+        async with engine.expecting(question(), posting):
+            [found] = await memory.in_flight()  # a crash now is settled where it is posted
+            assert found.reply == posting and found.owner == memory.owner
+            raise RuntimeError("the thread could not be read")
+    assert await memory.in_flight() == []
+    # one that begins is taken over by the answer, and settled by its save
+    fake_openai.push(Reply(text="Done."))
+    async with engine.expecting(question(), posting):
+        shown = {"channel": "C1", "ids": ["9.1"]}
+        async with aclosing(engine.answer(question(), reply=shown)) as deltas:
+            assert "".join([d async for d in deltas]) == "Done."
+    assert await memory.in_flight() == []
+    assert [t.text for t in (await memory.load(THREAD)).turns] == ["What is up?", "Done."]
+    await model.aclose()
