@@ -411,10 +411,22 @@ class ConversationEngine:
         """Raise `Fenced` if this process lost the answer to `message` to recovery (it was
         taken for dead: a long pause, a partition). Adapters call it before every platform write
         of the answer, so a process that wakes late never writes over the sentence recovery
-        posted. Nothing to check before the answer is recorded, or for one without a reply."""
+        posted. The check holds while this process's liveness does (its lease): a write after
+        the lease ran out, or after a heartbeat found it lapsed, is checked again. What is left
+        is a pause between that local check and the platform receiving the write, since Slack
+        and Discord take no fencing token. Nothing to check for an answer not recorded."""
         pending = self._in_flight.get((message.thread, PendingAnswer(message).key))
-        if pending is not None and not await self.memory.owns(pending):
-            raise Fenced(f"the answer to {pending.key} in {message.thread} was taken over")
+        if pending is None:
+            return
+        while True:
+            lapses = self.memory.lapses
+            if not await self.memory.owns(pending):
+                raise Fenced(f"the answer to {pending.key} in {message.thread} was taken over")
+            if self.memory.lapses == lapses and self.memory.lease_left() > 0:
+                return  # nobody can have taken it over since the check
+            # This process may have been taken for dead since the check (a pause after it, a
+            # heartbeat that found its liveness lapsed): renew it, then check again.
+            await self.memory.renew()
 
     async def _save(
         self,

@@ -77,6 +77,19 @@ class ThreadMemory(Protocol):
         since the last beat (a restart without persistence, a failover to an empty replica, a
         flush): what this process knew was written back already (`reseed`)."""
 
+    @property
+    def lapses(self) -> int:
+        """How many times this process found, renewing its liveness, that it had lapsed (a
+        pause, a partition): others may have taken its answers over meanwhile, so an ownership
+        check made before a lapse no longer holds."""
+
+    def lease_left(self) -> float:
+        """Seconds until this process's liveness lapses unless renewed (inf: nothing outside
+        the process can take its answers over)."""
+
+    async def renew(self) -> None:
+        """Renew this process's liveness now (as `heartbeat` does, with its last ttl)."""
+
     async def reseed(self) -> None:
         """Write back this process's answers in flight, its registration and its locks."""
 

@@ -139,6 +139,16 @@ class InProcessMemory:
     async def heartbeat(self, ttl: float) -> bool:
         return False  # nothing outlives this process, so nobody else needs to know it is alive
 
+    @property
+    def lapses(self) -> int:
+        return 0
+
+    def lease_left(self) -> float:
+        return float("inf")
+
+    async def renew(self) -> None:
+        return None
+
     async def reseed(self) -> None:
         return None  # nothing to lose but the process itself
 

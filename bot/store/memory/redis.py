@@ -172,6 +172,9 @@ class RedisMemory(InFlightRecords):
         self._places: dict[str, float] = {}
         self._mine: set[str] = set()  # places where a record of this process failed to settle
         self._epoch: bytes | None = None
+        self._lapses = 0
+        self._lease_until: float | None = None
+        self._alive_for: float | None = None
         self.remembers_since: float | None = None  # unknown until the first heartbeat
         self._update_pending = client.register_script(UPDATE_PENDING)
         self._fence = client.register_script(FENCE)

@@ -129,6 +129,9 @@ class InFlightRecords:
     remembers_since: float | None  # when the store's data began (its epoch was set)
     _held: dict[str, Any]  # lock key -> HeldLock (bot.store.memory.redis)
     _lock_ttl_ms: int
+    _lapses: int  # renewals that found this process's liveness lapsed
+    _lease_until: float | None  # time.monotonic() when its liveness lapses; None: not beating
+    _alive_for: float | None  # the liveness ttl of the last heartbeat
 
     async def _record(self, keys: ThreadKeys, pending: PendingAnswer) -> None:
         pipe = self._redis.pipeline(transaction=False)
@@ -256,18 +259,34 @@ class InFlightRecords:
     def answering(self, pending: PendingAnswer) -> bool:
         return index_member(pending) in self._answering
 
+    @property
+    def lapses(self) -> int:
+        return self._lapses
+
+    def lease_left(self) -> float:
+        if self._lease_until is None:  # not beating: nobody takes this process for dead
+            return float("inf")
+        return self._lease_until - time.monotonic()
+
+    async def renew(self) -> None:
+        if self._alive_for is not None:
+            await self.heartbeat(self._alive_for)
+
     async def heartbeat(self, ttl: float) -> bool:
-        now = time.monotonic()
+        now = time.monotonic()  # before the renewal is sent: the lease is never overestimated
         idle = [p for p, used in self._places.items() if now - used > PLACE_IDLE]
         pipe = self._redis.pipeline(transaction=False)
-        pipe.set(self._keys.alive(self.owner), "1", px=int(ttl * 1000))
+        pipe.set(self._keys.alive(self.owner), "1", px=int(ttl * 1000), get=True)
         pipe.zadd(self._keys.owners, {self.owner: time.time()})
         # "<random>:<when it was set>": a new value means Redis lost its data since then
         pipe.set(self._keys.epoch, f"{secrets.token_hex(8)}:{time.time():.3f}", nx=True)
         pipe.get(self._keys.epoch)
         if idle:  # no answer there for an hour: registered again at the next one
             pipe.srem(self._keys.places(self.owner), *idle)
-        _, added, _, epoch, *_ = await self._call(pipe.execute())
+        was_alive, added, _, epoch, *_ = await self._call(pipe.execute())
+        if was_alive is None and self._lease_until is not None:
+            self._lapses += 1  # it had lapsed: others may have taken over answers meanwhile
+        self._lease_until, self._alive_for = now + ttl, ttl
         lost = self._epoch is not None and epoch != self._epoch
         self._epoch = epoch
         self.remembers_since = _epoch_time(epoch)

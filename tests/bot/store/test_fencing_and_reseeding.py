@@ -3,12 +3,21 @@ Redis that came back empty lost (its epoch changed)."""
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
 import redis.asyncio as aioredis
 
+from bot.engine import ConversationEngine
+from bot.engine_config import EngineConfig
 from bot.errors import Fenced
 from bot.store.claims import RedisClaims
+from bot.store.inflight import PendingAnswer
 from bot.store.memory import RedisMemory
+from bot.tokens import EstimatingCounter
 from tests.bot.store.test_inflight import THREAD, pending, question
+from tests.conftest import openai_model
+from tests.fakes.openai_server import FakeOpenAI
 
 
 async def lose_everything(client: aioredis.Redis, prefix: str) -> None:
@@ -122,3 +131,50 @@ async def test_claims_are_written_back_after_redis_came_back_empty(
     assert not await theirs.claim("slack:T1:C1", "msg:C1:1.1", "event:Ev2")
     left = await redis_client.ttl(f"{clean_prefix}:claim:{{slack:T1:C1}}:msg:C1:1.1")
     assert 3500 < left <= 3600  # what was left of the hour, not a new one
+
+
+async def test_a_pause_between_the_fence_check_and_the_write_is_caught_by_the_lapsed_lease(
+    redis_client: aioredis.Redis, clean_prefix: str, fake_openai: FakeOpenAI
+) -> None:
+    """The check passes, then the process stops (SIGSTOP) long enough to be taken over; on
+    waking, its heartbeat runs first and renews its liveness. The write must not go out."""
+    other = RedisMemory(redis_client, prefix=clean_prefix)
+
+    class PausedAfterTheCheck(RedisMemory):
+        pauses = 1
+
+        async def owns(self, record: PendingAnswer) -> bool:
+            mine = await super().owns(record)
+            if self.pauses:  # ...asleep here: its liveness lapses and another takes over
+                self.pauses -= 1
+                await redis_client.delete(self._keys.alive(self.owner))
+                [found] = await other.in_flight()
+                assert await other.take_over(found)
+                await self.heartbeat(10.0)  # woken: the heartbeat task ran first
+            return mine
+
+    paused = PausedAfterTheCheck(redis_client, prefix=clean_prefix)
+    await paused.heartbeat(10.0)
+    model = openai_model(fake_openai)
+    engine = ConversationEngine(paused, model, EstimatingCounter(), EngineConfig())
+    message = question()
+    async with engine.expecting(message, {"channel": "C1", "ids": [], "posting": True}):
+        with pytest.raises(Fenced):
+            await engine.hold(message)  # ...so nothing is written over the settled answer
+        assert paused.lapses == 1
+    await model.aclose()
+
+
+async def test_a_lease_run_out_is_renewed_and_checked_again_before_writing(
+    redis_client: aioredis.Redis, clean_prefix: str, fake_openai: FakeOpenAI
+) -> None:
+    memory = RedisMemory(redis_client, prefix=clean_prefix)
+    await memory.heartbeat(0.05)  # a lease that runs out before the write below
+    model = openai_model(fake_openai)
+    engine = ConversationEngine(memory, model, EstimatingCounter(), EngineConfig())
+    message = question()
+    async with engine.expecting(message, {"channel": "C1", "ids": [], "posting": True}):
+        await asyncio.sleep(max(0.0, memory.lease_left()) + 0.01)  # time passing is the test
+        await engine.hold(message)  # still ours: renewed, then the write may go
+        assert memory.lease_left() > 0 and memory.lapses == 1
+    await model.aclose()
