@@ -26,6 +26,7 @@ answers in flight are, for recovery, and who is alive, share the tag `{live}`:
     <prefix>:{live}:epoch                a random value set once: when it changes or is gone,
                                          Redis lost its data and live processes write back what
                                          they know (bot.recovery)
+    <prefix>:{epoch-<n>}:epoch           the same, on a Cluster, on each primary {live} is not on
 
 and the rest have slots of their own:
 
@@ -113,7 +114,11 @@ class KeyBuilder:
 
     @property
     def epoch(self) -> str:
-        return f"{self.prefix}:{{live}}:epoch"
+        return self.epoch_at("live")
+
+    def epoch_at(self, tag: str) -> str:
+        """The epoch marked again under another tag (on a Cluster: one per primary)."""
+        return f"{self.prefix}:{{{tag}}}:epoch"
 
     def places(self, owner: str) -> str:
         return f"{self.prefix}:{{live}}:places:{owner}"

@@ -171,7 +171,7 @@ class RedisMemory(InFlightRecords):
         # Where this process registered answers (recovery), and when it last recorded one there.
         self._places: dict[str, float] = {}
         self._mine: set[str] = set()  # places where a record of this process failed to settle
-        self._epoch: bytes | None = None
+        self._epochs: dict[str, bytes | None] = {}
         self._lapses = 0
         self._lease_until: float | None = None
         self._alive_for: float | None = None

@@ -17,6 +17,7 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 
 from bot.conversation import ThreadRef
@@ -125,7 +126,7 @@ class InFlightRecords:
 
     _places: dict[str, float]
     _mine: set[str]
-    _epoch: bytes | None  # the store's epoch as this process last saw it
+    _epochs: dict[str, bytes | None]  # the store's epoch markers as this process last saw them
     remembers_since: float | None  # when the store's data began (its epoch was set)
     _held: dict[str, Any]  # lock key -> HeldLock (bot.store.memory.redis)
     _lock_ttl_ms: int
@@ -279,17 +280,22 @@ class InFlightRecords:
         pipe.set(self._keys.alive(self.owner), "1", px=int(ttl * 1000), get=True)
         pipe.zadd(self._keys.owners, {self.owner: time.time()})
         # "<random>:<when it was set>": a new value means Redis lost its data since then
-        pipe.set(self._keys.epoch, f"{secrets.token_hex(8)}:{time.time():.3f}", nx=True)
-        pipe.get(self._keys.epoch)
+        marked = f"{secrets.token_hex(8)}:{time.time():.3f}"
+        markers = await self._epoch_keys()
+        for key in markers:
+            pipe.set(key, marked, nx=True)
+            pipe.get(key)
         if idle:  # no answer there for an hour: registered again at the next one
             pipe.srem(self._keys.places(self.owner), *idle)
-        was_alive, added, _, epoch, *_ = await self._call(pipe.execute())
+        was_alive, added, *marks = await self._call(pipe.execute())
         if was_alive is None and self._lease_until is not None:
             self._lapses += 1  # it had lapsed: others may have taken over answers meanwhile
         self._lease_until, self._alive_for = now + ttl, ttl
-        lost = self._epoch is not None and epoch != self._epoch
-        self._epoch = epoch
-        self.remembers_since = _epoch_time(epoch)
+        epochs = {key: marks[2 * i + 1] for i, key in enumerate(markers)}
+        lost = any(key in self._epochs and self._epochs[key] != e for key, e in epochs.items())
+        self._epochs = epochs
+        began = [t for t in map(_epoch_time, epochs.values()) if t is not None]
+        self.remembers_since = max(began) if began else None
         for place in idle:
             self._places.pop(place, None)
         if lost:
@@ -306,6 +312,31 @@ class InFlightRecords:
                 await self._call(pipe.execute())
 
         return lost
+
+    async def _epoch_keys(self) -> list[str]:
+        """Where the epoch is marked: under `{live}` and, on a Cluster, once more on every
+        primary that does not hold that slot, so one shard failing over to an empty replica is
+        noticed too (its answers, locks and claims are written back like after a restart)."""
+        markers = [self._keys.epoch]
+        if not isinstance(self._redis, RedisCluster):
+            return markers
+        await self._call(self._redis.initialize())  # the slot map, read once
+        primaries = {node.name for node in self._redis.get_primaries()}
+        covered = {self._node_of(markers[0])}
+        tag = 0
+        while not primaries <= covered and tag < 100_000:
+            key = self._keys.epoch_at(f"epoch-{tag}")
+            node = self._node_of(key)
+            if node not in covered:
+                covered.add(node)
+                markers.append(key)
+            tag += 1
+        return markers
+
+    def _node_of(self, key: str) -> str:
+        assert isinstance(self._redis, RedisCluster)
+        node = self._redis.get_node_from_key(key)
+        return node.name if node is not None else ""
 
     async def reseed(self) -> None:
         """Write back what Redis lost and this process still knows: the records of its answers

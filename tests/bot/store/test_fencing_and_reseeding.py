@@ -4,6 +4,7 @@ Redis that came back empty lost (its epoch changed)."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 import redis.asyncio as aioredis
@@ -178,3 +179,30 @@ async def test_a_lease_run_out_is_renewed_and_checked_again_before_writing(
         await engine.hold(message)  # still ours: renewed, then the write may go
         assert memory.lease_left() > 0 and memory.lapses == 1
     await model.aclose()
+
+
+async def test_one_cluster_shard_failing_over_empty_is_noticed_and_its_answers_written_back(
+    cluster_client: aioredis.Redis, key_prefix: str
+) -> None:
+    from redis.asyncio.cluster import RedisCluster
+
+    assert isinstance(cluster_client, RedisCluster)
+    memory = RedisMemory(cluster_client, prefix=key_prefix)
+    assert not await memory.heartbeat(10)
+    live = cluster_client.get_node_from_key(memory._keys.epoch)
+    threads = (replace(THREAD, channel=f"C{n}") for n in range(100))
+    thread = next(t for t in threads if cluster_client.get_node_from_key(
+        memory._keys.thread(t).pending) != live)  # fmt: skip
+    record = pending(replace(question(), thread=thread))
+    keys = memory._keys.thread(thread)
+    shard = cluster_client.get_node_from_key(keys.pending)
+    async with memory.lock(thread, pending=record):
+        # that shard alone comes back empty: {live} and its epoch are untouched elsewhere
+        lost = [k async for k in cluster_client.scan_iter(match=f"{key_prefix}:*")]
+        for key in lost:
+            if cluster_client.get_node_from_key(key) == shard:
+                await cluster_client.delete(key)
+        assert await cluster_client.hget(keys.pending, record.key) is None
+        assert await memory.heartbeat(10)  # noticed through that shard's own marker
+        assert await cluster_client.hget(keys.pending, record.key) is not None
+        await memory.append(thread, record.message.as_turn(), settled=record)
