@@ -136,6 +136,7 @@ async def build_core(settings: Settings) -> Core:
         system_prompt=settings.system_prompt,
         max_prompt_tokens=settings.max_prompt_tokens,
         max_answer_tokens=settings.max_answer_tokens,
+        grounded=settings.grounded_answers,
     )
     claims: Claims
     notes: Notes

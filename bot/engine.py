@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from bot.admission import Admission
-from bot.chat_model import ChatModel
+from bot.chat_model import ChatMessage, ChatModel
 from bot.conversation import IncomingMessage, ThreadRef, ThreadState, Turn
 from bot.engine_config import EngineConfig
 from bot.errors import AnswerCutOff, Fenced, InvalidRequest, StoreUnavailable
@@ -31,9 +31,11 @@ from bot.folding import Folder
 from bot.metrics import LOCK_WAIT, answered, cause_of
 from bot.prompt import PromptPlan, render_turn
 from bot.search.channel_search import ChannelSearch
-from bot.search.grounding import GroundedAnswer, Grounding
+from bot.search.grounding import GroundedAnswer, Grounding, context, sources_list
 from bot.store.inflight import PendingAnswer
+from bot.store.keys import channel_scope
 from bot.store.memory.base import ThreadMemory
+from bot.summaries.citations import CitingStream, labelled, uncited
 from bot.summaries.sources import SourceMessage
 from bot.summaries.summarizer import Summarizer, Summary, SummaryConfig
 from bot.summaries.summarizing import SummaryRequests
@@ -251,14 +253,22 @@ class ConversationEngine:
                     with_files = await self.file_answers.file_turn(message, carried)
                     user_turn = with_files.stored
                     unsaved = [user_turn]
+                sources = await self._context_for(message, history)
+                offered = context(sources) if sources else ""
                 plan = await self.folder.plan(
                     thread,
                     state.summary,
                     history,
                     with_files.prompt if with_files else user_turn,
                     dialect,
-                    reserve=with_files.image_tokens if with_files else 0,
+                    reserve=(with_files.image_tokens if with_files else 0)
+                    + (self.counter.count(offered) + MESSAGE_OVERHEAD if offered else 0),
                 )
+                if offered:  # just before the message it bears on
+                    *before, last = plan.messages
+                    messages = (*before, ChatMessage("system", offered), last)
+                    plan = replace(plan, messages=messages)
+                citing = CitingStream(labelled(sources), dialect or self.config.dialect)
                 self.last_plan = plan
                 parts: list[str] = []
                 finished = cut_off = False
@@ -271,7 +281,15 @@ class ConversationEngine:
                     )
                     async with aclosing(answering) as deltas:  # closed before the save below
                         async for delta in deltas:
-                            yield delta
+                            shown = citing.feed(delta) if sources else delta
+                            if shown:
+                                yield shown
+                    if sources:  # what was held back, and the list of what it cited
+                        tail = citing.finish()
+                        if citing.cited:
+                            tail += "\n\n" + sources_list(citing.cited, dialect or "markdown")
+                        if tail:
+                            yield tail
                 except AnswerCutOff:
                     cut_off = True
                     raise
@@ -280,6 +298,8 @@ class ConversationEngine:
                 finally:
                     turns = [] if already_saved else [user_turn]
                     text = "".join(parts).strip()
+                    if sources:
+                        text = uncited(text)
                     if (finished or cut_off) and text:
                         stored = text + (" [cut off]" if cut_off else "")
                         turns.append(
@@ -398,6 +418,24 @@ class ConversationEngine:
                 del self._in_flight[key]
                 with suppress(Fenced):  # recovery settled it (logged by _save)
                     await self._save(message.thread, [], pending)
+
+    async def _context_for(
+        self, message: IncomingMessage, history: Sequence[Turn]
+    ) -> list[SourceMessage]:
+        """The channel's messages relevant to `message`, to ground its answer: from the channel
+        the conversation is in (its threads included), never the conversation itself. Nothing
+        when grounding is off, or when the search fails (the answer goes on without)."""
+        if self.grounding is None or not self.config.grounded or not message.text.strip():
+            return []
+        thread = message.thread
+        own = {t.message_id for t in history if t.message_id}
+        own |= {message.message_id or "", thread.thread}
+        scope = channel_scope(thread.platform, thread.workspace, thread.channel)
+        try:
+            return await self.grounding.context_for(message.text, scope, exclude=own)
+        except StoreUnavailable as exc:
+            log.warning("answering without the channel's history: %s", exc)
+            return []
 
     async def note_reply(self, message: IncomingMessage, reply: dict[str, Any]) -> None:
         """The answer to `message` is now shown at `reply` (e.g. a native stream that began with

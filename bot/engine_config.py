@@ -12,6 +12,7 @@ class EngineConfig:
     max_prompt_tokens: int = 8000
     max_answer_tokens: int = 1024
     dialect: str = "markdown"
+    grounded: bool = True  # mentions and follow-ups are offered the channel's relevant messages
 
     @property
     def summary_tokens(self) -> int:

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     summary_max_messages: int = Field(5000, alias="BOT_SUMMARY_MAX_MESSAGES", ge=10, le=100_000)
     channel_log_days: float = Field(7.0, alias="BOT_CHANNEL_LOG_DAYS", ge=0, le=365)
     channel_log_max: int = Field(20_000, alias="BOT_CHANNEL_LOG_MAX", ge=100, le=1_000_000)
+    grounded_answers: bool = Field(True, alias="BOT_GROUNDED_ANSWERS")
 
     # Files and images people share.
     vision: str = Field("auto", alias="OPENAI_VISION", pattern=r"^(auto|on|off)$")

@@ -70,9 +70,10 @@ class ChannelSearch:
         channels: Collection[str],
         *,
         limit: int = 8,
+        exclude: Collection[str] = (),
     ) -> Retrieval:
         await self.catch_up(channels)
-        return retrieve(self.index, question, channels=channels, limit=limit)
+        return retrieve(self.index, question, channels=channels, limit=limit, exclude=exclude)
 
     def searched(self, channels: Collection[str]) -> Searched:
         starts = [s for c in channels if (s := self._since.get(c)) is not None]

@@ -38,6 +38,17 @@ ids listed below; never write links or URLs. Never add facts the messages do not
 messages do not answer the question, reply with exactly: NOT FOUND"""
 
 
+# What a mention's or follow-up's prompt gains when the channel holds something relevant.
+CONTEXT = """\
+Messages from this channel's history that may bear on the latest message follow, each with an \
+id. Where your answer relies on one, end that sentence with its id in square brackets, like \
+[m2] or [m1][m3]; cite only these ids and never write links or URLs for them. If they do not \
+help, answer as you would without them and cite nothing.
+
+"""
+CONTEXT_SOURCES = 6  # messages offered to a mention's answer at the most
+
+
 @dataclass(frozen=True, slots=True)
 class GroundedAnswer:
     text: str  # ready to show: citations resolved for the dialect, sources listed
@@ -50,13 +61,22 @@ def source_of(hit: Hit) -> SourceMessage:
     return SourceMessage(m.id, m.author, m.text, datetime.fromtimestamp(m.at, UTC), m.link)
 
 
-def prompt(question: str, sources: Sequence[SourceMessage]) -> list[ChatMessage]:
-    lines = [
+def listing(sources: Sequence[SourceMessage]) -> str:
+    """The numbered messages as the model reads them: id, author, time, text."""
+    return "\n".join(
         f"{key} — {s.author}, {s.at:%Y-%m-%d %H:%M}: {' '.join(s.text.split())[:SOURCE_CHARS]}"
         for key, s in labelled(sources).items()
-    ]
-    body = f"Question: {question}\n\nMessages:\n" + "\n".join(lines)
+    )
+
+
+def prompt(question: str, sources: Sequence[SourceMessage]) -> list[ChatMessage]:
+    body = f"Question: {question}\n\nMessages:\n" + listing(sources)
     return [ChatMessage("system", INSTRUCTIONS), ChatMessage("user", body)]
+
+
+def context(sources: Sequence[SourceMessage]) -> str:
+    """The system message that offers a mention's answer the channel's relevant messages."""
+    return CONTEXT + listing(sources)
 
 
 def not_found(
@@ -115,6 +135,18 @@ class Grounding:
         self.model = model
         self.config = config
         self.counted_to = counted_to
+
+    async def context_for(
+        self, question: str, channel: str, *, exclude: Collection[str]
+    ) -> list[SourceMessage]:
+        """The messages of `channel` relevant to a question asked in it (none when the
+        retrieval gate finds nothing relevant), the asking thread's own (`exclude`) left out."""
+        if not question.strip():
+            return []
+        found = await self.search.retrieve(
+            question, [channel], limit=CONTEXT_SOURCES, exclude=exclude
+        )
+        return [source_of(hit) for hit in found.hits] if found.found else []
 
     async def ask(
         self,

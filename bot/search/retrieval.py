@@ -31,8 +31,13 @@ def retrieve(
     channels: Collection[str],
     limit: int = 10,
     exclude_thread: tuple[str, str] | None = None,
+    exclude: Collection[str] = (),
 ) -> Retrieval:
-    hits = index.search(query, channels=channels, limit=limit, exclude_thread=exclude_thread)
+    """The best `limit` messages and the gate's verdict on them; `exclude`: message ids never
+    to return (the asking thread's own)."""
+    more = limit + len(exclude)
+    hits = index.search(query, channels=channels, limit=more, exclude_thread=exclude_thread)
+    hits = [hit for hit in hits if hit.message.id not in exclude][:limit]
     wanted = len(set(terms(query)))
     need = GATE if wanted < GATE_MIN_TERMS else max(GATE, GATE_MIN_TERMS / wanted)
     found = any(hit.matched >= need for hit in hits[:5])

@@ -42,13 +42,15 @@ def all_text(request: dict) -> str:
 
 
 def remembering(request: dict) -> str:
-    """A model that answers from what the conversation (or its summary) says."""
+    """A model that answers from what the conversation (or its summary) says, not from the
+    channel history offered beside it (bot.search.grounding.CONTEXT)."""
     system = request["messages"][0]["content"]
     if "running summary" in system:  # a fold: keep the sentences with facts in them
         facts = re.findall(r"[^.\n]*(?:code is|name is)[^.\n]*", all_text(request))
         return ". ".join(dict.fromkeys(f.strip() for f in facts)) or "small talk"
     question = last_user_text(request)
-    earlier = all_text({"messages": request["messages"][:-1]})
+    conversation = [m for m in request["messages"][:-1] if "may bear on" not in str(m["content"])]
+    earlier = all_text({"messages": conversation})
     if "name?" in question:
         found = re.search(r"my name is (\w+)", earlier)
         return f"Your name is {found.group(1)}." if found else "I do not know your name."

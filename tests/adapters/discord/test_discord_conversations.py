@@ -229,3 +229,31 @@ async def test_a_message_posted_as_its_process_died_is_settled_too(
     texts = {m["id"]: m["content"] for m in fake_discord.bot_messages(CHANNEL)}
     assert texts[unfinished["id"]] == Interrupted().user_message()
     assert "Finished answer to something else." in texts.values()  # a finished one is left alone
+
+
+async def test_a_mention_is_grounded_in_the_channel_with_jump_links(
+    discord_bot: DiscordHarness, fake_openai: FakeOpenAI
+) -> None:
+    import re
+
+    said = await discord_bot.send("Priya owns the billing service since March")
+    await discord_bot.send("lunch at noon?", author=BOB)
+
+    def cite(body: dict) -> str:
+        context = [m["content"] for m in body["messages"] if "may bear on" in str(m["content"])]
+        given = re.findall(r"^(m\d+) —", context[0], re.MULTILINE) if context else []
+        return f"Priya owns it [{given[0]}][m77]." if given else "No idea."
+
+    fake_openai.responder = cite
+    await discord_bot.send(f"{BOT_MENTION} who owns the billing service?")
+    [thread] = discord_bot.fake.threads()
+    [answer] = [m["content"] for m in discord_bot.fake.bot_messages(int(thread["id"]))]
+    assert answer.startswith("Priya owns it ([1](https://discord.com/channels/")
+    assert f"/{said['id']})" in answer and "**Sources**" in answer and "m77" not in answer
+    # a follow-up in the thread is grounded in the channel too, never in the thread itself
+    await discord_bot.send(
+        "and who owns the billing service on weekends?", channel=int(thread["id"])
+    )
+    context = [m for m in fake_openai.requests[-1]["messages"] if "may bear on" in m["content"]]
+    assert context and "who owns the billing service?" not in context[0]["content"]
+    assert "since March" in context[0]["content"]
