@@ -12,9 +12,12 @@ from pydantic_settings import BaseSettings
 from bot.settings import read_settings
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from bot.assembly import Core
     from bot.conversation import ThreadRef
     from bot.doctor import Check
+    from bot.history_import import ExportedHistory
 
 
 class LazyAdapter:
@@ -28,6 +31,7 @@ class LazyAdapter:
         runner: str,
         doctor: str,
         homes: str = "",
+        export: tuple[str, str] | None = None,
     ) -> None:
         self.name = name
         self._settings = settings
@@ -35,6 +39,8 @@ class LazyAdapter:
         self._runner = runner  # the module whose `serve(core, options)` runs the platform
         self._doctor = doctor  # the module whose `checks()` are its part of `bot doctor`
         self._homes = homes  # the module whose `thread_home(ref)` places stored threads
+        # (kind, module): `python -m bot import <kind>` reads an export with `read_export`
+        self.exports = {export[0]: export[1]} if export else {}
 
     def configured(self) -> bool:
         """Whether its bot token is set."""
@@ -57,6 +63,12 @@ class LazyAdapter:
             return ref
         home: ThreadRef = importlib.import_module(self._homes).thread_home(ref)
         return home
+
+    def read_export(self, kind: str, path: Path, options: Mapping[str, str]) -> ExportedHistory:
+        """The history in a platform's export of `kind` (bot.history_import)."""
+        reader = importlib.import_module(self.exports[kind])
+        history: ExportedHistory = reader.read_export(path, options)
+        return history
 
     async def serve(self, core: Core, options: Mapping[str, str]) -> None:
         runner = importlib.import_module(self._runner)

@@ -13,8 +13,11 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from bot.assembly import Core
     from bot.conversation import ThreadRef
+    from bot.history_import import ExportedHistory
 
 log = logging.getLogger(__name__)
 GROUP = "assistant_bot.adapters"
@@ -34,8 +37,27 @@ class Adapter(Protocol):
         """Run until cancelled or until its platform connection ends for good."""
 
     # Optional: `async def checks(self) -> list[bot.doctor.Check]`, its part of `bot doctor`;
+    # `exports` and `read_export` (ReadsExports below), for `python -m bot import`;
     # `def thread_home(self, ref: ThreadRef) -> ThreadRef`, a conversation stored before
     # threads had a place as the adapter makes it now (bot.store.migrate).
+
+
+class ReadsExports(Protocol):
+    """An adapter that can read its platform's exports (`python -m bot import <kind>`)."""
+
+    exports: Mapping[str, str]  # kind -> the module that reads it
+
+    def read_export(self, kind: str, path: Path, options: Mapping[str, str]) -> ExportedHistory:
+        """The history in the export at `path` (bot.history_import)."""
+
+
+def export_readers(adapters: Mapping[str, Adapter]) -> dict[str, ReadsExports]:
+    """Every export kind the installed adapters read, and the adapter reading it."""
+    found: dict[str, ReadsExports] = {}
+    for adapter in adapters.values():
+        for kind in getattr(adapter, "exports", {}):
+            found[kind] = adapter  # type: ignore[assignment]
+    return found
 
 
 def thread_homes(adapters: Mapping[str, Adapter]) -> Callable[[ThreadRef], ThreadRef]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from bot.adapter_registry import Adapter, discover, thread_homes
+from bot.adapter_registry import Adapter, discover, export_readers, thread_homes
 from bot.errors import BotError, ConfigError
 from bot.settings import Settings, load_settings, read_settings
 
@@ -90,6 +90,18 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--channel", help="a channel (or Discord thread) id")
     search.add_argument("--limit", type=int, default=10, help="hits per query (default 10)")
     search.add_argument("--json", action="store_true", help="one JSON object per query")
+    imports = commands.add_parser(
+        "import",
+        help="bring a Slack or Discord export into the channel logs, for /ask",
+        description="Read a platform's export into the channel logs in Redis, within "
+        "BOT_CHANNEL_LOG_DAYS and BOT_CHANNEL_LOG_MAX. Importing twice adds nothing.",
+    )
+    imports.add_argument("kind", choices=["slack-export", "discord-export"])
+    imports.add_argument("path", help="Slack: the export's folder or zip; Discord: a JSON file")
+    imports.add_argument("--workspace", help="Slack: the team id (T…) if the export has none")
+    imports.add_argument(
+        "--url", help="Slack: the workspace's address (https://acme.slack.com), for links"
+    )
     commands.add_parser(
         "feedback",
         help="print the 👍 / 👎 counts people gave answers, per workspace",
@@ -312,6 +324,35 @@ async def _search(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _import(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.assembly import connect_memory
+    from bot.history_import import import_history
+    from bot.store.memory import RedisMemory
+    from bot.summaries.channel_log import RedisChannelLog
+
+    readers = export_readers(discover())
+    if args.kind not in readers:
+        raise ConfigError(args.kind, "its platform adapter is not installed")
+    if settings.channel_log_days <= 0:
+        raise ConfigError("BOT_CHANNEL_LOG_DAYS", "is 0: no channel log is kept to import into")
+    options = {k: v for k in ("workspace", "url") if (v := getattr(args, k))}
+    history = readers[args.kind].read_export(args.kind, Path(args.path), options)
+    memory = await connect_memory(settings, attempts=1)
+    if not isinstance(memory, RedisMemory):
+        raise ConfigError("REDIS_URL", "imports go into the channel logs Redis keeps; set it")
+    retention = settings.channel_log_days * 86_400
+    log = RedisChannelLog(memory.client, prefix=memory.prefix, retention_seconds=retention,
+                          max_messages=settings.channel_log_max)  # fmt: skip
+    try:
+        report = await import_history(
+            log, history, retention_seconds=retention, max_messages=settings.channel_log_max
+        )
+    finally:
+        await memory.aclose()
+    print(report.line())
+    return 0
+
+
 async def _store_problems(settings: Settings) -> list[str]:
     """What is wrong with the configured Redis (nothing when REDIS_URL is unset or fine)."""
     if not settings.redis_url:
@@ -342,6 +383,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "search":  # needs Redis only
             return asyncio.run(_search(read_settings(Settings), args))
+        if args.command == "import":  # needs Redis only
+            return asyncio.run(_import(read_settings(Settings), args))
         if args.command == "migrate":  # needs Redis only
             return asyncio.run(_migrate(read_settings(Settings), force=args.force))
         settings = load_settings()

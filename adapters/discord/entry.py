@@ -10,4 +10,5 @@ ADAPTER = LazyAdapter(
     "adapters.discord.runner",
     "adapters.discord.doctor",
     homes="adapters.discord.summaries",
+    export=("discord-export", "adapters.discord.export"),
 )

@@ -10,4 +10,5 @@ ADAPTER = LazyAdapter(
     "(Socket Mode) for Slack",
     "adapters.slack.runner",
     "adapters.slack.doctor",
+    export=("slack-export", "adapters.slack.export"),
 )

@@ -40,6 +40,7 @@ class ChannelSearch:
         self._newest: dict[str, datetime] = {}  # channel -> the newest message time indexed
         self._since: dict[str, datetime | None] = {}  # channel -> the log is complete from
         self._counts: dict[str, set[str]] = {}  # channel -> ids indexed
+        self._imported: dict[str, str] = {}  # channel -> its log's import mark, as last seen
         self._lock = asyncio.Lock()
 
     async def catch_up(self, channels: Collection[str]) -> None:
@@ -51,6 +52,10 @@ class ChannelSearch:
                 window, gone = await asyncio.gather(
                     self.log.read(channel, since=since, most=MOST), self.log.deleted(channel)
                 )
+                if since is not None and window.imported != self._imported.get(channel, ""):
+                    # history was imported since the last look: older than anything seen
+                    window = await self.log.read(channel, since=None, most=MOST)
+                self._imported[channel] = window.imported
                 self._since[channel] = window.covers_from
                 fresh = [m for m in window.messages if m.message_id not in gone]
                 self.index.add(indexed(channel, m) for m in fresh)

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from bot.store.keys import KeyBuilder
-from bot.store.redis_pool import ScriptCall, redis_unavailable
+from bot.store.redis_pool import ScriptCall, redis_unavailable, run_pipeline
 from bot.summaries.sources import SourceMessage
 
 GONE_SECONDS = 3600  # a deleted message's tombstone: longer than logging it can be late
@@ -42,6 +42,7 @@ return 1
 class LogWindow:
     messages: list[SourceMessage]  # oldest first, duplicates removed
     covers_from: datetime | None  # the log is complete from here on; None: nothing was logged
+    imported: str = ""  # when history was last imported into it (bot.history_import), if ever
 
 
 class ChannelLog(Protocol):
@@ -181,17 +182,46 @@ class RedisChannelLog:
         except (RedisError, OSError) as exc:
             raise redis_unavailable(exc) from exc
 
-    def record_call(self, channel: str, message: SourceMessage) -> ScriptCall:
+    async def record_many(self, channel: str, messages: list[SourceMessage]) -> None:
+        """Log messages of the past (an import), oldest first, in one round trip: each is
+        filed at its own time, so the log's retention ages it as if it had been seen then."""
+        calls = [self.record_call(channel, m, filed_at=m.at.timestamp()) for m in messages]
+        _, meta = self._keys(channel)
+
+        def queue(pipe: Any) -> None:
+            for call in calls:
+                call.queue(pipe)
+            # searches derived from the log read it again from the start: these are older
+            # than what they have seen
+            pipe.hset(meta, "imported", str(self._clock()))
+
+        try:
+            await run_pipeline(self._redis, queue, [self._record])
+        except (RedisError, OSError) as exc:
+            raise redis_unavailable(exc) from exc
+
+    async def logged_ids(self, channel: str) -> set[str]:
+        """The ids of every message the channel's log holds."""
+        stream, _ = self._keys(channel)
+        try:
+            entries: list[Any] = await self._redis.xrange(stream, "-", "+") or []
+        except (RedisError, OSError) as exc:
+            raise redis_unavailable(exc) from exc
+        return {str(json.loads(fields[b"m"]).get("id")) for _, fields in entries if fields}
+
+    def record_call(
+        self, channel: str, message: SourceMessage, *, filed_at: float | None = None
+    ) -> ScriptCall:
         """`record` as a script call, for a caller that sends it in a pipeline of its own."""
         stream, meta = self._keys(channel)
         now = self._clock()
         args: list[str | int] = [
             message.message_id,
-            f"{int(now * 1000)}-*",
+            f"{int((filed_at if filed_at is not None else now) * 1000)}-*",
             self._max,
             json.dumps(message.to_json(), ensure_ascii=False),
             int((now - self._retention) * 1000),
-            str(now),
+            str(filed_at if filed_at is not None else now),
             max(1, int(self._retention)),
         ]
         return ScriptCall(self._record, [stream, meta, self._gone_key(channel)], args)
@@ -205,11 +235,11 @@ class RedisChannelLog:
         low = "-" if since is None else str(int(since.timestamp() * 1000))
         pipe = self._redis.pipeline(transaction=False)
         pipe.xrevrange(stream, "+", low, count=max(1, most))
-        pipe.hget(meta, "from")
+        pipe.hmget(meta, ["from", "imported"])
         pipe.xlen(stream)
         pipe.xrange(stream, "-", "+", count=1)
         pipe.get(self._resumed_key)
-        entries, started, length, first, resumed = await self._run(pipe)
+        entries, (started, imported), length, first, resumed = await self._run(pipe)
         if started is None:
             return LogWindow([], None)
         start = max(float(started), float(resumed or 0), self._clock() - self._retention)
@@ -219,7 +249,9 @@ class RedisChannelLog:
             )
         # newest first from Redis; oldest first for the window, so ties keep arrival order
         messages = [SourceMessage.from_json(json.loads(f[b"m"])) for _, f in reversed(entries)]
-        return LogWindow(_window(messages, since, most), datetime.fromtimestamp(start, UTC))
+        window = _window(messages, since, most)
+        mark = imported.decode() if isinstance(imported, bytes) else str(imported or "")
+        return LogWindow(window, datetime.fromtimestamp(start, UTC), mark)
 
     async def channels(self, under: str) -> list[str]:
         pattern = KeyBuilder(self._prefix).channel_log(under + "*")[0]
