@@ -13,8 +13,12 @@ when the answer is not there?
    (the right answer is "not found"), against the answerable ones.
 3. QMSum's human questions with gold spans: recall@5 and recall@10.
 4. Molweni's human unanswerables: the gate's "not found" on them and on the answerable ones.
-5. Speed: indexing, and search p50/p95 at 10k and 100k messages (the IRC messages repeated
-   under new ids and channels).
+5. Speed: indexing, and search p50/p95 at 10k, 100k and 1M messages (the IRC messages
+   repeated under new ids and channels).
+6. Import and grounding, on the local Redis (a prefix of its own, removed after): importing
+   100,000 messages (`bot.history_import`, as `python -m bot import` does), and what grounding
+   adds to a mention's answer in a channel of 10,000 messages (catching up with the log, where
+   a message arrived since the last question, and searching it).
 """
 
 from __future__ import annotations
@@ -230,7 +234,7 @@ def speed() -> None:
     base = [m for raw in sorted(IRC.glob("*.raw.txt")) for m in irc_sample(raw)[0]]
     queries = [m.text for m in base if "?" in m.text][:200]
     print("5. Speed (one process, in memory)")
-    for size in (10_000, 100_000):
+    for size in (10_000, 100_000, 1_000_000):
         copies = [
             IndexedMessage(f"{n}", f"c{n // 1000}", base[n % len(base)].text, at=float(n))
             for n in range(size)
@@ -252,13 +256,89 @@ def speed() -> None:
             f"{statistics.median(took):.2f} / {took[int(len(took) * 0.95)]:.2f} ms")  # fmt: skip
 
 
+async def import_and_grounding() -> None:
+    import secrets
+    from datetime import UTC, datetime, timedelta
+
+    import redis.asyncio as aioredis
+
+    from bot.conversation import IncomingMessage, ThreadRef
+    from bot.engine import ConversationEngine
+    from bot.history_import import Exported, ExportedHistory, import_history
+    from bot.search.channel_search import ChannelSearch
+    from bot.store.keys import channel_scope
+    from bot.store.memory import InProcessMemory
+    from bot.summaries.channel_log import RedisChannelLog
+    from bot.summaries.sources import SourceMessage
+    from bot.tokens import EstimatingCounter
+
+    base = [m.text for raw in sorted(IRC.glob("*.raw.txt")) for m in irc_sample(raw)[0]]
+    client = aioredis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    prefix = f"bench-retrieval-{secrets.token_hex(4)}"
+    log = RedisChannelLog(client, prefix=prefix, retention_seconds=30 * 86_400,
+                          max_messages=200_000)  # fmt: skip
+    now = datetime.now(UTC)
+    print("6. Import and grounding (local Redis)")
+    try:
+        total = 100_000
+        exported = [
+            Exported(channel_scope("slack", "T1", f"C{n % 10}"), SourceMessage(
+                f"{1_700_000_000 + n}.000100", "someone", base[n % len(base)],
+                now - timedelta(days=20) + timedelta(seconds=10 * n), link=f"https://x/{n}"))
+            for n in range(total)
+        ]  # fmt: skip
+        report = await import_history(
+            log, ExportedHistory(iter(exported)), retention_seconds=30 * 86_400,
+            max_messages=200_000, progress=lambda n: _Silent(),
+        )  # fmt: skip
+        row(f"import of {total:,} messages", f"{report.seconds:.1f} s "
+            f"({report.imported / report.seconds:,.0f} a second)")  # fmt: skip
+        again = await import_history(
+            log, ExportedHistory(iter(exported)), retention_seconds=30 * 86_400,
+            max_messages=200_000, progress=lambda n: _Silent(),
+        )  # fmt: skip
+        row("  the same again (adds nothing)", f"{again.imported} imported, {again.seconds:.1f} s")
+        engine = ConversationEngine(InProcessMemory(), None, EstimatingCounter(),  # type: ignore[arg-type]
+                                    search=ChannelSearch(log))  # fmt: skip
+        channel = channel_scope("slack", "T1", "C1")
+        thread = ThreadRef("slack", "T1", "C1", "1800000000.000100")
+        questions = [m for m in base if "?" in m][:200]
+        await engine._context_for(IncomingMessage(thread, "warm up", "U1", "A"), [])  # the rebuild
+        took = []
+        for n, question in enumerate(questions):
+            said = SourceMessage(f"1800000001.{n:06d}", "someone", base[n], datetime.now(UTC))
+            await log.record(channel, said)  # a message since the last question
+            began = time.perf_counter()
+            await engine._context_for(IncomingMessage(thread, question, "U1", "A"), [])
+            took.append((time.perf_counter() - began) * 1000)
+        took.sort()
+        row("grounding a mention (10,000 messages) p50 / p95",
+            f"{statistics.median(took):.2f} / {took[int(len(took) * 0.95)]:.2f} ms")  # fmt: skip
+    finally:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+class _Silent:
+    def update(self, done: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def main() -> None:
+    import asyncio
+
     if not IRC.is_dir():
         raise SystemExit(f"the corpora are not at {CORPORA} (see DEVELOPERS' shared folder)")
     find_the_thread()
     qmsum()
     molweni()
     speed()
+    asyncio.run(import_and_grounding())
 
 
 if __name__ == "__main__":

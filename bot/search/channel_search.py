@@ -39,7 +39,7 @@ class ChannelSearch:
         self.index = index if index is not None else TantivyIndex()
         self._newest: dict[str, datetime] = {}  # channel -> the newest message time indexed
         self._since: dict[str, datetime | None] = {}  # channel -> the log is complete from
-        self._counts: dict[str, set[str]] = {}  # channel -> ids indexed
+        self._counts: dict[str, dict[str, int]] = {}  # channel -> id indexed -> hash of its text
         self._imported: dict[str, str] = {}  # channel -> its log's import mark, as last seen
         self._lock = asyncio.Lock()
 
@@ -57,14 +57,18 @@ class ChannelSearch:
                     window = await self.log.read(channel, since=None, most=MOST)
                 self._imported[channel] = window.imported
                 self._since[channel] = window.covers_from
+                known = self._counts.setdefault(channel, {})
                 fresh = [m for m in window.messages if m.message_id not in gone]
-                self.index.add(indexed(channel, m) for m in fresh)
-                known = self._counts.setdefault(channel, set())
-                known.update(m.message_id for m in fresh)
-                dropped = known & gone
+                # new messages and edited ones (their text changed); those seen as they are
+                # come again only because the read overlaps the last one
+                changed = [m for m in fresh if known.get(m.message_id) != hash(m.text)]
+                self.index.add(indexed(channel, m) for m in changed)
+                known.update((m.message_id, hash(m.text)) for m in changed)
+                dropped = known.keys() & gone
                 if dropped:
                     self.index.remove(channel, dropped)
-                    known -= dropped
+                    for message_id in dropped:
+                        del known[message_id]
                 if fresh:
                     latest = max(m.at for m in fresh)
                     self._newest[channel] = max(latest, newest) if newest else latest
