@@ -116,3 +116,6 @@ class DiscordClient(discord.AutoShardedClient):
 
     async def on_raw_message_delete(self, event: discord.RawMessageDeleteEvent) -> None:
         self.bot.on_delete(event)
+
+    async def on_raw_message_edit(self, event: discord.RawMessageUpdateEvent) -> None:
+        self.bot.on_edit(event)

@@ -132,6 +132,16 @@ class DiscordBot(Conversations, ChannelSummaries):
         EVENTS.labels("discord", "message_delete").inc()
         self.tasks.spawn(self.forget_message(event), name=f"discord-delete-{event.message_id}")
 
+    def on_edit(self, event: discord.RawMessageUpdateEvent) -> None:
+        """An edited message is logged again with its new text, so search finds what it says
+        now (a change that leaves the text as it was, such as an embed appearing, is not)."""
+        EVENTS.labels("discord", "message_edit").inc()
+        before = event.cached_message
+        message = event.message
+        if message.author.bot or (before is not None and before.content == message.content):
+            return
+        self.tasks.spawn(self.log_message(message), name=f"discord-edit-{event.message_id}")
+
     def facts(self, message: discord.Message, *, known: bool) -> MessageFacts:
         me = self.me.id if self.me else 0
         resolved = message.reference.resolved if message.reference else None

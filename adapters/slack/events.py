@@ -76,6 +76,21 @@ class Deletion:
 
 
 @dataclass(frozen=True, slots=True)
+class Edit:
+    """A person changed a message's text: `message` is it as it reads now."""
+
+    message: SlackMessage
+
+    @property
+    def team(self) -> str:
+        return self.message.team
+
+    @property
+    def channel(self) -> str:
+        return self.message.channel
+
+
+@dataclass(frozen=True, slots=True)
 class Ignored:
     reason: str
 
@@ -108,7 +123,7 @@ def workspace_of(body: dict[str, Any]) -> str:
 
 def read_event(
     body: dict[str, Any], *, bot_user_id: str, bot_id: str | None
-) -> SlackMessage | Deletion | Ignored:
+) -> SlackMessage | Deletion | Edit | Ignored:
     """What a signed event body says; anything of the wrong shape is Ignored with the reason, so
     nothing is ever posted to a channel named by garbage."""
     event = body.get("event")
@@ -126,6 +141,8 @@ def read_event(
         if not channel or not deleted:
             return Ignored("deletion without a message")
         return Deletion(team, channel, deleted, _id(previous.get("thread_ts")))
+    if subtype == "message_changed":
+        return _edit(body, event, channel, bot_user_id=bot_user_id, bot_id=bot_id)
     if subtype not in PERSON_SUBTYPES:
         return Ignored(f"subtype {subtype}")
     if event.get("bot_id") or event.get("bot_profile"):
@@ -166,6 +183,27 @@ def read_event(
         attachments=file_refs(event),
         author_team=_id(event.get("user_team")) or _id(event.get("team")) or team,
     )
+
+
+def _edit(
+    body: dict[str, Any],
+    event: dict[str, Any],
+    channel: str | None,
+    *,
+    bot_user_id: str,
+    bot_id: str | None,
+) -> Edit | Ignored:
+    now, before = event.get("message"), event.get("previous_message")
+    if not isinstance(now, dict) or not channel:
+        return Ignored("edit without a message")
+    if isinstance(before, dict) and before.get("text") == now.get("text"):
+        return Ignored("edit that left the text as it was (an unfurl)")
+    inner = {k: v for k, v in now.items() if k != "edited"}
+    inner["channel"] = channel
+    read = read_event({**body, "event": inner}, bot_user_id=bot_user_id, bot_id=bot_id)
+    if isinstance(read, SlackMessage):
+        return Edit(read)
+    return read if isinstance(read, Ignored) else Ignored("edit of something else")
 
 
 def shared_messages(event: dict[str, Any]) -> tuple[tuple[str, str], ...]:

@@ -124,7 +124,7 @@ def _messages(
                 read = read_event({"event": event, "team_id": workspace}, bot_user_id="",
                                   bot_id=None)  # fmt: skip
                 if not isinstance(read, SlackMessage):
-                    why = _reason(read) if isinstance(read, Ignored) else "deletions"
+                    why = _reason(read) if isinstance(read, Ignored) else "edit or deletion notices"
                     history.skipped[why] += 1
                     continue
                 yield Exported(scope, _source(read, names, url))

@@ -21,6 +21,7 @@ from adapters.slack.access import SlackAccess
 from adapters.slack.assistant import NotesContextStore, Pane, pane_intent
 from adapters.slack.events import (
     Deletion,
+    Edit,
     Ignored,
     SlackMessage,
     read_event,
@@ -165,6 +166,9 @@ class SlackBot(SlackHistory):
             return True
         if isinstance(read, Deletion):
             self.tasks.spawn(self.handle_deletion(read, event_id), name="slack-deletion")
+            return True
+        if isinstance(read, Edit):  # logged again as it reads now; edits never get answers
+            self.tasks.spawn(self.log_message(read.message), name="slack-edit")
             return True
         if not (read.is_dm or read.mentions_bot or read.thread_ts):
             self.tasks.spawn(self.log_message(read), name="slack-log")

@@ -68,13 +68,11 @@ class ChannelLog(Protocol):
 def _window(
     entries: Sequence[SourceMessage], since: datetime | None, most: int
 ) -> list[SourceMessage]:
-    seen: set[str] = set()
-    kept: list[SourceMessage] = []
+    kept: dict[str, SourceMessage] = {}  # a message logged again (an edit): its last text
     for message in sorted(entries, key=lambda m: m.at):
-        if (since is None or message.at >= since) and message.message_id not in seen:
-            seen.add(message.message_id)
-            kept.append(message)
-    return kept[-most:] if most else []
+        if since is None or message.at >= since:
+            kept[message.message_id] = message
+    return list(kept.values())[-most:] if most else []
 
 
 class InProcessChannelLog:

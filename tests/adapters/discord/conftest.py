@@ -28,7 +28,7 @@ class DiscordHarness:
         self.client, self.fake, self.core, self.runner = client, fake, core, runner
         self.bot = client.bot
         self._arrived: dict[tuple[str, int], asyncio.Event] = {}
-        handle, forget = self.bot.on_message, self.bot.on_delete
+        handle, forget, change = self.bot.on_message, self.bot.on_delete, self.bot.on_edit
 
         def on_message(message: Any) -> None:  # note each arrival, so tests can await it
             handle(message)
@@ -38,8 +38,13 @@ class DiscordHarness:
             forget(event)
             self._event(event.message_id, "delete").set()
 
+        def on_edit(event: Any) -> None:
+            change(event)
+            self._event(event.message_id, "edit").set()
+
         self.bot.on_message = on_message  # type: ignore[method-assign]
         self.bot.on_delete = on_delete  # type: ignore[method-assign]
+        self.bot.on_edit = on_edit  # type: ignore[method-assign]
 
     def _event(self, message_id: int, kind: str = "message") -> asyncio.Event:
         return self._arrived.setdefault((kind, message_id), asyncio.Event())
@@ -77,6 +82,12 @@ class DiscordHarness:
             payload["guild_id"] = message["guild_id"]
         await self.fake.dispatch("MESSAGE_DELETE", payload)
         await self.settle(int(message["id"]), "delete")
+
+    async def edit(self, message: dict[str, Any], content: str) -> None:
+        """The author changes a message's text (MESSAGE_UPDATE carries the whole message)."""
+        edited = {**message, "content": content, "edited_timestamp": message["timestamp"]}
+        await self.fake.dispatch("MESSAGE_UPDATE", edited)
+        await self.settle(int(message["id"]), "edit")
 
     async def close(self) -> None:
         await self.client.close()

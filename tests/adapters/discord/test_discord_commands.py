@@ -310,3 +310,18 @@ async def test_ask_with_nothing_relevant_says_what_it_searched(
     _, followup = await invoke(discord_bot, payload, replies=2)
     assert followup["content"].startswith("I could not find this in #")
     assert "(searched 1 message from" in followup["content"] and fake_openai.requests == []
+
+
+async def test_an_edited_message_is_found_by_its_new_text(
+    discord_bot: DiscordHarness, fake_openai: FakeOpenAI
+) -> None:
+    said = await discord_bot.send("Priya owns the billing service since March")
+    await discord_bot.edit(said, "Tomás owns the invoicing service since March")
+    payload = interaction(
+        discord_bot.fake, "ask", [{"name": "question", "type": 3, "value": "who owns invoicing?"}]
+    )
+    fake_openai.responder = lambda body: "Tomás [m1]." if "Tomás" in str(body) else "?"
+    _, followup = await invoke(discord_bot, payload, replies=2)
+    assert followup["content"].startswith("Tomás ([1](https://discord.com/channels/")
+    prompt = fake_openai.requests[-1]["messages"][-1]["content"]
+    assert "Priya" not in prompt  # the old text is gone from the index

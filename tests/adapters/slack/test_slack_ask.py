@@ -107,3 +107,34 @@ async def test_a_public_answer_drawing_on_a_private_channel_goes_to_the_asker_on
     assert reply["text"].startswith("_Only you see this: it draws on channels not everyone here")
     [reply] = await ask(slack, "public in:<#C3|c3> where is the billing service runbook?")
     assert reply["response_type"] == "in_channel"  # a public channel: anyone here can read it
+
+
+async def test_an_edited_message_is_found_by_its_new_text_on_another_replica(
+    slack: SlackHarness, fake_openai: FakeOpenAI
+) -> None:
+    from bot.search.channel_search import ChannelSearch
+
+    await slack.event(message_event("Priya owns the billing service", "1700000000.000100"))
+    other = ChannelSearch(slack.core.channel_log)  # a second replica's index of the same log
+    assert (await other.retrieve("who owns billing service", ["slack:T1:C1"])).found
+    edited = {
+        "type": "message", "subtype": "message_changed", "channel": "C1", "hidden": True,
+        "ts": "1700000000.000900", "event_ts": "1700000000.000900", "channel_type": "channel",
+        "message": {"type": "message", "user": "UALICE", "ts": "1700000000.000100",
+                    "text": "Tomás owns the invoicing service",
+                    "edited": {"user": "UALICE", "ts": "1700000000.000900"}},
+        "previous_message": {"type": "message", "user": "UALICE", "ts": "1700000000.000100",
+                             "text": "Priya owns the billing service"},
+    }  # fmt: skip
+    await slack.event(edited)
+    assert fake_openai.requests == []  # an edit is never answered
+    found = await other.retrieve("who owns the invoicing service", ["slack:T1:C1"])
+    assert found.found and found.hits[0].message.text == "Tomás owns the invoicing service"
+    stale = await other.retrieve("billing service Priya", ["slack:T1:C1"])
+    assert all("Priya" not in hit.message.text for hit in stale.hits)
+    unfurl = {**edited, "message": {**edited["message"], "text": "Tomás owns the invoicing service",
+              "attachments": [{"title": "preview"}]},
+              "previous_message": {**edited["message"]}}  # fmt: skip
+    await slack.event(unfurl)  # the text as it was: nothing logged again
+    window = await slack.core.channel_log.read("slack:T1:C1", since=None, most=100)
+    assert [m.text for m in window.messages] == ["Tomás owns the invoicing service"]
