@@ -9,23 +9,24 @@ import logging
 import discord
 from discord import app_commands
 
+from adapters.discord.access import DiscordAccess
 from adapters.discord.mentions import FORGOTTEN, DiscordBot, failure_sentence
 from adapters.discord.sink import MESSAGE_LIMIT, NO_PINGS
 from adapters.discord.summaries import scope_of, thread_in
 from adapters.rendering import split_message
 from bot.conversation import ThreadRef
 from bot.errors import BotError, InvalidRequest, StoreUnavailable
-from bot.search.ask_args import parse_ask
+from bot.search.ask_args import AskRequest, parse_ask
 from bot.store.kv import Notes
 from bot.summaries.windows import parse_summary_args
 from bot.usage.tally import Payer
 
 log = logging.getLogger(__name__)
 
-ONLY_HERE = (
-    "For now I search only the channel you ask in: run /ask there (searching another channel or "
-    "everywhere needs checks of who may read what that are not built yet)."
-)
+NOT_READABLE = "You cannot read {where}, so I will not search it for you."
+NAME_IT = "Name the channel as a link (type # and pick it), so I know which one you mean."
+NOTHING_READABLE = "There is no channel I keep a history of that you can read."
+ONLY_YOU = "*Only you see this: it draws on channels not everyone here can read.*\n\n"
 
 USAGE = (
     "Usage: /summarize window:<30m | 2h | 3d | 200> public:<True | False> — the window is a time "
@@ -54,6 +55,37 @@ def conversation_of(interaction: discord.Interaction) -> ThreadRef | None:
     return None
 
 
+async def ask_targets(
+    bot: DiscordBot, access: DiscordAccess, interaction: discord.Interaction, request: AskRequest
+) -> tuple[list[tuple[int | str, int]], str]:
+    """The (guild, channel) pairs to search and how to name them; InvalidRequest when the asker
+    may not. The channel asked in is readable by whoever asked there (Discord let them)."""
+    here, guild = interaction.channel_id or 0, interaction.guild_id
+    user = interaction.user.id
+    access.remember(interaction.user)
+    name = getattr(interaction.channel, "name", None)
+    if request.everywhere:
+        guilds = [guild] if guild is not None else [g.id for g in access.guilds()]
+        found: list[tuple[int | str, int]] = [(guild, here)] if guild is not None else []
+        for server in guilds:
+            logged = await bot.engine.logged_channels(f"{scope_of(server, 0).rsplit(':', 1)[0]}:")
+            ids = [int(s.rsplit(":", 1)[-1]) for s in logged if s.rsplit(":", 1)[-1].isdigit()]
+            readable = await access.readable(user, server, [c for c in ids if c != here])
+            found += [(server, c) for c in readable]
+        if not found:
+            raise InvalidRequest(NOTHING_READABLE)
+        count = len(found)
+        return found, f"the {count} channel{'s' if count != 1 else ''} you can read"
+    if request.channel and request.channel != str(here):
+        if not request.channel.isdigit():
+            raise InvalidRequest(NAME_IT)
+        where = f"<#{request.channel}>"
+        if guild is None or not await access.can_read(user, guild, int(request.channel)):
+            raise InvalidRequest(NOT_READABLE.format(where=where))
+        return [(guild, int(request.channel))], where
+    return [(guild if guild is not None else "@me", here)], f"#{name}" if name else "here"
+
+
 async def readable_channel(
     client: discord.Client, interaction: discord.Interaction
 ) -> discord.abc.Messageable:
@@ -73,6 +105,7 @@ async def readable_channel(
 def build_tree(client: discord.Client, bot: DiscordBot) -> app_commands.CommandTree[discord.Client]:
     """The commands of `bot`, on `client`'s tree."""
     tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
+    access = DiscordAccess(client)
 
     @tree.command(name="summarize", description="Summarize the recent conversation here")
     @app_commands.describe(
@@ -121,24 +154,27 @@ def build_tree(client: discord.Client, bot: DiscordBot) -> app_commands.CommandT
     async def ask(interaction: discord.Interaction, question: str, public: bool = False) -> None:
         try:
             request = parse_ask(question)
+            channels, where = await ask_targets(bot, access, interaction, request)
         except InvalidRequest as exc:
             await interaction.response.send_message(exc.user_message(), ephemeral=True)
             return
-        if request.everywhere or request.channel:
-            await interaction.response.send_message(ONLY_HERE, ephemeral=True)
+        except discord.HTTPException as exc:
+            log.warning("/ask could not check who may read what: %s", exc)
+            await interaction.response.send_message(failure_sentence(exc), ephemeral=True)
             return
-        public = public or request.public
+        public, prefix = public or request.public, ""
+        here = interaction.channel_id or 0
+        others = [c for _, c in channels if c != here]
+        if public and not all(access.is_public(g, c) for g, c in channels if c in others):
+            # The audience rule: posted here, it may cite only what everyone here can read.
+            public, prefix = False, ONLY_YOU
         await interaction.response.defer(thinking=True, ephemeral=not public)
-        guild = interaction.guild_id if interaction.guild_id is not None else "@me"
-        channel = interaction.channel
-        name = getattr(channel, "name", None)
         try:
             answer = await bot.engine.ask(
-                request.question, channels=[scope_of(guild, interaction.channel_id or 0)],
-                where=f"#{name}" if name else "here", dialect="markdown",
-                payer=payer_of(interaction),
+                request.question, channels=[scope_of(g, c) for g, c in channels], where=where,
+                dialect="markdown", payer=payer_of(interaction),
             )  # fmt: skip
-            text = answer.text
+            text = prefix + answer.text
         except Exception as exc:
             log.warning("/ask failed: %s", exc)
             text, public = failure_sentence(exc), False

@@ -46,6 +46,9 @@ def json_response(
                         content_type="application/json")  # fmt: skip
 
 
+EVERYONE = (1 << 50) - 1 - (1 << 3)  # @everyone may do anything but administer the server
+
+
 class FakeDiscord:
     def __init__(self, *, rate_limit: tuple[int, float] | None = None) -> None:
         self.calls: list[tuple[str, str, dict[str, Any]]] = []  # (method, path, json body)
@@ -61,6 +64,7 @@ class FakeDiscord:
         self.attachments: dict[str, tuple[bytes, str]] = {}  # id -> (bytes, content type)
         self.attachment_requests: list[tuple[str, str]] = []  # (path, Authorization header)
         self.grant_message_content = True
+        self.member_fetches = 0  # GET guilds/{id}/members/{user}: members not in the cache
         self.deny_threads = False
         self.rate_limit = rate_limit  # (requests, per seconds) per channel and kind
         self.rate_limited = 0  # 429s answered
@@ -211,7 +215,7 @@ class FakeDiscord:
     def _guild(self) -> dict[str, Any]:
         return {
             "id": str(GUILD), "name": "Guild", "owner_id": str(PEOPLE["alice"]), "icon": None,
-            "roles": [{"id": str(GUILD), "name": "@everyone", "permissions": str((1 << 50) - 1), "position": 0,
+            "roles": [{"id": str(GUILD), "name": "@everyone", "permissions": str(EVERYONE), "position": 0,
                        "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0}],
             "channels": [c for c in self.channels.values() if c["type"] == 0],
             "threads": [c for c in self.channels.values() if c["type"] == 11],
@@ -343,6 +347,13 @@ class FakeDiscord:
                     for c in (body if isinstance(body, list) else [])
                 ]
             return self.registered_commands
+        if parts[0] == "guilds" and len(parts) == 4 and parts[2] == "members" and method == "GET":
+            person = USERS.get(int(parts[3])) if parts[3].isdigit() else None
+            if person is None:
+                return json_response({"message": "Unknown Member", "code": 10007}, status=404)
+            self.member_fetches += 1
+            return {"user": person, "roles": [], "joined_at": "2026-01-01T00:00:00+00:00",
+                    "deaf": False, "mute": False, "flags": 0}  # fmt: skip
         if parts[0] == "channels":
             return await self._channel_route(method, parts, body, request)
         if parts[0] == "interactions" and parts[-1] == "callback":

@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from tests.adapters.discord.conftest import ALICE, BOB, BOT_MENTION, DiscordHarness, make_harness
+from tests.adapters.discord.conftest import (
+    ALICE,
+    BOB,
+    BOT_MENTION,
+    CAROL,
+    DiscordHarness,
+    make_harness,
+)
 from tests.conftest import REDIS_URL
 from tests.fakes.discord_server import APP_ID, BOT_USER, CHANNEL, GUILD, FakeDiscord
 from tests.fakes.openai_server import FakeOpenAI, Reply
@@ -23,6 +30,7 @@ def interaction(
     *,
     channel: dict[str, Any] | None = None,
     guild: bool = True,
+    user: dict[str, Any] = ALICE,
 ) -> dict[str, Any]:
     iid = fake.snowflake()
     channel = channel or fake.channels[CHANNEL]
@@ -46,7 +54,7 @@ def interaction(
         data["guild_id"] = str(GUILD)
         data["guild_locale"] = "en-US"
         data["member"] = {
-            "user": ALICE,
+            "user": user,
             "roles": [],
             "joined_at": "2026-01-01T00:00:00+00:00",
             "permissions": str((1 << 50) - 1),
@@ -325,3 +333,92 @@ async def test_an_edited_message_is_found_by_its_new_text(
     assert followup["content"].startswith("Tomás ([1](https://discord.com/channels/")
     prompt = fake_openai.requests[-1]["messages"][-1]["content"]
     assert "Priya" not in prompt  # the old text is gone from the index
+
+
+SECRET, ROOMS = 7001, 7002
+VIEW = 1 << 10  # VIEW_CHANNEL
+
+
+async def rooms(harness: DiscordHarness) -> None:
+    """#secret: @everyone may not view it, Bob (and the bot) may; #rooms: open to all."""
+    fake = harness.fake
+    for cid, name, private in ((SECRET, "secret", True), (ROOMS, "rooms", False)):
+        overwrites = [
+            {"id": str(GUILD), "type": 0, "allow": "0", "deny": str(VIEW)},
+            {"id": BOB["id"], "type": 1, "allow": str(VIEW), "deny": "0"},
+            {"id": BOT_USER["id"], "type": 1, "allow": str(VIEW), "deny": "0"},
+        ] if private else []  # fmt: skip
+        fake.channels[cid] = {"id": str(cid), "type": 0, "name": name, "guild_id": str(GUILD),
+                              "position": 1, "permission_overwrites": overwrites, "nsfw": False,
+                              "parent_id": None}  # fmt: skip
+        await fake.dispatch("CHANNEL_CREATE", fake.channels[cid])
+    await harness.send("the billing service belongs to Priya")
+    await harness.send("billing secret: layoffs in the billing service team", BOB, channel=SECRET)
+    await harness.send("billing service runbook is in the wiki", BOB, channel=ROOMS)
+
+
+def ask_payload(fake: FakeDiscord, text: str, user: dict[str, Any] = CAROL) -> dict[str, Any]:
+    """Carol asks: not the server's owner (who may read everything), no role of her own."""
+    return interaction(fake, "ask", [{"name": "question", "type": 3, "value": text}], user=user)
+
+
+def cite_first(body: dict) -> str:
+    import re
+
+    given = re.findall(r"^(m\d+) —", body["messages"][-1]["content"], re.MULTILINE)
+    return f"It is in the history [{given[0]}]." if given else "?"
+
+
+async def test_ask_in_a_channel_the_asker_cannot_read_searches_nothing(
+    discord_bot: DiscordHarness, fake_openai: FakeOpenAI
+) -> None:
+    await rooms(discord_bot)
+    [reply] = await invoke(discord_bot, ask_payload(discord_bot.fake, f"in:<#{SECRET}> billing?"))
+    assert reply["type"] == 4 and reply["data"]["flags"] & 64
+    assert (
+        reply["data"]["content"] == f"You cannot read <#{SECRET}>, so I will not search it for you."
+    )
+    assert fake_openai.requests == []
+
+
+async def test_ask_everywhere_searches_only_what_the_asker_can_read(
+    discord_bot: DiscordHarness, fake_openai: FakeOpenAI
+) -> None:
+    await rooms(discord_bot)
+    fake_openai.responder = cite_first
+    await invoke(discord_bot, ask_payload(discord_bot.fake, "everywhere who owns billing service?"),
+                 replies=2)  # fmt: skip
+    prompt = fake_openai.requests[-1]["messages"][-1]["content"]
+    assert "belongs to Priya" in prompt and "runbook" in prompt  # #general and open #rooms
+    assert "layoffs" not in prompt  # #secret, which Carol cannot view, never reaches the model
+    assert discord_bot.fake.member_fetches == 0  # her roles came with the command
+
+
+async def test_a_public_answer_drawing_on_a_private_channel_goes_to_the_asker_only(
+    discord_bot: DiscordHarness, fake_openai: FakeOpenAI
+) -> None:
+    await rooms(discord_bot)
+    fake_openai.responder = cite_first
+    asked = ask_payload(discord_bot.fake, f"public in:<#{SECRET}> billing service?", user=BOB)
+    defer, followup = await invoke(discord_bot, asked, replies=2)
+    assert defer["data"]["flags"] & 64  # Bob may read #secret; not everyone in #general can
+    assert followup["content"].startswith("*Only you see this: it draws on channels not everyone")
+    opened = ask_payload(discord_bot.fake, f"public in:<#{ROOMS}> where is the runbook?")
+    defer, _ = await invoke(discord_bot, opened, replies=2)
+    assert not (defer.get("data") or {}).get("flags", 0) & 64  # an open channel: posted for all
+
+
+async def test_ask_everywhere_from_a_dm_fetches_the_member_and_keeps_to_what_they_read(
+    discord_bot: DiscordHarness, fake_openai: FakeOpenAI
+) -> None:
+    await rooms(discord_bot)
+    fake_openai.responder = cite_first
+    dm = {"id": "9100", "type": 1, "recipients": [CAROL], "last_message_id": None}
+    asked = interaction(discord_bot.fake, "ask", [{"name": "question", "type": 3,
+                        "value": "everywhere who owns billing service?"}], channel=dm,
+                        guild=False, user=CAROL)  # fmt: skip
+    asked["user"] = CAROL
+    await invoke(discord_bot, asked, replies=2)
+    prompt = fake_openai.requests[-1]["messages"][-1]["content"]
+    assert "belongs to Priya" in prompt and "runbook" in prompt and "layoffs" not in prompt
+    assert discord_bot.fake.member_fetches == 1  # not in the cache: asked over REST, once
