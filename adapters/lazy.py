@@ -32,6 +32,7 @@ class LazyAdapter:
         doctor: str,
         homes: str = "",
         export: tuple[str, str] | None = None,
+        access: str = "",
     ) -> None:
         self.name = name
         self._settings = settings
@@ -41,6 +42,7 @@ class LazyAdapter:
         self._homes = homes  # the module whose `thread_home(ref)` places stored threads
         # (kind, module): `python -m bot import <kind>` reads an export with `read_export`
         self.exports = {export[0]: export[1]} if export else {}
+        self._access = access  # the module whose `readable_scopes(user, scopes)` checks access
 
     def configured(self) -> bool:
         """Whether its bot token is set."""
@@ -69,6 +71,16 @@ class LazyAdapter:
         reader = importlib.import_module(self.exports[kind])
         history: ExportedHistory = reader.read_export(path, options)
         return history
+
+    async def readable_scopes(self, user: str, scopes: list[str]) -> list[str]:
+        """The channel scopes `user` can read now, asked of the platform (`search --as`)."""
+        if not self._access:
+            from bot.errors import ConfigError
+
+            raise ConfigError("--as", f"{self.name} cannot check who may read what from here")
+        check = importlib.import_module(self._access).readable_scopes
+        readable: list[str] = await check(user, scopes)
+        return readable
 
     async def serve(self, core: Core, options: Mapping[str, str]) -> None:
         runner = importlib.import_module(self._runner)

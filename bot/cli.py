@@ -88,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--platform", choices=["slack", "discord"])
     search.add_argument("--workspace", help="a Slack team id or a Discord guild id")
     search.add_argument("--channel", help="a channel (or Discord thread) id")
+    search.add_argument(
+        "--as", dest="as_user", metavar="USER",
+        help="only the channels this person can read now (asked of the platform; Slack)",
+    )  # fmt: skip
     search.add_argument("--limit", type=int, default=10, help="hits per query (default 10)")
     search.add_argument("--json", action="store_true", help="one JSON object per query")
     imports = commands.add_parser(
@@ -316,6 +320,17 @@ async def _search(settings: Settings, args: argparse.Namespace) -> int:
     index, channels = await build_index(
         settings, platform=args.platform, workspace=args.workspace, channel=args.channel
     )
+    if args.as_user:  # what this person may read, as answers check it
+        platforms = {scope.split(":", 1)[0] for scope in channels}
+        available = discover()
+        checked: list[str] = []
+        for platform in sorted(platforms):
+            adapter = available.get(platform)
+            if adapter is None or not hasattr(adapter, "readable_scopes"):
+                raise ConfigError("--as", f"{platform} cannot check who may read what from here")
+            mine = [scope for scope in channels if scope.startswith(f"{platform}:")]
+            checked += await adapter.readable_scopes(args.as_user, mine)
+        channels = checked
     if args.query is not None:
         run_queries(index, channels, [args.query], limit=args.limit, json_lines=args.json)
     else:

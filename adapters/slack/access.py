@@ -58,6 +58,26 @@ class SlackAccess:
         return is_public(await self._info(channel))
 
 
+async def readable_scopes(user: str, scopes: Sequence[str]) -> list[str]:
+    """The channel scopes (slack:T…:C…) `user` can read now, asked of Slack with the bot's
+    token: `python -m bot search --as USER`."""
+    from adapters.slack.settings import SlackSettings
+    from adapters.slack.web import make_client
+    from bot.errors import ConfigError
+    from bot.settings import read_settings
+
+    settings = read_settings(SlackSettings)
+    if settings.bot_token is None:
+        raise ConfigError("SLACK_BOT_TOKEN", "--as asks Slack who may read what; set it")
+    web = SlackWeb(make_client(settings.bot_token.get_secret_value(), settings.api_url))
+    try:
+        ids = [scope.rsplit(":", 1)[-1] for scope in scopes]
+        readable = set(await SlackAccess(web).readable(user, ids))
+    finally:
+        await web.close()
+    return [scope for scope in scopes if scope.rsplit(":", 1)[-1] in readable]
+
+
 def _fresh(answers: dict[Any, tuple[Any, float]], now: float) -> dict[Any, tuple[Any, float]]:
     if len(answers) <= MOST:
         return answers

@@ -11,4 +11,5 @@ ADAPTER = LazyAdapter(
     "adapters.slack.runner",
     "adapters.slack.doctor",
     export=("slack-export", "adapters.slack.export"),
+    access="adapters.slack.access",
 )

@@ -53,3 +53,36 @@ async def test_queries_on_stdin_give_one_json_line_each_with_the_hits(
     assert second == {"query": "what is the weather on mars?", "found": False, "hits": []}
     everywhere = await search(tmp_path, clean_prefix, "billing", "--json")
     assert {h["channel"] for h in json.loads(everywhere)["hits"]} == {"slack:T1:C1", "slack:T1:C2"}
+
+
+async def test_as_a_person_search_keeps_to_the_channels_they_can_read_now(
+    tmp_path, redis_client: aioredis.Redis, clean_prefix: str
+) -> None:
+    from tests.fakes.slack_server import FakeSlack
+
+    log = RedisChannelLog(redis_client, prefix=clean_prefix, retention_seconds=7 * 86_400,
+                          max_messages=1000)  # fmt: skip
+    now = datetime.now(UTC)
+    for channel, text in (("C1", "billing service runbook"), ("C2", "billing layoffs plan")):
+        await log.record(channel_scope("slack", "T1", channel),
+                         SourceMessage(f"1700000000.00010{channel[-1]}", "Bob", text, now))  # fmt: skip
+    slack = FakeSlack()
+    await slack.start()
+    try:
+        for channel, private in (("C1", False), ("C2", True)):
+            slack.channel_info[channel] = {"id": channel, "name": channel.lower(),
+                                           "is_channel": True, "is_private": private,
+                                           "is_member": True}  # fmt: skip
+        slack.members["C2"] = ["UBOB", "UBOT"]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "search", "billing", "--as", "UALICE", "--json",
+            cwd=tmp_path, env=bot_env(REDIS_URL=REDIS_URL, REDIS_PREFIX=clean_prefix,
+                                      SLACK_BOT_TOKEN="xoxb-test", SLACK_API_URL=slack.url),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        await slack.stop()
+    assert process.returncode == 0, err.decode()
+    hits = json.loads(out)["hits"]
+    assert [h["channel"] for h in hits] == ["slack:T1:C1"]  # C2 is private and Alice not in it
