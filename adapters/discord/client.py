@@ -111,6 +111,9 @@ class DiscordClient(discord.AutoShardedClient):
         log.info("Discord: connected as %s to %d servers (shards %s of %s)", self.user,
                  len(self.guilds), ",".join(map(str, shards)), self.shard_count)  # fmt: skip
 
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        self.bot.on_guild_join(guild)
+
     async def on_message(self, message: discord.Message) -> None:
         self.bot.on_message(message)
 

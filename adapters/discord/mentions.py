@@ -132,6 +132,15 @@ class DiscordBot(Conversations, ChannelSummaries):
         EVENTS.labels("discord", "message_delete").inc()
         self.tasks.spawn(self.forget_message(event), name=f"discord-delete-{event.message_id}")
 
+    def on_guild_join(self, guild: discord.Guild) -> None:
+        self.tasks.spawn(self.joined(guild), name=f"discord-join-{guild.id}")
+
+    async def joined(self, guild: discord.Guild) -> None:
+        try:
+            await self.backfill_guild(guild)
+        except BotError as exc:
+            log.warning("could not log the history of server %s: %s", guild.id, exc)
+
     def on_edit(self, event: discord.RawMessageUpdateEvent) -> None:
         """An edited message is logged again with its new text, so search finds what it says
         now (a change that leaves the text as it was, such as an embed appearing, is not)."""

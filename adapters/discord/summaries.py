@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import discord
 
@@ -94,6 +94,39 @@ class ChannelSummaries:
             return None
         scope = scope_of(guild_id, message.channel.id)
         return ChannelLogEntry(self.channel_log, scope, self.source_of(message))
+
+    async def backfill_guild(self, guild: discord.Guild) -> int:
+        """The bot joined a server: each text channel's recent history it may read, as far back
+        as the log keeps (BOT_CHANNEL_LOG_DAYS, at most BOT_CHANNEL_LOG_MAX), read page by page
+        (discord.py waits out the rate limits) into the channel logs, so /ask and grounded
+        answers know it at once. People's messages only, each once. Returns how many."""
+        log_ = self.channel_log
+        if log_ is None:
+            return 0
+        after = datetime.now(UTC) - timedelta(seconds=log_.retention_seconds)
+        added = 0
+        for channel in guild.text_channels:
+            if not channel.permissions_for(guild.me).read_message_history:
+                continue
+            scope = scope_of(guild.id, channel.id)
+            try:
+                sources = [
+                    self.source_of(message)
+                    async for message in channel.history(
+                        limit=log_.max_messages, after=after, oldest_first=True
+                    )
+                    if not message.author.bot and message.content.strip()
+                    and message.type in (discord.MessageType.default, discord.MessageType.reply)
+                ]  # fmt: skip
+            except discord.HTTPException as exc:
+                log.warning("could not read the history of %s: %s", channel.id, exc)
+                continue
+            known = await log_.logged_ids(scope)
+            fresh = [s for s in sources if s.message_id not in known]
+            await log_.record_many(scope, fresh)
+            added += len(fresh)
+        log.info("joined %s: logged %d earlier messages", guild.id, added)
+        return added
 
     async def log_message(self, message: discord.Message) -> None:
         """Keep a person's server message in the channel log, for summaries later."""

@@ -4,6 +4,7 @@ person's channel message into the channel log."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -80,6 +81,29 @@ class SlackHistory(SummarySources):
             turns = await self.turns_from(earlier)
         kept = await self.engine.seed(thread, turns)
         log.info("read %d earlier messages of %s, kept %d", len(turns), thread, kept)
+
+    async def backfill_channel(self, team: str, channel: str) -> int:
+        """The bot joined `channel`: its recent top-level messages, as far back as the log keeps
+        (BOT_CHANNEL_LOG_DAYS, at most BOT_CHANNEL_LOG_MAX), read through conversations.history
+        a page at a time (the client waits out Slack's 429s) into the log, so /ask and grounded
+        answers know them at once. Messages logged already are not logged twice. Returns how
+        many were added."""
+        log_ = self.channel_log
+        if log_ is None:
+            return 0
+        oldest = time.time() - log_.retention_seconds
+        try:
+            messages = await self.web.history(channel, oldest=oldest, most=log_.max_messages)
+        except SlackApiError as exc:
+            log.warning("could not read the history of %s: %s", channel, exc.response.get("error"))
+            return 0
+        sources = await self.sources_from(channel, messages)
+        scope = self.scope(team, channel)
+        known = await log_.logged_ids(scope)
+        fresh = [s for s in sources if s.message_id not in known]
+        await log_.record_many(scope, fresh)
+        log.info("joined %s: logged %d earlier messages", channel, len(fresh))
+        return len(fresh)
 
     def log_entry(self, message: SlackMessage, names: dict[str, str]) -> ChannelLogEntry | None:
         """A person's channel message as an entry of the channel log, for summaries later."""

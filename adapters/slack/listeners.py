@@ -79,6 +79,11 @@ def build_app(
     app.event("app_mention")(on_event)
     app.event("message")(on_event)
 
+    async def on_member_joined(body: dict[str, Any]) -> None:
+        bot.on_member_joined(body)
+
+    app.event("member_joined_channel")(on_member_joined)
+
     async def on_other_event(body: dict[str, Any]) -> None:
         # Slack counts a 404 as a failed delivery and can turn an app's events off: an event
         # type the manifest does not ask for (an old subscription, a new Slack feature) is

@@ -28,6 +28,7 @@ from adapters.slack.events import (
     readable_text,
     route,
     ts_time,
+    workspace_of,
 )
 from adapters.slack.feedback import answer_blocks, feedback_blocks
 from adapters.slack.files import complete_files
@@ -194,6 +195,23 @@ class SlackBot(SlackHistory):
             name=f"slack-event-{event_id}",
         )
         return True
+
+    def on_member_joined(self, body: dict[str, Any]) -> None:
+        """Someone joined a channel; when it is the bot, the channel's recent history is read
+        into its log in the background (bot.history_import's live counterpart)."""
+        event = body.get("event")
+        event = event if isinstance(event, dict) else {}
+        channel, team = event.get("channel"), workspace_of(body)
+        if event.get("user") != self.me.user_id or not isinstance(channel, str) or not channel:
+            return
+        if self.settings.allows(team, channel) and not channel.startswith("D"):
+            self.tasks.spawn(self.joined(team, channel), name=f"slack-join-{channel}")
+
+    async def joined(self, team: str, channel: str) -> None:
+        try:
+            await self.backfill_channel(team, channel)
+        except BotError as exc:
+            log.warning("could not log the history of %s: %s", channel, exc)
 
     async def claim_delivery(
         self,

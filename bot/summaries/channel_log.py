@@ -46,7 +46,17 @@ class LogWindow:
 
 
 class ChannelLog(Protocol):
+    retention_seconds: float  # nothing older is kept (BOT_CHANNEL_LOG_DAYS)
+    max_messages: int  # per channel at the most (BOT_CHANNEL_LOG_MAX)
+
     async def record(self, channel: str, message: SourceMessage) -> None: ...
+
+    async def record_many(self, channel: str, messages: list[SourceMessage]) -> None:
+        """Log messages of the past (an import, a backfill), oldest first, each at its own
+        time, so the log's retention ages it as if it had been seen then."""
+
+    async def logged_ids(self, channel: str) -> set[str]:
+        """The ids of every message the channel's log holds."""
 
     async def read(self, channel: str, *, since: datetime | None, most: int) -> LogWindow:
         """The newest `most` messages at or after `since`."""
@@ -81,6 +91,7 @@ class InProcessChannelLog:
     ):
         self._retention = retention_seconds
         self._max = max_messages
+        self.retention_seconds, self.max_messages = retention_seconds, max_messages
         self._clock = clock
         self._logs: dict[str, deque[tuple[float, SourceMessage]]] = {}
         self._since: dict[str, float] = {}
@@ -99,6 +110,18 @@ class InProcessChannelLog:
             return  # deleted before it was logged
         self._trimmed(channel).append((self._clock(), message))
         self._since.setdefault(channel, self._clock())
+
+    async def record_many(self, channel: str, messages: list[SourceMessage]) -> None:
+        log = self._trimmed(channel)
+        horizon = self._clock() - self._retention
+        for message in messages:
+            if message.at.timestamp() >= horizon:
+                log.append((message.at.timestamp(), message))
+        if messages:
+            self._since.setdefault(channel, messages[0].at.timestamp())
+
+    async def logged_ids(self, channel: str) -> set[str]:
+        return {m.message_id for _, m in self._trimmed(channel)}
 
     async def read(self, channel: str, *, since: datetime | None, most: int) -> LogWindow:
         log = self._trimmed(channel)
@@ -145,6 +168,7 @@ class RedisChannelLog:
         self._prefix = prefix
         self._retention = retention_seconds
         self._max = max_messages
+        self.retention_seconds, self.max_messages = retention_seconds, max_messages
         self._clock = clock
         self._record = client.register_script(_RECORD)
 

@@ -422,3 +422,21 @@ async def test_ask_everywhere_from_a_dm_fetches_the_member_and_keeps_to_what_the
     prompt = fake_openai.requests[-1]["messages"][-1]["content"]
     assert "belongs to Priya" in prompt and "runbook" in prompt and "layoffs" not in prompt
     assert discord_bot.fake.member_fetches == 1  # not in the cache: asked over REST, once
+
+
+async def test_a_server_the_bot_joins_is_searchable_at_once_from_its_history(
+    discord_bot: DiscordHarness, fake_openai: FakeOpenAI
+) -> None:
+    now = datetime.now(UTC)
+    fake = discord_bot.fake
+    fake.message(CHANNEL, "Priya owns the billing service", BOB, when=now - timedelta(hours=2))
+    fake.message(CHANNEL, "billing: an old rumour", BOB, when=now - timedelta(days=30))
+    fake.message(CHANNEL, "Deployed.", BOT_USER, when=now - timedelta(hours=1))
+    guild = discord_bot.client.get_guild(GUILD)
+    assert guild is not None
+    assert await discord_bot.bot.backfill_guild(guild) == 1
+    assert await discord_bot.bot.backfill_guild(guild) == 0  # joined again: nothing twice
+    fake_openai.responder = cite_first
+    await invoke(discord_bot, ask_payload(fake, "who owns the billing service?"), replies=2)
+    prompt = fake_openai.requests[-1]["messages"][-1]["content"]
+    assert "Priya owns the billing service" in prompt and "rumour" not in prompt

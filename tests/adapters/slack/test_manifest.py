@@ -19,7 +19,8 @@ from adapters.slack.settings import SlackSettings
 
 FOLDER = Path(__file__).parents[3] / "adapters" / "slack"
 EVENTS = {"app_mention", "assistant_thread_started", "assistant_thread_context_changed",
-          "message.channels", "message.groups", "message.im", "message.mpim"}  # fmt: skip
+          "message.channels", "message.groups", "message.im", "message.mpim",
+          "member_joined_channel"}  # fmt: skip
 
 
 @pytest.mark.parametrize("mode", ["socket-mode", "http"])

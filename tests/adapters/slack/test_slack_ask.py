@@ -138,3 +138,26 @@ async def test_an_edited_message_is_found_by_its_new_text_on_another_replica(
     await slack.event(unfurl)  # the text as it was: nothing logged again
     window = await slack.core.channel_log.read("slack:T1:C1", since=None, most=100)
     assert [m.text for m in window.messages] == ["Tomás owns the invoicing service"]
+
+
+async def test_a_channel_the_bot_joins_is_searchable_at_once_from_its_history(
+    slack: SlackHarness, fake_openai: FakeOpenAI, fake_slack: FakeSlack
+) -> None:
+    import time
+
+    from tests.fakes.slack_server import BOT_USER
+
+    now = time.time()
+    fake_slack.add_message("C1", f"{now - 3600:.6f}", "Priya owns the billing service", "UBOB")
+    fake_slack.add_message("C1", f"{now - 30 * 86_400:.6f}", "billing: an old rumour", "UBOB")
+    fake_slack.add_message("C1", f"{now - 600:.6f}", "Deploy done", "UBOB", bot_id="B1",
+                           subtype="bot_message")  # fmt: skip
+    joined = {"type": "member_joined_channel", "user": BOT_USER, "channel": "C1",
+              "channel_type": "C", "team": TEAM, "event_ts": f"{now:.6f}"}  # fmt: skip
+    await slack.event(joined)
+    await slack.event(joined)  # delivered again: nothing is logged twice
+    window = await slack.core.channel_log.read("slack:T1:C1", since=None, most=100)
+    assert [m.text for m in window.messages] == ["Priya owns the billing service"]
+    fake_openai.responder = cite_given_and_one_made_up
+    [reply] = await ask(slack, "who owns the billing service?")
+    assert "Priya owns the billing service" in reply["text"]

@@ -64,8 +64,8 @@ async def test_as_a_person_search_keeps_to_the_channels_they_can_read_now(
                           max_messages=1000)  # fmt: skip
     now = datetime.now(UTC)
     for channel, text in (("C1", "billing service runbook"), ("C2", "billing layoffs plan")):
-        await log.record(channel_scope("slack", "T1", channel),
-                         SourceMessage(f"1700000000.00010{channel[-1]}", "Bob", text, now))  # fmt: skip
+        said = SourceMessage(f"1700000000.00010{channel[-1]}", "Bob", text, now)
+        await log.record(channel_scope("slack", "T1", channel), said)
     slack = FakeSlack()
     await slack.start()
     try:
