@@ -276,9 +276,12 @@ class StreamingReply:
         return self._render
 
     async def start(self) -> None:
+        """Post the placeholder. Its posting is in the answer's record already (the engine
+        shows it once the record is written: `expected_at`), so it costs no write of its own;
+        recovery finds it on the platform."""
         self.quiet = not await self._sink.prepare()
         if not self.quiet:
-            await self._post(self._placeholder)
+            await self._post(self._placeholder, announced=True)
 
     async def feed(self, delta: str) -> None:
         self._text += delta
@@ -394,15 +397,17 @@ class StreamingReply:
             self.edits += 1
             return True
 
-    async def _post(self, text: str, *, prepaid: bool = False) -> None:
+    async def _post(self, text: str, *, prepaid: bool = False, announced: bool = False) -> None:
         if self._gate is not None and not prepaid:
             await self._gate.take()
-        if self.moved is not None:  # the record says a message is coming (and fences)
+        if announced:  # the record said so already, and was written by this process just now
+            pass
+        elif self.moved is not None:  # the record says a message is coming (and fences)
             await self.moved(list(self._ids), False, True)
         elif self.guard is not None:
             await self.guard()
         self._ids.append(await self._sink.post(text))
         self._shown.append(text)
         self.posts += 1
-        if self.moved is not None:  # in the answer's record before anything else is shown
+        if self.moved is not None and not announced:  # in the record before more is shown
             await self.moved(list(self._ids), False, False)

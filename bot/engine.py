@@ -34,7 +34,7 @@ from bot.search.channel_search import ChannelSearch
 from bot.search.grounding import GroundedAnswer, Grounding, context, sources_list
 from bot.store.inflight import PendingAnswer
 from bot.store.keys import channel_scope
-from bot.store.memory.base import ThreadMemory
+from bot.store.memory.base import Shown, ThreadMemory
 from bot.summaries.citations import CitingStream, labelled, uncited
 from bot.summaries.sources import SourceMessage
 from bot.summaries.summarizer import Summarizer, Summary, SummaryConfig
@@ -183,6 +183,7 @@ class ConversationEngine:
         *,
         dialect: str | None = None,
         reply: dict[str, Any] | None = None,
+        show: Shown | None = None,
     ) -> AsyncGenerator[str, None]:
         """`_answer` within the asker's quotas (its usage recorded with the save), counted by
         outcome (bot.metrics), with its latency logged."""
@@ -191,7 +192,9 @@ class ConversationEngine:
         first: float | None = None
         try:
             async with self.quotas.spending(payer_of(message), self.reserve_tokens) as spending:
-                answering = self._answer(message, dialect=dialect, reply=reply, spending=spending)
+                answering = self._answer(
+                    message, dialect=dialect, reply=reply, spending=spending, show=show
+                )
                 async with aclosing(answering) as deltas:
                     async for delta in deltas:
                         if first is None:
@@ -218,15 +221,18 @@ class ConversationEngine:
         dialect: str | None = None,
         reply: dict[str, Any] | None = None,
         spending: Spending | None = None,
+        show: Shown | None = None,
     ) -> AsyncGenerator[str, None]:
         """Stream the answer to `message` as text deltas.
 
         Answers in one thread run one after another, each seeing the turns before it. With
         `reply` (where the adapter shows the answer), the answer is recorded as in flight from
         the start, so a follow-up finds the thread known and a crash can be settled by another
-        process. However it ends, the user's turn is saved; a finished answer is saved with it; a
-        cut-off answer is saved as far as it got; a failed one not at all. A failed save is
-        logged, never shown in place of a finished answer. Model errors reach the caller.
+        process; `show` (the adapter posting its placeholder) is awaited once that record is
+        written, in the round trip that takes the lock. However it ends, the user's turn is
+        saved; a finished answer is saved with it; a cut-off answer is saved as far as it got; a
+        failed one not at all. A failed save is logged, never shown in place of a finished
+        answer. Model errors reach the caller.
         """
         if not message.text.strip() and not message.files:
             raise InvalidRequest("Your message was empty; write your question after mentioning me.")
@@ -238,7 +244,8 @@ class ConversationEngine:
             self._in_flight[(thread, pending.key)] = pending
         try:
             queued = time.perf_counter()
-            async with self.memory.lock(thread, pending=pending), self.admission.admitted():
+            locked = self.memory.lock(thread, pending=pending, recorded=show)
+            async with locked, self.admission.admitted():
                 LOCK_WAIT.observe(time.perf_counter() - queued)
                 state = await self.memory.load(thread)
                 already_saved = state.has_message(message.message_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from typing import Any
 
@@ -299,33 +300,46 @@ class DiscordBot(Conversations, ChannelSummaries):
         where = {"channel": channel_id}
         try:
             # asked before the answer is recorded: a record makes the thread known
-            seed = ref.thread.startswith("reply-") and not await self.engine.knows(ref)
-            async with self.engine.expecting(incoming, expected_at(reply, where)):
-                await self.answer_in(reply, message, ref, incoming, where, seed=seed)
+            if ref.thread.startswith("reply-") and not await self.engine.knows(ref):
+                # The reply chain is read first: the placeholder shows meanwhile, under a
+                # record of its own, so a crash while reading is settled too.
+                async with self.engine.expecting(incoming, expected_at(reply, where)):
+                    try:
+                        await reply.start()
+                    except discord.HTTPException as exc:
+                        log.error("cannot post in %s: %s", channel_id, exc)
+                        return
+
+                    async def seed() -> None:
+                        await self.seed_chain(message, ref)
+
+                    shown = {**where, "ids": reply.message_ids}
+                    await self.answer_in(reply, incoming, where, shown, before=seed)
+            else:  # the placeholder is posted once the answer's record is (one round trip)
+                shown = expected_at(reply, where) or {**where, "ids": []}
+                await self.answer_in(reply, incoming, where, shown, show=True)
         except StoreUnavailable as exc:  # the answer could not even be recorded
             await self.fail(reply, exc)
 
     async def answer_in(
         self,
         reply: StreamingReply,
-        message: discord.Message,
-        ref: ThreadRef,
         incoming: IncomingMessage,
         where: dict[str, Any],
+        shown: dict[str, Any],
         *,
-        seed: bool,
+        show: bool = False,
+        before: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """Stream the answer into `reply`, recorded as shown at `shown`; with `show`, the
+        engine posts the placeholder once that record is written."""
         try:
-            await reply.start()
-        except discord.HTTPException as exc:
-            log.error("cannot post in %s: %s", where["channel"], exc)
-            return
-        shown = {**where, "ids": reply.message_ids}
-        try:
-            if seed:
-                await self.seed_chain(message, ref)
-            follow_answer(reply, self.engine, incoming, shown)
-            answer = self.engine.answer(incoming, dialect="markdown", reply=shown)
+            if before is not None:
+                await before()
+            follow_answer(reply, self.engine, incoming, where)
+            answer = self.engine.answer(
+                incoming, dialect="markdown", reply=shown, show=reply.start if show else None
+            )
             async with aclosing(answer) as deltas:
                 async for delta in deltas:
                     await reply.feed(delta)

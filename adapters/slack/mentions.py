@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from typing import Any
 
@@ -400,10 +401,29 @@ class SlackBot(SlackHistory):
         reply = self.answer_reply(message)
         where = {"channel": message.channel, "thread_ts": message.reply_thread_ts}
         try:
-            async with self.engine.expecting(
-                self.preview(message, thread), expected_at(reply, where)
-            ):
-                await self.answer_in(reply, message, thread, where, known, pane, read_thread)
+            if message.thread_ts and not message.is_dm and not known:
+                # The thread is read from Slack first: the placeholder shows meanwhile, under a
+                # record of its own, so a crash while reading is settled too.
+                expected = expected_at(reply, where)
+                async with self.engine.expecting(self.preview(message, thread), expected):
+                    try:
+                        await reply.start()
+                    except SlackApiError as exc:
+                        log.error(
+                            "cannot post in %s: %s", message.channel, exc.response.get("error")
+                        )
+                        return
+
+                    async def read_thread_first() -> None:
+                        await self.backfill(message, thread, read_thread)
+
+                    shown = {**where, "ids": reply.message_ids}
+                    await self.answer_in(
+                        reply, message, thread, where, shown, pane=pane, before=read_thread_first
+                    )
+            else:  # the placeholder is posted once the answer's record is (one round trip)
+                shown = expected_at(reply, where) or {**where, "ids": []}
+                await self.answer_in(reply, message, thread, where, shown, pane=pane, show=True)
         except StoreUnavailable as exc:  # the answer could not even be recorded
             await self.fail(reply, exc)
 
@@ -413,22 +433,22 @@ class SlackBot(SlackHistory):
         message: SlackMessage,
         thread: ThreadRef,
         where: dict[str, Any],
-        known: bool,
+        shown: dict[str, Any],
+        *,
         pane: bool,
-        read_thread: list[dict[str, Any]] | None,
+        show: bool = False,
+        before: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """Stream the answer into `reply`, recorded as shown at `shown`; with `show`, the
+        engine posts the placeholder once that record is written."""
         try:
-            await reply.start()
-        except SlackApiError as exc:
-            log.error("cannot post in %s: %s", message.channel, exc.response.get("error"))
-            return
-        shown = {**where, "ids": reply.message_ids}
-        try:
-            if message.thread_ts and not message.is_dm and not known:
-                await self.backfill(message, thread, read_thread)
+            if before is not None:
+                await before()
             incoming = await self.incoming(message, thread)
-            follow_answer(reply, self.engine, incoming, shown)
-            answer = self.engine.answer(incoming, dialect="markdown", reply=shown)
+            follow_answer(reply, self.engine, incoming, where)
+            answer = self.engine.answer(
+                incoming, dialect="markdown", reply=shown, show=reply.start if show else None
+            )
             async with aclosing(answer) as deltas:
                 async for delta in deltas:
                     await reply.feed(delta)
@@ -461,7 +481,7 @@ class SlackBot(SlackHistory):
             except SlackApiError as exc:
                 log.info("could not stop the interrupted stream: %s", exc.response.get("error"))
         ids = [str(i) for i in where.get("ids", [])]
-        if where.get("posting") and where.get("thread_ts"):
+        if where.get("posting"):
             ids += await self.unrecorded(pending, ids)
         sink = SlackSink(self.web, channel, where.get("thread_ts"))
         reply = StreamingReply.resume(sink, ids, MESSAGE_LIMIT)
@@ -471,12 +491,16 @@ class SlackBot(SlackHistory):
         """The answer's messages that were posted as its process died, before their ids were
         recorded: the bot's unfinished messages in the thread after the question."""
         where = pending.reply
+        channel, thread_ts = str(where["channel"]), where.get("thread_ts")
+        after = float(pending.message.message_id or 0)
         try:
-            messages = await self.web.thread(str(where["channel"]), str(where["thread_ts"]))
+            if thread_ts:
+                messages = await self.web.thread(channel, str(thread_ts))
+            else:  # a DM answered at its top level
+                messages = await self.web.history(channel, oldest=after, most=50)
         except SlackApiError as exc:
             log.warning("could not read the interrupted thread: %s", exc.response.get("error"))
             return []
-        after = float(pending.message.message_id or 0)
         return [
             str(m["ts"])
             for m in messages

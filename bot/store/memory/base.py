@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
 from bot.conversation import ThreadRef, ThreadState, Turn
 from bot.store.inflight import PendingAnswer
 from bot.store.riders import Rider
+
+Shown = Callable[[], Awaitable[None]]
 
 
 class ThreadMemory(Protocol):
@@ -48,12 +50,18 @@ class ThreadMemory(Protocol):
     async def forget(self, thread: ThreadRef) -> None: ...
 
     def lock(
-        self, thread: ThreadRef, pending: PendingAnswer | None = None
+        self,
+        thread: ThreadRef,
+        pending: PendingAnswer | None = None,
+        *,
+        recorded: Shown | None = None,
     ) -> AbstractAsyncContextManager[None]:
         """Held while a thread is being answered; waiters are served one after another.
 
         With `pending`, the answer is recorded as in flight before waiting, until `append`
-        settles it.
+        settles it. `recorded` is awaited once it is (the adapter shows its placeholder then, so
+        nothing is shown before a crash could be settled): before queueing behind an answer of
+        this process, else once the lock is taken, in the same round trip as the record.
         """
 
     async def record(self, pending: PendingAnswer) -> None:

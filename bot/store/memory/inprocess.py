@@ -5,14 +5,14 @@ from __future__ import annotations
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 
 from bot.conversation import ThreadRef, ThreadState, Turn
 from bot.errors import Fenced
 from bot.store.inflight import PendingAnswer
-from bot.store.memory.base import LocalLocks
+from bot.store.memory.base import LocalLocks, Shown
 from bot.store.riders import Rider
 
 GONE_SECONDS = 3600.0  # a deleted message's tombstone: longer than any answer takes
@@ -117,11 +117,25 @@ class InProcessMemory:
         self._threads.pop(thread, None)
 
     def lock(
-        self, thread: ThreadRef, pending: PendingAnswer | None = None
+        self,
+        thread: ThreadRef,
+        pending: PendingAnswer | None = None,
+        *,
+        recorded: Shown | None = None,
     ) -> AbstractAsyncContextManager[None]:
         if pending is not None:
             self._pending[(thread, pending.key)] = pending.owned_by(self.owner)
-        return self._locks.hold(str(thread))
+        return self._hold(str(thread), recorded)
+
+    @asynccontextmanager
+    async def _hold(self, key: str, recorded: Shown | None) -> AsyncIterator[None]:
+        if recorded is not None and self._locks.busy(key):  # shown while it waits its turn
+            await recorded()
+            recorded = None
+        async with self._locks.hold(key):
+            if recorded is not None:
+                await recorded()
+            yield
 
     async def in_flight(self) -> list[PendingAnswer]:
         return list(self._pending.values())

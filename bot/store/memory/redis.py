@@ -25,7 +25,7 @@ from bot.conversation import ThreadRef, ThreadState, Turn
 from bot.errors import Fenced, StoreUnavailable, ThreadBusy
 from bot.store.inflight import PendingAnswer
 from bot.store.keys import DEFAULT_PREFIX, KeyBuilder, ThreadKeys
-from bot.store.memory.base import LocalLocks
+from bot.store.memory.base import LocalLocks, Shown
 from bot.store.memory.redis_inflight import (
     FENCE,
     OWNS,
@@ -303,17 +303,27 @@ class RedisMemory(InFlightRecords):
         await self._call(self._redis.delete(keys.turns, keys.meta))
 
     def lock(
-        self, thread: ThreadRef, pending: PendingAnswer | None = None
+        self,
+        thread: ThreadRef,
+        pending: PendingAnswer | None = None,
+        *,
+        recorded: Shown | None = None,
     ) -> AbstractAsyncContextManager[None]:
-        return self._hold(self._keys.thread(thread), pending)
+        return self._hold(self._keys.thread(thread), pending, recorded)
 
     @asynccontextmanager
-    async def _hold(self, keys: ThreadKeys, pending: PendingAnswer | None) -> AsyncIterator[None]:
+    async def _hold(
+        self, keys: ThreadKeys, pending: PendingAnswer | None, recorded: Shown | None
+    ) -> AsyncIterator[None]:
         key = keys.lock
         answer = pending.key if pending is not None else None
-        if pending is not None and self._local.busy(key):
-            await self._record(keys, pending)  # before queueing: a queued answer is in flight too
-            pending = None
+        if self._local.busy(key):
+            if pending is not None:  # before queueing: a queued answer is in flight too
+                await self._record(keys, pending)
+                pending = None
+            if recorded is not None:  # shown while it waits its turn
+                await recorded()
+                recorded = None
         # Waiters in this process queue in order on a local lock; only the head polls Redis.
         async with self._local.hold(key):
             token = f"{self.owner}:{secrets.token_hex(12)}"
@@ -322,6 +332,8 @@ class RedisMemory(InFlightRecords):
             self._held[key] = held = HeldLock(token, answer)
             keeper = asyncio.create_task(self._keep(key, held))
             try:
+                if recorded is not None:  # recorded in the round trip that took the lock
+                    await recorded()
                 yield
             finally:
                 self._prefetched.pop(holder, None)

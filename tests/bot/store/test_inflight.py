@@ -241,3 +241,23 @@ async def test_an_answer_expected_is_in_flight_before_it_is_shown_and_settled_if
     assert await memory.in_flight() == []
     assert [t.text for t in (await memory.load(THREAD)).turns] == ["What is up?", "Done."]
     await model.aclose()
+
+
+async def test_the_placeholder_is_shown_only_once_the_answer_is_recorded(
+    memory: ThreadMemory, fake_openai: FakeOpenAI
+) -> None:
+    model = openai_model(fake_openai)
+    engine = ConversationEngine(memory, model, EstimatingCounter(), EngineConfig())
+    seen: list[list[PendingAnswer]] = []
+
+    async def show() -> None:  # the adapter posting its placeholder
+        seen.append(await memory.in_flight())
+
+    fake_openai.push(Reply(text="Done."))
+    posting = {"channel": "C1", "ids": [], "posting": True}
+    async with aclosing(engine.answer(question(), reply=posting, show=show)) as deltas:
+        assert "".join([d async for d in deltas]) == "Done."
+    [[recorded]] = seen  # shown once, with its record already in the store
+    assert recorded.reply == posting and recorded.message.message_id == question().message_id
+    assert await memory.in_flight() == []
+    await model.aclose()
