@@ -35,6 +35,7 @@ from bot.search.grounding import GroundedAnswer, Grounding, context, sources_lis
 from bot.store.inflight import PendingAnswer
 from bot.store.keys import channel_scope
 from bot.store.memory.base import Shown, ThreadMemory
+from bot.summaries.channel_log import ChangesRead, LogChanges
 from bot.summaries.citations import CitingStream, labelled, uncited
 from bot.summaries.sources import SourceMessage
 from bot.summaries.summarizer import Summarizer, Summary, SummaryConfig
@@ -244,7 +245,9 @@ class ConversationEngine:
             self._in_flight[(thread, pending.key)] = pending
         try:
             queued = time.perf_counter()
-            locked = self.memory.lock(thread, pending=pending, recorded=show)
+            reading = self._grounding_read(message)  # rides with the lock when it can
+            alongside = [reading] if reading is not None else []
+            locked = self.memory.lock(thread, pending=pending, recorded=show, alongside=alongside)
             async with locked, self.admission.admitted():
                 LOCK_WAIT.observe(time.perf_counter() - queued)
                 state = await self.memory.load(thread)
@@ -260,7 +263,8 @@ class ConversationEngine:
                     with_files = await self.file_answers.file_turn(message, carried)
                     user_turn = with_files.stored
                     unsaved = [user_turn]
-                sources = await self._context_for(message, history)
+                ready = reading.result if reading is not None else None
+                sources = await self._context_for(message, history, ready)
                 offered = context(sources) if sources else ""
                 plan = await self.folder.plan(
                     thread,
@@ -426,8 +430,18 @@ class ConversationEngine:
                 with suppress(Fenced):  # recovery settled it (logged by _save)
                     await self._save(message.thread, [], pending)
 
+    def _grounding_read(self, message: IncomingMessage) -> ChangesRead | None:
+        if self.grounding is None or not self.config.grounded or not message.text.strip():
+            return None
+        return self.grounding.search.prefetch(self._grounding_scope(message.thread))
+
+    @staticmethod
+    def _grounding_scope(thread: ThreadRef) -> str:
+        """The channel a conversation is grounded in: its channel (a Discord thread's parent)."""
+        return channel_scope(thread.platform, thread.workspace, thread.channel)
+
     async def _context_for(
-        self, message: IncomingMessage, history: Sequence[Turn]
+        self, message: IncomingMessage, history: Sequence[Turn], ready: LogChanges | None = None
     ) -> list[SourceMessage]:
         """The channel's messages relevant to `message`, to ground its answer: from the channel
         the conversation is in (its threads included), never the conversation itself. Nothing
@@ -437,9 +451,9 @@ class ConversationEngine:
         thread = message.thread
         own = {t.message_id for t in history if t.message_id}
         own |= {message.message_id or "", thread.thread}
-        scope = channel_scope(thread.platform, thread.workspace, thread.channel)
+        scope = self._grounding_scope(thread)
         try:
-            return await self.grounding.context_for(message.text, scope, exclude=own)
+            return await self.grounding.context_for(message.text, scope, exclude=own, ready=ready)
         except StoreUnavailable as exc:
             log.warning("answering without the channel's history: %s", exc)
             return []

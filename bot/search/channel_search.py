@@ -5,17 +5,18 @@ one replica is found by a question on another, and a deleted one stops being fou
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 
 from bot.search.index import IndexedMessage, SearchIndex, TantivyIndex
 from bot.search.retrieval import Retrieval, retrieve
-from bot.summaries.channel_log import ChannelLog
+from bot.summaries.channel_log import ChangesRead, ChannelLog, LogChanges
 from bot.summaries.sources import SourceMessage
 
 MOST = 1_000_000  # messages read from a channel's log at once: the log's own cap bounds it
-LATE = timedelta(minutes=10)  # how late a message may be logged after its time and still be seen
+EXPIRE_EVERY = 60.0  # seconds between looks for messages past the log's retention
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,11 @@ class Searched:
     since: datetime | None
 
 
+def _position(last: str) -> tuple[int, ...]:
+    """A log position (a stream entry id "ms-seq", or a number) in the order entries came."""
+    return tuple(int(part) for part in last.split("-"))
+
+
 def indexed(channel: str, message: SourceMessage) -> IndexedMessage:
     return IndexedMessage(
         message.message_id, channel, message.text, message.author, message.at.timestamp(),
@@ -34,44 +40,111 @@ def indexed(channel: str, message: SourceMessage) -> IndexedMessage:
 
 
 class ChannelSearch:
-    def __init__(self, log: ChannelLog, index: SearchIndex | None = None) -> None:
+    def __init__(
+        self,
+        log: ChannelLog,
+        index: SearchIndex | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.log = log
         self.index = index if index is not None else TantivyIndex()
-        self._newest: dict[str, datetime] = {}  # channel -> the newest message time indexed
+        self._clock = clock
         self._since: dict[str, datetime | None] = {}  # channel -> the log is complete from
-        self._counts: dict[str, dict[str, int]] = {}  # channel -> id indexed -> hash of its text
+        # channel -> id indexed -> (hash of its text, its log position): edits are seen by the
+        # one, what the log trimmed away by the other
+        self._counts: dict[str, dict[str, tuple[int, str]]] = {}
         self._imported: dict[str, str] = {}  # channel -> its log's import mark, as last seen
+        self._last: dict[str, str] = {}  # channel -> the log position read up to
+        self._expired: dict[str, float] = {}  # channel -> when old messages were last dropped
         self._lock = asyncio.Lock()
 
-    async def catch_up(self, channels: Collection[str]) -> None:
-        """Index what the log gained (and drop what it lost) since the last look."""
+    def prefetch(self, channel: str) -> ChangesRead | None:
+        """The read the next catch-up of `channel` needs, to send in another call's round trip
+        (the thread lock's); None when the channel needs a whole read first."""
+        last = self._last.get(channel)
+        return self.log.changes(channel, last) if last is not None else None
+
+    async def catch_up(
+        self,
+        channels: Collection[str],
+        *,
+        ready: Mapping[str, LogChanges] | None = None,
+        thorough: bool = False,
+    ) -> None:
+        """Index what the log gained (and drop what it lost) since the last look: `ready`
+        holds reads made already (`prefetch`); `thorough` also refreshes since when each log
+        is complete (for a "not found" sentence)."""
         async with self._lock:  # one catch-up at a time: two would read the same entries
             for channel in channels:
-                newest = self._newest.get(channel)
-                since = newest - LATE if newest is not None else None
-                window, gone = await asyncio.gather(
-                    self.log.read(channel, since=since, most=MOST), self.log.deleted(channel)
-                )
-                if since is not None and window.imported != self._imported.get(channel, ""):
-                    # history was imported since the last look: older than anything seen
-                    window = await self.log.read(channel, since=None, most=MOST)
-                self._imported[channel] = window.imported
-                self._since[channel] = window.covers_from
-                known = self._counts.setdefault(channel, {})
-                fresh = [m for m in window.messages if m.message_id not in gone]
-                # new messages and edited ones (their text changed); those seen as they are
-                # come again only because the read overlaps the last one
-                changed = [m for m in fresh if known.get(m.message_id) != hash(m.text)]
-                self.index.add(indexed(channel, m) for m in changed)
-                known.update((m.message_id, hash(m.text)) for m in changed)
-                dropped = known.keys() & gone
-                if dropped:
-                    self.index.remove(channel, dropped)
-                    for message_id in dropped:
-                        del known[message_id]
-                if fresh:
-                    latest = max(m.at for m in fresh)
-                    self._newest[channel] = max(latest, newest) if newest else latest
+                last = self._last.get(channel)
+                changes = (ready or {}).get(channel)
+                if changes is not None and changes.after != last:  # read before another look
+                    changes = None
+                if changes is None and last is not None:
+                    changes = await self.log.changes(channel, last).alone()
+                if changes is not None and changes.imported == self._imported.get(channel, ""):
+                    self._apply(channel, changes.messages, changes.deleted, changes.positions)
+                    self._advance(channel, changes.last)
+                    if thorough:
+                        window = await self.log.read(channel, since=datetime.now(UTC), most=1)
+                        self._since[channel] = window.covers_from
+                else:  # never read, or history was imported into it: read it whole
+                    window, gone = await asyncio.gather(
+                        self.log.read(channel, since=None, most=MOST), self.log.deleted(channel)
+                    )
+                    self._since[channel] = window.covers_from
+                    self._imported[channel] = window.imported
+                    self._apply(channel, window.messages, gone, window.positions)
+                    self._advance(channel, window.last)
+                await self._expire(channel)
+
+    def _apply(
+        self,
+        channel: str,
+        messages: list[SourceMessage],
+        gone: set[str],
+        positions: Mapping[str, str],
+    ) -> None:
+        known = self._counts.setdefault(channel, {})
+        fresh = [m for m in messages if m.message_id not in gone]
+        # new messages and edited ones (their text changed); the rest were seen as they are
+        changed = {
+            m.message_id: m
+            for m in fresh
+            if (seen := known.get(m.message_id)) is None or seen[0] != hash(m.text)
+        }
+        self.index.add(indexed(channel, m) for m in changed.values())
+        for i, m in changed.items():
+            known[i] = (hash(m.text), positions.get(i, "0"))
+        self._drop(channel, known.keys() & gone)
+
+    def _drop(self, channel: str, ids: Collection[str]) -> None:
+        if not ids:
+            return
+        self.index.remove(channel, ids)
+        known = self._counts.get(channel, {})
+        for message_id in ids:
+            known.pop(message_id, None)
+
+    async def _expire(self, channel: str) -> None:
+        """What the log trimmed away (by age or count) leaves the index too, a minute late at
+        most: the retention is a privacy setting, not only the log's."""
+        now = self._clock()
+        if now - self._expired.get(channel, 0.0) < EXPIRE_EVERY:
+            return
+        self._expired[channel] = now
+        oldest = await self.log.oldest(channel)
+        known = self._counts.get(channel, {})
+        if oldest is None:
+            self._drop(channel, list(known))
+            return
+        first = _position(oldest)
+        self._drop(channel, [i for i, (_, at) in known.items() if _position(at) < first])
+
+    def _advance(self, channel: str, last: str | None) -> None:
+        before = self._last.get(channel)
+        if last is not None and (before is None or _position(last) > _position(before)):
+            self._last[channel] = last
 
     async def retrieve(
         self,
@@ -80,8 +153,10 @@ class ChannelSearch:
         *,
         limit: int = 8,
         exclude: Collection[str] = (),
+        ready: Mapping[str, LogChanges] | None = None,
+        thorough: bool = False,
     ) -> Retrieval:
-        await self.catch_up(channels)
+        await self.catch_up(channels, ready=ready, thorough=thorough)
         return retrieve(self.index, question, channels=channels, limit=limit, exclude=exclude)
 
     def searched(self, channels: Collection[str]) -> Searched:

@@ -22,6 +22,7 @@ from bot.engine_config import EngineConfig
 from bot.errors import InvalidRequest
 from bot.search.channel_search import ChannelSearch, Searched
 from bot.search.index import Hit
+from bot.summaries.channel_log import LogChanges
 from bot.summaries.citations import labelled, resolve
 from bot.summaries.sources import SourceMessage
 from bot.usage.tally import CountedTo, Payer
@@ -137,15 +138,22 @@ class Grounding:
         self.counted_to = counted_to
 
     async def context_for(
-        self, question: str, channel: str, *, exclude: Collection[str]
+        self,
+        question: str,
+        channel: str,
+        *,
+        exclude: Collection[str],
+        ready: LogChanges | None = None,
     ) -> list[SourceMessage]:
         """The messages of `channel` relevant to a question asked in it (none when the
-        retrieval gate finds nothing relevant), the asking thread's own (`exclude`) left out."""
+        retrieval gate finds nothing relevant), the asking thread's own (`exclude`) left out;
+        `ready`: the log's changes, read already (ChannelSearch.prefetch)."""
         if not question.strip():
             return []
         found = await self.search.retrieve(
-            question, [channel], limit=CONTEXT_SOURCES, exclude=exclude
-        )
+            question, [channel], limit=CONTEXT_SOURCES, exclude=exclude,
+            ready={channel: ready} if ready is not None else None,
+        )  # fmt: skip
         return [source_of(hit) for hit in found.hits] if found.found else []
 
     async def ask(
@@ -159,7 +167,7 @@ class Grounding:
     ) -> GroundedAnswer:
         if not question.strip():
             raise InvalidRequest("Ask a question after /ask, for example: /ask who owns billing?")
-        found = await self.search.retrieve(question, channels)
+        found = await self.search.retrieve(question, channels, thorough=True)
         sources = [source_of(hit) for hit in found.hits]
         searched = self.search.searched(channels)
         if not found.found:

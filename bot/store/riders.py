@@ -23,6 +23,19 @@ class Rider(Protocol):
         """The same as a script call, when it lives on `client` (the carrier's Redis)."""
 
 
+class Passenger(Protocol):
+    """A read that rides in another call's round trip (e.g. the thread lock's), when both
+    live on the same Redis; else its owner sends it alone."""
+
+    def rides_on(self, client: Any) -> bool: ...
+
+    def queue(self, pipe: Any) -> int:
+        """Queue its commands in `pipe`; how many."""
+
+    def take(self, results: list[Any]) -> None:
+        """Its commands' results, in order."""
+
+
 async def write_alone(rider: Rider | None, what: str) -> None:
     """Write `rider` on its own; a failure is logged (naming `what`), never raised: these
     writes only ever go with something that matters more (a claim, a save)."""

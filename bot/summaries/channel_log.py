@@ -11,7 +11,7 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -43,6 +43,36 @@ class LogWindow:
     messages: list[SourceMessage]  # oldest first, duplicates removed
     covers_from: datetime | None  # the log is complete from here on; None: nothing was logged
     imported: str = ""  # when history was last imported into it (bot.history_import), if ever
+    last: str | None = None  # the position of the newest entry read, for `changes` after it
+    positions: dict[str, str] = field(default_factory=dict)  # message id -> its entry's position
+
+
+@dataclass(slots=True)
+class LogChanges:
+    """What a channel's log gained since a position (`ChannelLog.changes`)."""
+
+    after: str  # the position read from
+    messages: list[SourceMessage]  # logged since, in log order (an edit comes again)
+    last: str | None  # the newest position read; None: nothing new
+    deleted: set[str]  # messages deleted lately (an hour)
+    imported: str  # the log's import mark (LogWindow.imported)
+    positions: dict[str, str] = field(default_factory=dict)  # message id -> its entry's position
+
+
+class ChangesRead(Protocol):
+    """A log read that can ride in another call's round trip (the thread lock's): `queue` its
+    commands in a pipeline of `client`'s and hand `take` their results, or `alone`."""
+
+    result: LogChanges | None
+
+    def rides_on(self, client: Any) -> bool: ...
+
+    def queue(self, pipe: Any) -> int:
+        """Queue the read's commands; how many."""
+
+    def take(self, results: list[Any]) -> None: ...
+
+    async def alone(self) -> LogChanges: ...
 
 
 class ChannelLog(Protocol):
@@ -57,6 +87,14 @@ class ChannelLog(Protocol):
 
     async def logged_ids(self, channel: str) -> set[str]:
         """The ids of every message the channel's log holds."""
+
+    async def oldest(self, channel: str) -> str | None:
+        """The position of the oldest entry the log still keeps (None: it keeps none): what is
+        older was trimmed away by age or count."""
+
+    def changes(self, channel: str, after: str) -> ChangesRead:
+        """A read of what the log gained after position `after` (a window's or changes' `last`),
+        its deletions and its import mark: cheaper than `read` for a search catching up."""
 
     async def read(self, channel: str, *, since: datetime | None, most: int) -> LogWindow:
         """The newest `most` messages at or after `since`."""
@@ -93,12 +131,17 @@ class InProcessChannelLog:
         self._max = max_messages
         self.retention_seconds, self.max_messages = retention_seconds, max_messages
         self._clock = clock
-        self._logs: dict[str, deque[tuple[float, SourceMessage]]] = {}
+        self._logs: dict[str, deque[tuple[float, SourceMessage, int]]] = {}
+        self._seq = 0  # positions, as a Redis stream's entry ids are
         self._since: dict[str, float] = {}
         self._resumed = 0.0
         self._gone: dict[tuple[str, str], float] = {}  # tombstones of deleted messages
 
-    def _trimmed(self, channel: str) -> deque[tuple[float, SourceMessage]]:
+    def _next(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _trimmed(self, channel: str) -> deque[tuple[float, SourceMessage, int]]:
         log = self._logs.setdefault(channel, deque(maxlen=self._max))
         horizon = self._clock() - self._retention
         while log and log[0][0] < horizon:
@@ -108,7 +151,7 @@ class InProcessChannelLog:
     async def record(self, channel: str, message: SourceMessage) -> None:
         if self._gone.get((channel, message.message_id), 0.0) > self._clock():
             return  # deleted before it was logged
-        self._trimmed(channel).append((self._clock(), message))
+        self._trimmed(channel).append((self._clock(), message, self._next()))
         self._since.setdefault(channel, self._clock())
 
     async def record_many(self, channel: str, messages: list[SourceMessage]) -> None:
@@ -116,12 +159,19 @@ class InProcessChannelLog:
         horizon = self._clock() - self._retention
         for message in messages:
             if message.at.timestamp() >= horizon:
-                log.append((message.at.timestamp(), message))
+                log.append((message.at.timestamp(), message, self._next()))
         if messages:
             self._since.setdefault(channel, messages[0].at.timestamp())
 
     async def logged_ids(self, channel: str) -> set[str]:
-        return {m.message_id for _, m in self._trimmed(channel)}
+        return {m.message_id for _, m, _ in self._trimmed(channel)}
+
+    def changes(self, channel: str, after: str) -> ChangesRead:
+        return _InProcessChanges(self, channel, int(after or 0))
+
+    async def oldest(self, channel: str) -> str | None:
+        log = self._trimmed(channel)
+        return str(log[0][2]) if log else None
 
     async def read(self, channel: str, *, since: datetime | None, most: int) -> LogWindow:
         log = self._trimmed(channel)
@@ -130,9 +180,11 @@ class InProcessChannelLog:
         start = max(self._since[channel], self._resumed, self._clock() - self._retention)
         if len(log) == self._max:
             start = max(start, log[0][1].at.timestamp())  # older messages were trimmed away
+        last = str(log[-1][2]) if log else str(self._seq)
         return LogWindow(
-            _window([m for _, m in log], since, most), datetime.fromtimestamp(start, UTC)
-        )
+            _window([m for _, m, _ in log], since, most), datetime.fromtimestamp(start, UTC),
+            last=last, positions={m.message_id: str(n) for _, m, n in log},
+        )  # fmt: skip
 
     async def resume(self) -> None:
         self._resumed = self._clock()
@@ -152,6 +204,67 @@ class InProcessChannelLog:
         log = self._trimmed(channel)
         for entry in [e for e in log if e[1].message_id == message_id]:
             log.remove(entry)
+
+
+class _InProcessChanges:
+    def __init__(self, log: InProcessChannelLog, channel: str, after: int) -> None:
+        self.log, self.channel, self.after = log, channel, after
+        self.result: LogChanges | None = None
+
+    def rides_on(self, client: Any) -> bool:
+        return False
+
+    def queue(self, pipe: Any) -> int:
+        return 0
+
+    def take(self, results: list[Any]) -> None:
+        raise NotImplementedError
+
+    async def alone(self) -> LogChanges:
+        entries = [e for e in self.log._trimmed(self.channel) if e[2] > self.after]
+        self.result = LogChanges(
+            str(self.after), [m for _, m, _ in entries], str(entries[-1][2]) if entries else None,
+            await self.log.deleted(self.channel), "",
+            positions={m.message_id: str(n) for _, m, n in entries},
+        )  # fmt: skip
+        return self.result
+
+
+class _RedisChanges:
+    def __init__(self, log: RedisChannelLog, channel: str, after: str) -> None:
+        self.log, self.channel, self.after = log, channel, after
+        self.result: LogChanges | None = None
+
+    def rides_on(self, client: Any) -> bool:
+        return client is self.log.client
+
+    def queue(self, pipe: Any) -> int:
+        stream, meta = self.log._keys(self.channel)
+        pipe.xrange(stream, f"({self.after}", "+")
+        pipe.smembers(self.log._gone_key(self.channel))
+        pipe.hget(meta, "imported")
+        return 3
+
+    def take(self, results: list[Any]) -> None:
+        entries, gone, imported = results
+        read = [(_text(i), SourceMessage.from_json(json.loads(f[b"m"]))) for i, f in entries or []]
+        last = read[-1][0] if read else None
+        deleted = {_text(m) for m in gone or ()}
+        self.result = LogChanges(
+            self.after, [m for _, m in read], last, deleted, _text(imported or b""),
+            positions={m.message_id: i for i, m in read},
+        )  # fmt: skip
+
+    async def alone(self) -> LogChanges:
+        pipe = self.log.client.pipeline(transaction=False)
+        self.queue(pipe)
+        self.take(await self.log._run(pipe))
+        assert self.result is not None
+        return self.result
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class RedisChannelLog:
@@ -222,6 +335,17 @@ class RedisChannelLog:
         except (RedisError, OSError) as exc:
             raise redis_unavailable(exc) from exc
 
+    def changes(self, channel: str, after: str) -> ChangesRead:
+        return _RedisChanges(self, channel, after)
+
+    async def oldest(self, channel: str) -> str | None:
+        stream, _ = self._keys(channel)
+        try:
+            first: list[Any] = await self._redis.xrange(stream, "-", "+", count=1) or []
+        except (RedisError, OSError) as exc:
+            raise redis_unavailable(exc) from exc
+        return _text(first[0][0]) if first else None
+
     async def logged_ids(self, channel: str) -> set[str]:
         """The ids of every message the channel's log holds."""
         stream, _ = self._keys(channel)
@@ -262,18 +386,22 @@ class RedisChannelLog:
         pipe.xrange(stream, "-", "+", count=1)
         pipe.get(self._resumed_key)
         entries, (started, imported), length, first, resumed = await self._run(pipe)
-        if started is None:
-            return LogWindow([], None)
+        if started is None:  # nothing logged yet: whatever comes is after the start
+            return LogWindow([], None, last="0-0")
         start = max(float(started), float(resumed or 0), self._clock() - self._retention)
         if length >= self._max and first:  # older messages were trimmed away
             start = max(
                 start, SourceMessage.from_json(json.loads(first[0][1][b"m"])).at.timestamp()
             )
         # newest first from Redis; oldest first for the window, so ties keep arrival order
-        messages = [SourceMessage.from_json(json.loads(f[b"m"])) for _, f in reversed(entries)]
-        window = _window(messages, since, most)
+        read = [
+            (_text(i), SourceMessage.from_json(json.loads(f[b"m"]))) for i, f in reversed(entries)
+        ]
+        window = _window([m for _, m in read], since, most)
         mark = imported.decode() if isinstance(imported, bytes) else str(imported or "")
-        return LogWindow(window, datetime.fromtimestamp(start, UTC), mark)
+        last = read[-1][0] if read else ("0-0" if since is None else None)
+        positions = {m.message_id: i for i, m in read}
+        return LogWindow(window, datetime.fromtimestamp(start, UTC), mark, last, positions)
 
     async def channels(self, under: str) -> list[str]:
         pattern = KeyBuilder(self._prefix).channel_log(under + "*")[0]

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from bot.conversation import ThreadRef, ThreadState, Turn
 from bot.store.inflight import PendingAnswer
-from bot.store.riders import Rider
+from bot.store.riders import Passenger, Rider
 
 Shown = Callable[[], Awaitable[None]]
 
@@ -55,6 +55,7 @@ class ThreadMemory(Protocol):
         pending: PendingAnswer | None = None,
         *,
         recorded: Shown | None = None,
+        alongside: Sequence[Passenger] = (),
     ) -> AbstractAsyncContextManager[None]:
         """Held while a thread is being answered; waiters are served one after another.
 
@@ -62,6 +63,8 @@ class ThreadMemory(Protocol):
         settles it. `recorded` is awaited once it is (the adapter shows its placeholder then, so
         nothing is shown before a crash could be settled): before queueing behind an answer of
         this process, else once the lock is taken, in the same round trip as the record.
+        `alongside` reads ride in the first try's round trip where they can (their owners send
+        the others alone).
         """
 
     async def record(self, pending: PendingAnswer) -> None:

@@ -13,7 +13,7 @@ from bot.conversation import ThreadRef, ThreadState, Turn
 from bot.errors import Fenced
 from bot.store.inflight import PendingAnswer
 from bot.store.memory.base import LocalLocks, Shown
-from bot.store.riders import Rider
+from bot.store.riders import Passenger, Rider
 
 GONE_SECONDS = 3600.0  # a deleted message's tombstone: longer than any answer takes
 
@@ -122,6 +122,7 @@ class InProcessMemory:
         pending: PendingAnswer | None = None,
         *,
         recorded: Shown | None = None,
+        alongside: Sequence[Passenger] = (),  # nothing to ride on: their owners read alone
     ) -> AbstractAsyncContextManager[None]:
         if pending is not None:
             self._pending[(thread, pending.key)] = pending.owned_by(self.owner)

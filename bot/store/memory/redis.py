@@ -42,7 +42,7 @@ from bot.store.redis_pool import (
     run_pipeline,
     side_client,
 )
-from bot.store.riders import LaterWrites, Rider, write_alone
+from bot.store.riders import LaterWrites, Passenger, Rider, write_alone
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -308,12 +308,17 @@ class RedisMemory(InFlightRecords):
         pending: PendingAnswer | None = None,
         *,
         recorded: Shown | None = None,
+        alongside: Sequence[Passenger] = (),
     ) -> AbstractAsyncContextManager[None]:
-        return self._hold(self._keys.thread(thread), pending, recorded)
+        return self._hold(self._keys.thread(thread), pending, recorded, alongside)
 
     @asynccontextmanager
     async def _hold(
-        self, keys: ThreadKeys, pending: PendingAnswer | None, recorded: Shown | None
+        self,
+        keys: ThreadKeys,
+        pending: PendingAnswer | None,
+        recorded: Shown | None,
+        alongside: Sequence[Passenger] = (),
     ) -> AsyncIterator[None]:
         key = keys.lock
         answer = pending.key if pending is not None else None
@@ -327,7 +332,7 @@ class RedisMemory(InFlightRecords):
         # Waiters in this process queue in order on a local lock; only the head polls Redis.
         async with self._local.hold(key):
             token = f"{self.owner}:{secrets.token_hex(12)}"
-            await self._acquire(keys, token, pending)
+            await self._acquire(keys, token, pending, alongside)
             holder = (key, id(asyncio.current_task()))
             self._held[key] = held = HeldLock(token, answer)
             keeper = asyncio.create_task(self._keep(key, held))
@@ -345,11 +350,19 @@ class RedisMemory(InFlightRecords):
                     except StoreUnavailable:
                         log.warning("could not release %s; it expires by itself", key)
 
-    async def _acquire(self, keys: ThreadKeys, token: str, pending: PendingAnswer | None) -> None:
-        """Take the lock; the same round trip reads the thread, which the holder loads next, and
-        records the answer as in flight (on the first try, taken or not)."""
+    async def _acquire(
+        self,
+        keys: ThreadKeys,
+        token: str,
+        pending: PendingAnswer | None,
+        alongside: Sequence[Passenger] = (),
+    ) -> None:
+        """Take the lock; the same round trip reads the thread, which the holder loads next,
+        records the answer as in flight and carries the `alongside` reads (on the first try,
+        taken or not)."""
         deadline = time.monotonic() + self._lock_wait
         pause = 0.005
+        riding = [p for p in alongside if p.rides_on(self._redis)]
         while True:
             pipe = self._redis.pipeline(transaction=False)
             if pending is not None:
@@ -358,7 +371,13 @@ class RedisMemory(InFlightRecords):
             pipe.set(keys.lock, token, nx=True, px=self._lock_ttl_ms)
             pipe.lrange(keys.turns, 0, -1)
             pipe.hget(keys.meta, "summary")
-            *_, taken, raw_turns, summary = await self._call(pipe.execute())
+            counts = [p.queue(pipe) for p in riding]
+            results = await self._call(pipe.execute())
+            for passenger, count in zip(reversed(riding), reversed(counts), strict=True):
+                passenger.take(results[len(results) - count :])
+                del results[len(results) - count :]
+            riding = []
+            *_, taken, raw_turns, summary = results
             if taken:
                 task = id(asyncio.current_task())
                 self._prefetched[(keys.lock, task)] = _state(raw_turns, summary)

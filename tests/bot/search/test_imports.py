@@ -184,3 +184,24 @@ async def test_a_running_search_finds_history_imported_after_it_caught_up(
     await log.record_many(scope, [older])  # an import, while this replica runs
     found = await search.retrieve("retry policy decision", [scope])
     assert found.found and found.hits[0].message.id == "1.0"
+
+
+async def test_what_the_log_trims_away_leaves_every_replicas_index_too(
+    redis_client: aioredis.Redis, clean_prefix: str
+) -> None:
+    from bot.search.channel_search import EXPIRE_EVERY, ChannelSearch
+    from bot.summaries.channel_log import RedisChannelLog
+    from bot.summaries.sources import SourceMessage
+
+    log = RedisChannelLog(redis_client, prefix=clean_prefix, retention_seconds=7 * 86_400,
+                          max_messages=100)  # fmt: skip
+    scope, now = "slack:T1:C1", datetime.now(UTC)
+    await log.record(scope, SourceMessage("1.0", "Mina", "the retry policy is three attempts", now))
+    clock = [time.time()]
+    search = ChannelSearch(log, clock=lambda: clock[0])
+    assert (await search.retrieve("retry policy", [scope])).found
+    for n in range(100):  # the log keeps 100: the retry message is trimmed away by count
+        await log.record(scope, SourceMessage(f"2.{n}", "Bob", f"lunch plan number {n}", now))
+    assert (await search.retrieve("retry policy", [scope])).found  # until the next look...
+    clock[0] += EXPIRE_EVERY
+    assert not (await search.retrieve("retry policy", [scope])).found  # ...a minute at most
