@@ -71,8 +71,15 @@ def build_app(
     # the assistant pane, before the generic listeners
     app.use(build_assistant(bot, notes or InProcessNotes(), retry_number))
 
+    socket_mode = signing_secret is None
+
     async def on_event(body: dict[str, Any], request: AsyncBoltRequest) -> BoltResponse | None:
-        if await bot.accept(body, retry_number(request.headers)):
+        retry = retry_number(request.headers)
+        if socket_mode:  # acked at once; the claim follows, kept trying while Redis is down
+            taken = bot.take(body, retry)
+        else:  # HTTP: claimed first, so a Redis outage answers 503 and Slack delivers again
+            taken = await bot.accept(body, retry)
+        if taken:
             return None  # acked: 200, or the Socket Mode envelope ack
         return BoltResponse(status=503, body="")  # deliver it again later
 

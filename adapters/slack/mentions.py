@@ -73,6 +73,7 @@ MESSAGE_LIMIT = 3900  # Slack truncates at 40,000 but reads best under 4,000
 PLACEHOLDER = "_Thinking…_"
 FORGOTTEN = "I have forgotten this conversation. Mention me to start again."
 FINAL_RETRY = 3  # Slack delivers an event at most three more times (X-Slack-Retry-Num 1..3)
+SOCKET_RETRY_FOR = 300.0  # seconds an acked Socket Mode event's claim is retried (Slack's window)
 
 
 EVENT_TYPES = frozenset({"message", "app_mention", "assistant_thread_started",
@@ -146,6 +147,29 @@ class SlackBot(SlackHistory):
                 name="slack-pane-greeting",
             )
         return True
+
+    def take(self, body: dict[str, Any], retry_num: int = 0) -> bool:
+        """Socket Mode: take a delivery without a round trip, so its ack is never queued behind
+        Redis or a busy loop (an unacked envelope is sent again). The claim follows in the
+        background (`accept`), tried again while Redis is down, as Slack would have re-sent
+        it: within this process's life nothing is lost. False only while shutting down (the
+        envelope, unacked, goes to another connection)."""
+        if self.stopping:
+            return False
+        self.tasks.spawn(self.accept_soon(body, retry_num), name="slack-socket-event")
+        return True
+
+    async def accept_soon(self, body: dict[str, Any], retry_num: int) -> None:
+        waited, pause = 0.0, 0.5
+        while not await self.accept(body, retry_num):
+            if self.stopping:
+                log.warning("shutting down: an acked event is left unhandled")
+                return
+            if waited >= SOCKET_RETRY_FOR:  # as Slack's last retry: claimed in this process
+                await self.accept(body, FINAL_RETRY)
+                return
+            await asyncio.sleep(pause)
+            waited, pause = waited + pause, min(pause * 2, 10.0)
 
     async def accept(self, body: dict[str, Any], retry_num: int = 0, *, pane: bool = False) -> bool:
         """Decide, before Slack gets its answer, whether this delivery is ours; the work runs in

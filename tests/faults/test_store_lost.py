@@ -84,3 +84,25 @@ async def test_a_full_redis_is_one_sentence_and_readyz_names_it(
             assert asyncio.get_running_loop().time() < deadline, body
             await asyncio.sleep(0.1)  # readiness is polled, as a load balancer does
     assert "full" in json.dumps(body)
+
+
+async def test_socket_mode_acks_at_once_and_answers_once_redis_is_back(
+    bots: SlackBots, fake_openai: FakeOpenAI, fake_slack: FakeSlack, redis_server: RedisServer
+) -> None:
+    from tests.adapters.slack.conftest import envelope
+
+    await bots.start(SLACK_APP_TOKEN="xapp-test")
+    await fake_slack.wait_for(lambda: bool(fake_slack.sockets))
+    await redis_server.kill()
+    event = mention("are you there?")
+    for attempt in range(2):  # Slack's delivery and its retry of the same event
+        await fake_slack.push(envelope(event, "EvSOCK"), f"env-{attempt}", retry_attempt=attempt)
+    # acked without waiting for Redis: Slack has no reason to send it a third time
+    await fake_slack.wait_for(
+        lambda: {a.get("envelope_id") for a in fake_slack.acks} >= {"env-0", "env-1"}, seconds=5
+    )
+    assert bots.texts() == []
+    await redis_server.start()  # the claim, tried again meanwhile, goes through: one answer
+    await fake_slack.wait_for(lambda: len(bots.texts()) == 1 and "…" not in bots.texts()[0],
+                              seconds=30)  # fmt: skip
+    assert bots.texts() == ["echo: Alice: are you there?"]
