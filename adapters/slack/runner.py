@@ -164,9 +164,9 @@ async def serve(core: Core, options: Mapping[str, str]) -> None:
 
 def _socket_probe(socket: Any) -> Callable[[], str | None]:
     def probe() -> str | None:
-        client = getattr(socket, "client", None)
-        connected = getattr(client, "is_connected", None)
-        if callable(connected) and not connected():
+        # the client's is_connected() is a coroutine; its current session says the same at once
+        session = getattr(getattr(socket, "client", None), "current_session", None)
+        if session is None or session.closed:
             return "the Socket Mode connection is down"
         return None
 

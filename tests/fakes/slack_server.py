@@ -32,6 +32,7 @@ class FakeSlack:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.call_times: list[float] = []
         self.sockets: list[web.WebSocketResponse] = []
+        self.ack_times: list[float] = []  # time.time() each ack came, for benchmarks
         self.acks: list[dict[str, Any]] = []  # wall-clock time of each call, for benchmarks
         self.responses: list[dict[str, Any]] = []  # bodies posted to response_url
         self.messages: dict[str, list[dict[str, Any]]] = defaultdict(list)  # channel -> messages
@@ -166,6 +167,7 @@ class FakeSlack:
         app.router.add_post("/respond/{id}", self._respond)
         app.router.add_get("/_calls", self._calls)
         app.router.add_get("/_state", self._state)
+        app.router.add_post("/_push", self._push)
         app.router.add_get("/socket", self._socket)
         app.router.add_get("/files-pri/{key}/{name}", self._file)
         app.router.add_get("/files-pri/{key}/download/{name}", self._file)
@@ -190,6 +192,7 @@ class FakeSlack:
             if frame.type == WSMsgType.TEXT:
                 async with self._changed:
                     self.acks.append(json.loads(frame.data))
+                    self.ack_times.append(time.time())
                     self._changed.notify_all()
         self.sockets.remove(socket)
         return socket
@@ -228,12 +231,26 @@ class FakeSlack:
         ]
         return web.json_response(calls)
 
+    async def _push(self, request: web.Request) -> web.Response:
+        """Benchmarks in another process: push envelopes over Socket Mode ({"envelopes":
+        [[body, envelope_id, retry_attempt], ...]}); answers when each was sent, and later
+        (GET /_state) when each was acked."""
+        await self.wait_for(lambda: bool(self.sockets))
+        sent = []
+        for body, envelope_id, retry in (await request.json())["envelopes"]:
+            await self.push(body, envelope_id, retry)
+            sent.append(time.time())
+        return web.json_response({"sent": sent})
+
     async def _state(self, _: web.Request) -> web.Response:
         """What the bot left in each channel, and the 429s it was given (for benchmarks)."""
         shown = {c: [m["text"] for m in self.bot_messages(c)] for c in list(self.messages)}
         streaming = sorted({s["channel"] for s in self.streams.values() if s["open"]})
+        acked = {
+            str(a.get("envelope_id")): t for a, t in zip(self.acks, self.ack_times, strict=True)
+        }
         return web.json_response({"messages": shown, "rate_limited": dict(self.rate_limited),
-                                  "streaming": streaming})  # fmt: skip
+                                  "streaming": streaming, "acked": acked})  # fmt: skip
 
     async def _respond(self, request: web.Request) -> web.Response:
         body = await request.json()

@@ -184,3 +184,16 @@ async def test_socket_mode_answers_and_acks(
     assert fake_slack.called("apps.connections.open")  # the socket address came from Slack
     process.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(process.wait(), 15) == 0
+
+
+def test_the_socket_mode_readiness_probe_reads_the_live_session() -> None:
+    from types import SimpleNamespace
+
+    from adapters.slack.runner import _socket_probe
+
+    def probe(session: object) -> str | None:
+        return _socket_probe(SimpleNamespace(client=SimpleNamespace(current_session=session)))()
+
+    assert probe(SimpleNamespace(closed=False)) is None
+    assert probe(SimpleNamespace(closed=True)) == "the Socket Mode connection is down"
+    assert probe(None) == "the Socket Mode connection is down"
