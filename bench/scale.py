@@ -131,7 +131,10 @@ async def throughput(session: aiohttp.ClientSession, prefix: str) -> float:
             print(f"{count} mentions at once, each its own thread; model: 0.2 s to first token, "
                   "100 words")  # fmt: skip
             row("answers per second (wall, fakes included)", f"{count / wall:.0f}")
+            floor = await bare_sdk(model_url, count)
             row("bot CPU per answer", f"{per_answer * 1000:.1f} ms")
+            row("  the openai SDK alone, same answers (same run)", f"{floor * 1000:.1f} ms")
+            row("  bot / bare SDK", f"{per_answer / floor:.2f}x (goal <= 0.25x)")
             row("answers per second one core sustains (1 / CPU)", f"{1 / per_answer:.0f} "
                 "(goal >= 100)")  # fmt: skip
 
@@ -141,6 +144,17 @@ async def throughput(session: aiohttp.ClientSession, prefix: str) -> float:
     finally:
         await client.aclose()
         await fake.stop()
+
+
+async def bare_sdk(model_url: str, count: int) -> float:
+    """CPU-seconds per answer of the openai SDK alone streaming the same answers (its own
+    process, measured in this run: the floor the bot's figure is a ratio of)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.bare_sdk", model_url, str(count),
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    return float(out.decode().strip())
 
 
 async def redis_per_follow_up(
