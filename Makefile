@@ -30,6 +30,8 @@ bench: install
 	$(BIN)/python -m bench.faults
 	$(BIN)/python -m bench.files
 	$(BIN)/python -m bench.scale
+	$(BIN)/python -m bench.socket_mode
+	$(BIN)/python -m bench.retrieval
 	$(BIN)/python -m bench.retrieval
 
 console: install
