@@ -32,7 +32,6 @@ bench: install
 	$(BIN)/python -m bench.scale
 	$(BIN)/python -m bench.socket_mode
 	$(BIN)/python -m bench.retrieval
-	$(BIN)/python -m bench.retrieval
 
 console: install
 	$(BIN)/python -m bot console
