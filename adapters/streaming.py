@@ -17,6 +17,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -127,6 +128,28 @@ def follow_answer(
 
     reply.moved = moved
     reply.guard = guard
+
+
+async def stream_answer(
+    engine: ConversationEngine,
+    reply: Reply,
+    message: IncomingMessage,
+    where: dict[str, Any],
+    shown: dict[str, Any],
+    *,
+    show: bool = False,
+) -> None:
+    """The answer to `message` streamed into `reply` and finished: tied to its record
+    (`follow_answer`, at `where`), recorded as shown at `shown`; with `show`, the engine posts
+    the placeholder once that record is written."""
+    follow_answer(reply, engine, message, where)
+    answer = engine.answer(
+        message, dialect="markdown", reply=shown, show=reply.start if show else None
+    )
+    async with aclosing(answer) as deltas:
+        async for delta in deltas:
+            await reply.feed(delta)
+    await reply.finish()
 
 
 class MessageSink(Protocol):

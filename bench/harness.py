@@ -28,6 +28,21 @@ async def fake_server(module: str, *args: str) -> AsyncIterator[str]:
         await process.wait()
 
 
+async def wait_ready(url: str, tries: int = 200) -> None:
+    """Until `url` (a bot's /healthz or /readyz) answers 200, or `tries` tenths of a second."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        for _ in range(tries):
+            try:
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.1)  # a starting process gives no other sign
+
+
 def model_server(latency: float = 0.0, token_delay: float = 0.0, words: int = 0) -> Any:
     return fake_server(
         "tests.fakes.openai_server", "--latency", str(latency), "--token-delay", str(token_delay),

@@ -20,7 +20,7 @@ import time
 
 import aiohttp
 
-from bench.harness import describe, drop_keys, fake_server, model_server, row
+from bench.harness import describe, drop_keys, fake_server, model_server, row, wait_ready
 from tests.adapters.slack.conftest import SECRET, envelope, message_event, signed_headers
 from tests.fakes.processes import free_port
 
@@ -38,18 +38,6 @@ async def post(session: aiohttp.ClientSession, url: str, event: dict, event_id: 
         await response.read()
         assert response.status == 200, response.status
     return time.perf_counter() - started
-
-
-async def wait_healthy(session: aiohttp.ClientSession, url: str) -> None:
-    for _ in range(200):
-        try:
-            async with session.get(url) as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientConnectionError:
-            pass
-        await asyncio.sleep(0.1)
-    raise RuntimeError("bot did not start")
 
 
 async def main() -> None:
@@ -70,7 +58,7 @@ async def main() -> None:
         events_url = f"http://127.0.0.1:{port}/slack/events"
         connector = aiohttp.TCPConnector(limit=200)
         async with aiohttp.ClientSession(connector=connector) as session:
-            await wait_healthy(session, f"http://127.0.0.1:{port}/healthz")
+            await wait_ready(f"http://127.0.0.1:{port}/healthz")
 
             # 1. ack latency under 200 events/s
             started = time.perf_counter()

@@ -25,7 +25,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.harness import describe, drop_keys, fake_server, model_server, row
+from bench.harness import describe, drop_keys, fake_server, model_server, row, wait_ready
 from tests.adapters.slack.conftest import SECRET, envelope, message_event, signed_headers
 from tests.fakes.processes import free_port
 
@@ -52,15 +52,7 @@ async def bot(streaming: str, slack_url: str, model_url: str) -> AsyncIterator[s
     )  # fmt: skip
     process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "run", env=env)
     url = f"http://127.0.0.1:{port}"
-    async with aiohttp.ClientSession() as session:
-        for _ in range(200):
-            try:
-                async with session.get(url + "/healthz") as response:
-                    if response.status == 200:
-                        break
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.1)
+    await wait_ready(url + "/healthz")
     try:
         yield url + "/slack/events"
     finally:

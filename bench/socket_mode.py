@@ -31,7 +31,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.harness import drop_keys, fake_server, model_server, percentile, row
+from bench.harness import drop_keys, fake_server, model_server, percentile, row, wait_ready
 from tests.adapters.slack.conftest import envelope, message_event
 from tests.fakes.processes import free_port
 from tests.fakes.slack_server import BOT_USER
@@ -52,15 +52,7 @@ async def bot(slack_url: str, model_url: str) -> AsyncIterator[None]:
         SLACK_API_URL=slack_url, PORT=str(port), HOST="127.0.0.1", SLACK_STREAMING="edits",
     )  # fmt: skip
     process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "run", env=env)
-    async with aiohttp.ClientSession() as session:
-        for _ in range(200):
-            try:
-                async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
-                    if response.status == 200:
-                        break
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.1)
+    await wait_ready(f"http://127.0.0.1:{port}/readyz")
     try:
         yield
     finally:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from contextlib import aclosing
 from typing import Any
 
 import discord
@@ -41,7 +40,7 @@ from adapters.streaming import (
     StreamingReply,
     end_in_failure,
     expected_at,
-    follow_answer,
+    stream_answer,
     unfinished,
 )
 from adapters.tasks import BackgroundTasks
@@ -336,14 +335,7 @@ class DiscordBot(Conversations, ChannelSummaries):
         try:
             if before is not None:
                 await before()
-            follow_answer(reply, self.engine, incoming, where)
-            answer = self.engine.answer(
-                incoming, dialect="markdown", reply=shown, show=reply.start if show else None
-            )
-            async with aclosing(answer) as deltas:
-                async for delta in deltas:
-                    await reply.feed(delta)
-            await reply.finish()
+            await stream_answer(self.engine, reply, incoming, where, shown, show=show)
         except AnswerCutOff as exc:
             try:
                 await reply.finish(note=explain(exc))

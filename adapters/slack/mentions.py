@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from contextlib import aclosing
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -43,7 +42,7 @@ from adapters.streaming import (
     StreamingReply,
     end_in_failure,
     expected_at,
-    follow_answer,
+    stream_answer,
     unfinished,
 )
 from adapters.tasks import BackgroundTasks
@@ -469,14 +468,7 @@ class SlackBot(SlackHistory):
             if before is not None:
                 await before()
             incoming = await self.incoming(message, thread)
-            follow_answer(reply, self.engine, incoming, where)
-            answer = self.engine.answer(
-                incoming, dialect="markdown", reply=shown, show=reply.start if show else None
-            )
-            async with aclosing(answer) as deltas:
-                async for delta in deltas:
-                    await reply.feed(delta)
-            await reply.finish()
+            await stream_answer(self.engine, reply, incoming, where, shown, show=show)
         except AnswerCutOff as exc:
             await self.finish_cut_off(reply, exc)
         except Fenced as exc:
