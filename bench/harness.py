@@ -41,6 +41,7 @@ async def wait_ready(url: str, tries: int = 200) -> None:
             except aiohttp.ClientConnectionError:
                 pass
             await asyncio.sleep(0.1)  # a starting process gives no other sign
+    raise RuntimeError(f"the bot did not start: {url} never answered 200")
 
 
 def model_server(latency: float = 0.0, token_delay: float = 0.0, words: int = 0) -> Any:
