@@ -13,6 +13,7 @@ is retried within a short patience, then posted as new messages and the refused 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 
 TYPING_MARK = " …"
 FINAL_PATIENCE = 10.0  # seconds the final edit may wait on rate limits before posting anew
+# Settling an interrupted answer is not waited on by anyone: its edit may wait out a whole rate
+# window rather than post anew beside a message the same limits may not let it delete.
+SETTLE_PATIENCE = 60.0
 
 
 class EditRefused(Exception):
@@ -66,7 +70,10 @@ class Reply(Protocol):
     def posts_at_start(self) -> bool:
         """Whether `start` may post a message (a placeholder) before any text."""
 
-    async def start(self) -> None: ...
+    async def start(self, *, recorded: bool = False) -> None:
+        """Show that an answer is coming (a placeholder, where the reply posts one).
+        `recorded`: the answer's record says so already (the engine shows it right after
+        writing that record), so it costs no write of its own."""
 
     async def feed(self, delta: str) -> None: ...
 
@@ -144,8 +151,9 @@ async def stream_answer(
     the placeholder once that record is written."""
     follow_answer(reply, engine, message, where)
     answer = engine.answer(
-        message, dialect="markdown", reply=shown, show=reply.start if show else None
-    )
+        message, dialect="markdown", reply=shown,
+        show=functools.partial(reply.start, recorded=True) if show else None,
+    )  # fmt: skip
     async with aclosing(answer) as deltas:
         async for delta in deltas:
             await reply.feed(delta)
@@ -270,10 +278,11 @@ class StreamingReply:
         *,
         render: Callable[[str], str] = lambda text: text,
         interval: float = 0.0,
+        patience: float = FINAL_PATIENCE,
     ) -> StreamingReply:
         """A reply whose messages were posted already (by a stream that broke, or by another
         process before it died), continued by edits."""
-        reply = cls(sink, limit=limit, interval=interval, render=render)  # edits a shown message
+        reply = cls(sink, limit=limit, interval=interval, render=render, patience=patience)
         reply._ids = list(message_ids)
         reply._shown = [""] * len(message_ids)
         return reply
@@ -298,13 +307,13 @@ class StreamingReply:
     def render(self) -> Callable[[str], str]:
         return self._render
 
-    async def start(self) -> None:
-        """Post the placeholder. Its posting is in the answer's record already (the engine
-        shows it once the record is written: `expected_at`), so it costs no write of its own;
-        recovery finds it on the platform."""
+    async def start(self, *, recorded: bool = False) -> None:
+        """Post the placeholder. `recorded`: its posting is in the answer's record already
+        (`expected_at`; recovery finds it on the platform), so `moved` is not told; otherwise
+        (a native stream's fallback, mid-answer) the record learns of it as of any message."""
         self.quiet = not await self._sink.prepare()
         if not self.quiet:
-            await self._post(self._placeholder, announced=True)
+            await self._post(self._placeholder, announced=recorded)
 
     async def feed(self, delta: str) -> None:
         self._text += delta

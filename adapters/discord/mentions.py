@@ -36,6 +36,7 @@ from adapters.quiet_log import QuietLog
 from adapters.recent import RecentKeys
 from adapters.rendering import split_message
 from adapters.streaming import (
+    SETTLE_PATIENCE,
     ChannelPace,
     StreamingReply,
     end_in_failure,
@@ -357,7 +358,9 @@ class DiscordBot(Conversations, ChannelSummaries):
         ids = [str(i) for i in pending.reply.get("ids", [])]
         if pending.reply.get("posting"):
             ids += await self.unrecorded(channel, pending, ids)
-        reply = StreamingReply.resume(PartialSink(channel), ids, MESSAGE_LIMIT)
+        reply = StreamingReply.resume(
+            PartialSink(channel), ids, MESSAGE_LIMIT, patience=SETTLE_PATIENCE
+        )
         await reply.fail(Interrupted().user_message())
 
     async def unrecorded(

@@ -38,6 +38,7 @@ from adapters.slack.native import NativeReply
 from adapters.slack.settings import SlackSettings
 from adapters.slack.web import Identity, SlackSink, SlackWeb, api_error_sentence
 from adapters.streaming import (
+    SETTLE_PATIENCE,
     Reply,
     StreamingReply,
     end_in_failure,
@@ -499,8 +500,8 @@ class SlackBot(SlackHistory):
         ids = [str(i) for i in where.get("ids", [])]
         if where.get("posting"):
             ids += await self.unrecorded(pending, ids)
-        sink = SlackSink(self.web, channel, where.get("thread_ts"))
-        reply = StreamingReply.resume(sink, ids, MESSAGE_LIMIT)
+        sink = SlackSink(self.web, channel, where.get("thread_ts"), patience=SETTLE_PATIENCE)
+        reply = StreamingReply.resume(sink, ids, MESSAGE_LIMIT, patience=SETTLE_PATIENCE)
         await reply.fail(Interrupted().user_message())
 
     async def unrecorded(self, pending: PendingAnswer, ids: list[str]) -> list[str]:

@@ -92,7 +92,7 @@ class NativeReply:
     def posts_at_start(self) -> bool:
         return False
 
-    async def start(self) -> None:
+    async def start(self, *, recorded: bool = False) -> None:
         """Nothing to show yet: the message appears with the first text (the pane shows a status
         meanwhile)."""
 

@@ -206,6 +206,7 @@ class SlackWeb:
         *,
         optional: bool = False,
         paid: bool = False,
+        patience: float = FINAL_PATIENCE,
     ) -> None:
         wait = self._edits_paused_until - self._clock()
         if wait > 0:
@@ -213,7 +214,7 @@ class SlackWeb:
         if self.budget is not None and not paid:
             if not optional:
                 try:  # a final edit waits a while for room, then the answer is posted anew
-                    await asyncio.wait_for(self.budget.wait("chat.update"), FINAL_PATIENCE)
+                    await asyncio.wait_for(self.budget.wait("chat.update"), patience)
                 except TimeoutError:
                     raise EditRefused("no chat.update budget for the final text") from None
             elif not await self.budget.may("chat.update"):
@@ -296,6 +297,7 @@ class SlackSink:
     channel: str
     thread_ts: str | None
     final_blocks: Callable[[str], list[Any]] | None = None
+    patience: float = FINAL_PATIENCE  # how long a final edit waits for the workspace's budget
     prepaid: int = 0  # final edits already paid for from the workspace's chat.update budget
 
     async def prepare(self) -> bool:
@@ -317,7 +319,10 @@ class SlackSink:
         blocks = self.final_blocks(text) if final and self.final_blocks else None
         paid = not optional and self.prepaid > 0
         self.prepaid -= 1 if paid else 0
-        await self.web.update(self.channel, message_id, text, blocks, optional=optional, paid=paid)
+        await self.web.update(
+            self.channel, message_id, text, blocks, optional=optional, paid=paid,
+            patience=self.patience,
+        )  # fmt: skip
 
     async def delete(self, message_id: str) -> None:
         await self.web.delete(self.channel, message_id)
