@@ -432,11 +432,10 @@ class StreamingReply:
     async def _post(self, text: str, *, prepaid: bool = False, announced: bool = False) -> None:
         if self._gate is not None and not prepaid:
             await self._gate.take()
-        if announced:  # the record said so already, and was written by this process just now
-            pass
-        elif self.moved is not None:  # the record says a message is coming (and fences)
+        # `announced`: the record says so already, written by this process just now
+        if self.moved is not None and not announced:  # a message is coming (and fences)
             await self.moved(list(self._ids), False, True)
-        elif self.guard is not None:
+        elif self.guard is not None and not announced:
             await self.guard()
         self._ids.append(await self._sink.post(text))
         self._shown.append(text)

@@ -303,13 +303,15 @@ async def import_and_grounding() -> None:
         channel = channel_scope("slack", "T1", "C1")
         thread = ThreadRef("slack", "T1", "C1", "1800000000.000100")
         questions = [m for m in base if "?" in m][:200]
-        await engine._context_for(IncomingMessage(thread, "warm up", "U1", "A"), [])  # the rebuild
+        grounding = engine.grounding
+        assert grounding is not None
+        await grounding.context_for(IncomingMessage(thread, "warm up", "U1", "A"), [])  # rebuild
         took = []
         for n, question in enumerate(questions):
             said = SourceMessage(f"1800000001.{n:06d}", "someone", base[n], datetime.now(UTC))
             await log.record(channel, said)  # a message since the last question
             began = time.perf_counter()
-            await engine._context_for(IncomingMessage(thread, question, "U1", "A"), [])
+            await grounding.context_for(IncomingMessage(thread, question, "U1", "A"), [])
             took.append((time.perf_counter() - began) * 1000)
         took.sort()
         row("grounding a mention (10,000 messages) p50 / p95",

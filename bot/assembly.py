@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 from bot.conversation import ThreadRef
 from bot.engine import ConversationEngine
 from bot.engine_config import EngineConfig
-from bot.errors import StoreUnavailable
+from bot.errors import ConfigError, StoreUnavailable
 from bot.feedback import FeedbackStore, InProcessFeedback, RedisFeedback
 from bot.files.answering import Vision
 from bot.files.reading import FileReader
@@ -125,6 +125,20 @@ async def connect_memory(settings: Settings, *, attempts: int = 3) -> ThreadMemo
                 ) from exc
             await asyncio.sleep(0.5 * (attempt + 1))  # a Redis started alongside may need a moment
     raise AssertionError("unreachable")
+
+
+async def connect_channel_log(
+    settings: Settings, *, use: str
+) -> tuple[RedisMemory, RedisChannelLog]:
+    """The channel logs Redis keeps, for a command that works on them (`use`: what it does
+    with them, for the error naming REDIS_URL); close the memory when done."""
+    memory = await connect_memory(settings, attempts=1)
+    if not isinstance(memory, RedisMemory):
+        raise ConfigError("REDIS_URL", f"{use} the channel logs Redis keeps; set it")
+    log = RedisChannelLog(memory.client, prefix=memory.prefix,
+                          retention_seconds=settings.channel_log_days * 86_400 or 86_400,
+                          max_messages=settings.channel_log_max)  # fmt: skip
+    return memory, log
 
 
 async def build_core(settings: Settings) -> Core:

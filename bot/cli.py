@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from bot.adapter_registry import Adapter, discover, export_readers, thread_homes
+from bot.adapter_registry import Adapter, discover, thread_homes
 from bot.errors import BotError, ConfigError
 from bot.settings import Settings, load_settings, read_settings
 
@@ -315,22 +315,13 @@ def _choose(command: str, available: dict[str, Adapter]) -> list[Adapter]:
 
 
 async def _search(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.search.command import build_index, run_queries
+    from bot.search.command import build_index, readable_by, run_queries
 
     index, channels = await build_index(
         settings, platform=args.platform, workspace=args.workspace, channel=args.channel
     )
     if args.as_user:  # what this person may read, as answers check it
-        platforms = {scope.split(":", 1)[0] for scope in channels}
-        available = discover()
-        checked: list[str] = []
-        for platform in sorted(platforms):
-            adapter = available.get(platform)
-            if adapter is None or not hasattr(adapter, "readable_scopes"):
-                raise ConfigError("--as", f"{platform} cannot check who may read what from here")
-            mine = [scope for scope in channels if scope.startswith(f"{platform}:")]
-            checked += await adapter.readable_scopes(args.as_user, mine)
-        channels = checked
+        channels = await readable_by(args.as_user, channels)
     if args.query is not None:
         run_queries(index, channels, [args.query], limit=args.limit, json_lines=args.json)
     else:
@@ -340,31 +331,10 @@ async def _search(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _import(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.assembly import connect_memory
-    from bot.history_import import import_history
-    from bot.store.memory import RedisMemory
-    from bot.summaries.channel_log import RedisChannelLog
+    from bot.history_import import run_import
 
-    readers = export_readers(discover())
-    if args.kind not in readers:
-        raise ConfigError(args.kind, "its platform adapter is not installed")
-    if settings.channel_log_days <= 0:
-        raise ConfigError("BOT_CHANNEL_LOG_DAYS", "is 0: no channel log is kept to import into")
     options = {k: v for k in ("workspace", "url") if (v := getattr(args, k))}
-    history = readers[args.kind].read_export(args.kind, Path(args.path), options)
-    memory = await connect_memory(settings, attempts=1)
-    if not isinstance(memory, RedisMemory):
-        raise ConfigError("REDIS_URL", "imports go into the channel logs Redis keeps; set it")
-    retention = settings.channel_log_days * 86_400
-    log = RedisChannelLog(memory.client, prefix=memory.prefix, retention_seconds=retention,
-                          max_messages=settings.channel_log_max)  # fmt: skip
-    try:
-        report = await import_history(
-            log, history, retention_seconds=retention, max_messages=settings.channel_log_max
-        )
-    finally:
-        await memory.aclose()
-    print(report.line())
+    print((await run_import(settings, args.kind, Path(args.path), options)).line())
     return 0
 
 

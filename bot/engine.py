@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from bot.admission import Admission
-from bot.chat_model import ChatMessage, ChatModel
+from bot.chat_model import ChatModel
 from bot.conversation import IncomingMessage, ThreadRef, ThreadState, Turn
 from bot.engine_config import EngineConfig
 from bot.errors import AnswerCutOff, Fenced, InvalidRequest, StoreUnavailable
@@ -31,12 +31,9 @@ from bot.folding import Folder
 from bot.metrics import LOCK_WAIT, answered, cause_of
 from bot.prompt import PromptPlan, render_turn
 from bot.search.channel_search import ChannelSearch
-from bot.search.grounding import GroundedAnswer, Grounding, context, sources_list
+from bot.search.grounding import Cited, GroundedAnswer, Grounding
 from bot.store.inflight import PendingAnswer
-from bot.store.keys import channel_scope
 from bot.store.memory.base import Shown, ThreadMemory
-from bot.summaries.channel_log import ChangesRead, LogChanges
-from bot.summaries.citations import CitingStream, labelled, uncited
 from bot.summaries.sources import SourceMessage
 from bot.summaries.summarizer import Summarizer, Summary, SummaryConfig
 from bot.summaries.summarizing import SummaryRequests
@@ -245,7 +242,8 @@ class ConversationEngine:
             self._in_flight[(thread, pending.key)] = pending
         try:
             queued = time.perf_counter()
-            reading = self._grounding_read(message)  # rides with the lock when it can
+            # grounding's log read rides with the lock when it can
+            reading = self.grounding.prefetch(message) if self.grounding is not None else None
             alongside = [reading] if reading is not None else []
             locked = self.memory.lock(thread, pending=pending, recorded=show, alongside=alongside)
             async with locked, self.admission.admitted():
@@ -263,9 +261,14 @@ class ConversationEngine:
                     with_files = await self.file_answers.file_turn(message, carried)
                     user_turn = with_files.stored
                     unsaved = [user_turn]
-                ready = reading.result if reading is not None else None
-                sources = await self._context_for(message, history, ready)
-                offered = context(sources) if sources else ""
+                sources = (
+                    await self.grounding.context_for(
+                        message, history, reading.result if reading is not None else None
+                    )
+                    if self.grounding is not None
+                    else []
+                )
+                cited = Cited(sources, dialect or self.config.dialect)
                 plan = await self.folder.plan(
                     thread,
                     state.summary,
@@ -273,13 +276,9 @@ class ConversationEngine:
                     with_files.prompt if with_files else user_turn,
                     dialect,
                     reserve=(with_files.image_tokens if with_files else 0)
-                    + (self.counter.count(offered) + MESSAGE_OVERHEAD if offered else 0),
+                    + (self.counter.count(cited.prompt) + MESSAGE_OVERHEAD if sources else 0),
                 )
-                if offered:  # just before the message it bears on
-                    *before, last = plan.messages
-                    messages = (*before, ChatMessage("system", offered), last)
-                    plan = replace(plan, messages=messages)
-                citing = CitingStream(labelled(sources), dialect or self.config.dialect)
+                plan = cited.offered_in(plan)  # just before the message it bears on
                 self.last_plan = plan
                 parts: list[str] = []
                 finished = cut_off = False
@@ -292,15 +291,10 @@ class ConversationEngine:
                     )
                     async with aclosing(answering) as deltas:  # closed before the save below
                         async for delta in deltas:
-                            shown = citing.feed(delta) if sources else delta
-                            if shown:
+                            if shown := cited.shown(delta):
                                 yield shown
-                    if sources:  # what was held back, and the list of what it cited
-                        tail = citing.finish()
-                        if citing.cited:
-                            tail += "\n\n" + sources_list(citing.cited, dialect or "markdown")
-                        if tail:
-                            yield tail
+                    if tail := cited.tail():
+                        yield tail
                 except AnswerCutOff:
                     cut_off = True
                     raise
@@ -308,9 +302,7 @@ class ConversationEngine:
                     finished = True
                 finally:
                     turns = [] if already_saved else [user_turn]
-                    text = "".join(parts).strip()
-                    if sources:
-                        text = uncited(text)
+                    text = cited.remembered("".join(parts).strip())
                     if (finished or cut_off) and text:
                         stored = text + (" [cut off]" if cut_off else "")
                         turns.append(
@@ -429,34 +421,6 @@ class ConversationEngine:
                 del self._in_flight[key]
                 with suppress(Fenced):  # recovery settled it (logged by _save)
                     await self._save(message.thread, [], pending)
-
-    def _grounding_read(self, message: IncomingMessage) -> ChangesRead | None:
-        if self.grounding is None or not self.config.grounded or not message.text.strip():
-            return None
-        return self.grounding.search.prefetch(self._grounding_scope(message.thread))
-
-    @staticmethod
-    def _grounding_scope(thread: ThreadRef) -> str:
-        """The channel a conversation is grounded in: its channel (a Discord thread's parent)."""
-        return channel_scope(thread.platform, thread.workspace, thread.channel)
-
-    async def _context_for(
-        self, message: IncomingMessage, history: Sequence[Turn], ready: LogChanges | None = None
-    ) -> list[SourceMessage]:
-        """The channel's messages relevant to `message`, to ground its answer: from the channel
-        the conversation is in (its threads included), never the conversation itself. Nothing
-        when grounding is off, or when the search fails (the answer goes on without)."""
-        if self.grounding is None or not self.config.grounded or not message.text.strip():
-            return []
-        thread = message.thread
-        own = {t.message_id for t in history if t.message_id}
-        own |= {message.message_id or "", thread.thread}
-        scope = self._grounding_scope(thread)
-        try:
-            return await self.grounding.context_for(message.text, scope, exclude=own, ready=ready)
-        except StoreUnavailable as exc:
-            log.warning("answering without the channel's history: %s", exc)
-            return []
 
     async def note_reply(self, message: IncomingMessage, reply: dict[str, Any]) -> None:
         """The answer to `message` is now shown at `reply` (e.g. a native stream that began with

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TextIO
 
-from bot.summaries.channel_log import RedisChannelLog
+from bot.errors import ConfigError
+from bot.settings import Settings
+from bot.summaries.channel_log import ChannelLog
 from bot.summaries.sources import SourceMessage
 
 BATCH = 500  # log writes per round trip
@@ -84,8 +86,32 @@ class Progress:
             self.out.write("\n")
 
 
+async def run_import(
+    settings: Settings, kind: str, path: Path, options: Mapping[str, str]
+) -> ImportReport:
+    """`python -m bot import KIND PATH`: the export read by its platform's adapter, written
+    into the channel logs Redis keeps."""
+    from bot.adapter_registry import discover, export_readers
+    from bot.assembly import connect_channel_log
+
+    readers = export_readers(discover())
+    if kind not in readers:
+        raise ConfigError(kind, "its platform adapter is not installed")
+    if settings.channel_log_days <= 0:
+        raise ConfigError("BOT_CHANNEL_LOG_DAYS", "is 0: no channel log is kept to import into")
+    history = readers[kind].read_export(kind, path, options)
+    memory, log = await connect_channel_log(settings, use="imports go into")
+    try:
+        return await import_history(
+            log, history, retention_seconds=log.retention_seconds,
+            max_messages=settings.channel_log_max,
+        )  # fmt: skip
+    finally:
+        await memory.aclose()
+
+
 async def import_history(
-    log: RedisChannelLog,
+    log: ChannelLog,
     history: ExportedHistory,
     *,
     retention_seconds: float,

@@ -7,6 +7,7 @@ returns at once; the work runs in the background so the gateway keeps flowing.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -309,11 +310,8 @@ class DiscordBot(Conversations, ChannelSummaries):
                     except discord.HTTPException as exc:
                         log.error("cannot post in %s: %s", channel_id, exc)
                         return
-
-                    async def seed() -> None:
-                        await self.seed_chain(message, ref)
-
                     shown = {**where, "ids": reply.message_ids}
+                    seed = functools.partial(self.seed_chain, message, ref)
                     await self.answer_in(reply, incoming, where, shown, before=seed)
             else:  # the placeholder is posted once the answer's record is (one round trip)
                 shown = expected_at(reply, where) or {**where, "ids": []}

@@ -9,6 +9,7 @@ assistant pane in assistant.py.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -437,13 +438,10 @@ class SlackBot(SlackHistory):
                             "cannot post in %s: %s", message.channel, exc.response.get("error")
                         )
                         return
-
-                    async def read_thread_first() -> None:
-                        await self.backfill(message, thread, read_thread)
-
                     shown = {**where, "ids": reply.message_ids}
+                    read_first = functools.partial(self.backfill, message, thread, read_thread)
                     await self.answer_in(
-                        reply, message, thread, where, shown, pane=pane, before=read_thread_first
+                        reply, message, thread, where, shown, pane=pane, before=read_first
                     )
             else:  # the placeholder is posted once the answer's record is (one round trip)
                 shown = expected_at(reply, where) or {**where, "ids": []}

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from datetime import UTC
 from typing import TextIO
 
+from bot.errors import ConfigError
 from bot.search.channel_search import ChannelSearch
 from bot.search.index import SearchIndex
 from bot.search.retrieval import Retrieval, retrieve
@@ -20,16 +21,12 @@ async def build_index(
 ) -> tuple[SearchIndex, list[str]]:
     """Every logged message of the channels matching the filters, indexed as answers index them
     (bot.search.channel_search); and those channels."""
-    from bot.assembly import connect_memory
-    from bot.store.memory import RedisMemory
-    from bot.summaries.channel_log import RedisChannelLog
+    from bot.assembly import connect_channel_log
 
-    memory = await connect_memory(settings, attempts=1)
-    if not isinstance(memory, RedisMemory):
-        raise SystemExit("error: REDIS_URL: search reads the channel logs Redis keeps; set it")
-    log = RedisChannelLog(memory.client, prefix=memory.prefix,
-                          retention_seconds=max(1, settings.channel_log_days) * 86_400,
-                          max_messages=settings.channel_log_max)  # fmt: skip
+    try:
+        memory, log = await connect_channel_log(settings, use="search reads")
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
     wanted = (platform, workspace, channel)
     scopes = [
         scope
@@ -41,6 +38,21 @@ async def build_index(
     await search.catch_up(scopes)
     await memory.aclose()
     return search.index, scopes
+
+
+async def readable_by(user: str, channels: list[str]) -> list[str]:
+    """The channels `user` can read now, asked of each platform's adapter (`search --as`)."""
+    from bot.adapter_registry import discover
+
+    available = discover()
+    readable: list[str] = []
+    for platform in sorted({scope.split(":", 1)[0] for scope in channels}):
+        adapter = available.get(platform)
+        if adapter is None or not hasattr(adapter, "readable_scopes"):
+            raise ConfigError("--as", f"{platform} cannot check who may read what from here")
+        mine = [scope for scope in channels if scope.startswith(f"{platform}:")]
+        readable += await adapter.readable_scopes(user, mine)
+    return readable
 
 
 def as_json(result: Retrieval) -> str:

@@ -12,20 +12,26 @@ closest messages, as links.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from bot.chat_model import ChatMessage, ChatModel, complete
+from bot.conversation import IncomingMessage, ThreadRef, Turn
 from bot.engine_config import EngineConfig
-from bot.errors import InvalidRequest
+from bot.errors import InvalidRequest, StoreUnavailable
+from bot.prompt import PromptPlan
 from bot.search.channel_search import ChannelSearch, Searched
 from bot.search.index import Hit
-from bot.summaries.channel_log import LogChanges
-from bot.summaries.citations import labelled, resolve
+from bot.store.keys import channel_scope
+from bot.summaries.channel_log import ChangesRead, LogChanges
+from bot.summaries.citations import CitingStream, labelled, resolve, uncited
 from bot.summaries.sources import SourceMessage
 from bot.usage.tally import CountedTo, Payer
+
+log = logging.getLogger(__name__)
 
 NOT_FOUND = "NOT FOUND"
 SOURCE_CHARS = 600  # of one message, in the prompt
@@ -50,6 +56,41 @@ help, answer as you would without them and cite nothing.
 CONTEXT_SOURCES = 6  # messages offered to a mention's answer at the most
 
 
+class Cited:
+    """A mention's answer with the channel's relevant messages offered to it: a system message
+    just before the question, citations resolved to links as the answer streams, the list of
+    what it cited under it, and the answer remembered without ids. With no sources it leaves
+    the answer as it is."""
+
+    def __init__(self, sources: Sequence[SourceMessage], dialect: str) -> None:
+        self.sources = list(sources)
+        self.dialect = dialect
+        self.prompt = context(self.sources) if self.sources else ""
+        self._citing = CitingStream(labelled(self.sources), dialect)
+
+    def offered_in(self, plan: PromptPlan) -> PromptPlan:
+        if not self.prompt:
+            return plan
+        *before, last = plan.messages
+        return replace(plan, messages=(*before, ChatMessage("system", self.prompt), last))
+
+    def shown(self, delta: str) -> str:
+        """What of the model's `delta` can be shown now (citations held until complete)."""
+        return self._citing.feed(delta) if self.sources else delta
+
+    def tail(self) -> str:
+        """What was held back, and the list of what the answer cited."""
+        if not self.sources:
+            return ""
+        tail = self._citing.finish()
+        if self._citing.cited:
+            tail += "\n\n" + sources_list(self._citing.cited, self.dialect)
+        return tail
+
+    def remembered(self, text: str) -> str:
+        return uncited(text) if self.sources else text
+
+
 @dataclass(frozen=True, slots=True)
 class GroundedAnswer:
     text: str  # ready to show: citations resolved for the dialect, sources listed
@@ -60,6 +101,11 @@ class GroundedAnswer:
 def source_of(hit: Hit) -> SourceMessage:
     m = hit.message
     return SourceMessage(m.id, m.author, m.text, datetime.fromtimestamp(m.at, UTC), m.link)
+
+
+def grounded_in(thread: ThreadRef) -> str:
+    """The channel a conversation is grounded in: its own (a Discord thread's parent)."""
+    return channel_scope(thread.platform, thread.workspace, thread.channel)
 
 
 def listing(sources: Sequence[SourceMessage]) -> str:
@@ -137,23 +183,34 @@ class Grounding:
         self.config = config
         self.counted_to = counted_to
 
+    def prefetch(self, message: IncomingMessage) -> ChangesRead | None:
+        """The log read grounding `message`'s answer needs, to ride in the thread lock's round
+        trip (None: nothing to read, or a whole read comes first)."""
+        if not self.config.grounded or not message.text.strip():
+            return None
+        return self.search.prefetch(grounded_in(message.thread))
+
     async def context_for(
-        self,
-        question: str,
-        channel: str,
-        *,
-        exclude: Collection[str],
-        ready: LogChanges | None = None,
+        self, message: IncomingMessage, history: Sequence[Turn], ready: LogChanges | None = None
     ) -> list[SourceMessage]:
-        """The messages of `channel` relevant to a question asked in it (none when the
-        retrieval gate finds nothing relevant), the asking thread's own (`exclude`) left out;
-        `ready`: the log's changes, read already (ChannelSearch.prefetch)."""
-        if not question.strip():
+        """The messages relevant to `message` in the channel its conversation is in (its threads
+        included), never the conversation itself (`history`): none when the retrieval gate finds
+        nothing relevant, when grounding is off, or when the search fails (the answer goes on
+        without). `ready`: the log's changes, read already (`prefetch`)."""
+        if not self.config.grounded or not message.text.strip():
             return []
-        found = await self.search.retrieve(
-            question, [channel], limit=CONTEXT_SOURCES, exclude=exclude,
-            ready={channel: ready} if ready is not None else None,
-        )  # fmt: skip
+        thread = message.thread
+        own = {t.message_id for t in history if t.message_id}
+        own |= {message.message_id or "", thread.thread}
+        channel = grounded_in(thread)
+        try:
+            found = await self.search.retrieve(
+                message.text, [channel], limit=CONTEXT_SOURCES, exclude=own,
+                ready={channel: ready} if ready is not None else None,
+            )  # fmt: skip
+        except StoreUnavailable as exc:
+            log.warning("answering without the channel's history: %s", exc)
+            return []
         return [source_of(hit) for hit in found.hits] if found.found else []
 
     async def ask(

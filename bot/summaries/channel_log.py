@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from bot.store.keys import KeyBuilder
 from bot.store.redis_pool import ScriptCall, redis_unavailable, run_pipeline
+from bot.store.riders import Passenger
 from bot.summaries.sources import SourceMessage
 
 GONE_SECONDS = 3600  # a deleted message's tombstone: longer than logging it can be late
@@ -59,18 +60,11 @@ class LogChanges:
     positions: dict[str, str] = field(default_factory=dict)  # message id -> its entry's position
 
 
-class ChangesRead(Protocol):
-    """A log read that can ride in another call's round trip (the thread lock's): `queue` its
-    commands in a pipeline of `client`'s and hand `take` their results, or `alone`."""
+class ChangesRead(Passenger, Protocol):
+    """A log read that can ride in another call's round trip (the thread lock's), its
+    `result` set once taken, or sent `alone`."""
 
     result: LogChanges | None
-
-    def rides_on(self, client: Any) -> bool: ...
-
-    def queue(self, pipe: Any) -> int:
-        """Queue the read's commands; how many."""
-
-    def take(self, results: list[Any]) -> None: ...
 
     async def alone(self) -> LogChanges: ...
 
