@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TYPE_CHECKING, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from bot.conversation import ThreadRef
@@ -35,6 +35,9 @@ from bot.tokens import load_counter
 from bot.usage.ledger import InProcessLedger
 from bot.usage.quotas import Quotas
 from bot.usage.redis_ledger import RedisLedger
+
+if TYPE_CHECKING:
+    from bot.search.dense import DenseSearch
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +96,9 @@ class Core:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._keeper
         await self.engine.files.aclose()
+        search = self.engine.grounding.search if self.engine.grounding is not None else None
+        if search is not None and search.dense is not None:
+            await search.dense.aclose()
         await self.memory.aclose()
         await self.model.aclose()
 
@@ -139,6 +145,26 @@ async def connect_channel_log(
                           retention_seconds=settings.channel_log_days * 86_400 or 86_400,
                           max_messages=settings.channel_log_max)  # fmt: skip
     return memory, log
+
+
+def dense_search(settings: Settings, memory: ThreadMemory) -> DenseSearch | None:
+    """Embeddings beside the lexical search when OPENAI_EMBEDDING_MODEL names a model: stored
+    in Redis beside the channel log (in this process without Redis). numpy loads only then."""
+    from bot.search.embeddings import build_embedder
+
+    embedder = build_embedder(settings)
+    if embedder is None:
+        return None
+    from bot.search.dense import DenseSearch
+    from bot.search.vectors import InProcessVectorStore, RedisVectorStore, VectorStore
+
+    store: VectorStore = (
+        RedisVectorStore(memory.client, prefix=memory.prefix,
+                         retention_seconds=settings.channel_log_days * 86_400 or 86_400)
+        if isinstance(memory, RedisMemory)
+        else InProcessVectorStore()
+    )  # fmt: skip
+    return DenseSearch(store, embedder, min_similarity=settings.embedding_min_similarity)
 
 
 async def build_core(settings: Settings) -> Core:
@@ -190,7 +216,11 @@ async def build_core(settings: Settings) -> Core:
         files=FileReader(settings.file_limits()),  # adapters register how they download
         vision=cast(Vision, settings.vision),
         max_concurrent=settings.max_concurrent_answers,
-        search=ChannelSearch(channel_log) if channel_log is not None else None,
+        search=(
+            ChannelSearch(channel_log, dense=dense_search(settings, memory))
+            if channel_log is not None
+            else None
+        ),
         quotas=Quotas(
             RedisLedger(
                 memory.client, prefix=memory.prefix, retention_days=settings.usage_retention_days

@@ -11,7 +11,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -315,18 +315,22 @@ def _choose(command: str, available: dict[str, Adapter]) -> list[Adapter]:
 
 
 async def _search(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.search.command import build_index, readable_by, run_queries
+    from bot.search.command import open_search, readable_by, run_queries
 
-    index, channels = await build_index(
+    search, channels, close = await open_search(
         settings, platform=args.platform, workspace=args.workspace, channel=args.channel
     )
-    if args.as_user:  # what this person may read, as answers check it
-        channels = await readable_by(args.as_user, channels)
-    if args.query is not None:
-        run_queries(index, channels, [args.query], limit=args.limit, json_lines=args.json)
-    else:
-        lines = (line.strip() for line in sys.stdin)
-        run_queries(index, channels, (q for q in lines if q), limit=args.limit, json_lines=True)
+    try:
+        if args.as_user:  # what this person may read, as answers check it
+            channels = await readable_by(args.as_user, channels)
+        if args.query is not None:
+            queries: Iterable[str] = [args.query]
+        else:
+            queries = (q for q in (line.strip() for line in sys.stdin) if q)
+        json_lines = args.json or args.query is None
+        await run_queries(search, channels, queries, limit=args.limit, json_lines=json_lines)
+    finally:
+        await close()
     return 0
 
 

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     channel_log_days: float = Field(7.0, alias="BOT_CHANNEL_LOG_DAYS", ge=0, le=365)
     channel_log_max: int = Field(20_000, alias="BOT_CHANNEL_LOG_MAX", ge=100, le=1_000_000)
     grounded_answers: bool = Field(True, alias="BOT_GROUNDED_ANSWERS")
+    # Dense retrieval beside the lexical search (bot.search.dense); off unless a model is named.
+    embedding_model: str | None = Field(None, alias="OPENAI_EMBEDDING_MODEL")
+    embedding_base_url: str | None = Field(None, alias="OPENAI_EMBEDDING_BASE_URL")
+    embedding_min_similarity: float = Field(
+        0.5, alias="OPENAI_EMBEDDING_MIN_SIMILARITY", ge=-1, le=1
+    )
 
     # Files and images people share.
     vision: str = Field("auto", alias="OPENAI_VISION", pattern=r"^(auto|on|off)$")
@@ -90,7 +96,7 @@ class Settings(BaseSettings):
     ops_host: str = Field("0.0.0.0", alias="OPS_HOST")
     ops_port: int = Field(9477, alias="OPS_PORT", ge=0, le=65535)  # 0: no operations endpoint
 
-    @field_validator("openai_base_url", "azure_openai_endpoint")
+    @field_validator("openai_base_url", "azure_openai_endpoint", "embedding_base_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None or not value.strip():

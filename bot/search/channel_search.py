@@ -9,11 +9,16 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from bot.search.index import IndexedMessage, SearchIndex, TantivyIndex
+from bot.search.index import Hit, IndexedMessage, SearchIndex, TantivyIndex, coverage
 from bot.search.retrieval import Retrieval, retrieve
+from bot.search.terms import terms
 from bot.summaries.channel_log import ChangesRead, ChannelLog, LogChanges
 from bot.summaries.sources import SourceMessage
+
+if TYPE_CHECKING:
+    from bot.search.dense import DenseSearch
 
 MOST = 1_000_000  # messages read from a channel's log at once: the log's own cap bounds it
 EXPIRE_EVERY = 60.0  # seconds between looks for messages past the log's retention
@@ -45,9 +50,11 @@ class ChannelSearch:
         log: ChannelLog,
         index: SearchIndex | None = None,
         clock: Callable[[], float] = time.time,
+        dense: DenseSearch | None = None,
     ) -> None:
         self.log = log
         self.index = index if index is not None else TantivyIndex()
+        self.dense = dense  # embeddings beside the lexical index (OPENAI_EMBEDDING_MODEL)
         self._clock = clock
         self._since: dict[str, datetime | None] = {}  # channel -> the log is complete from
         # channel -> id indexed -> (hash of its text, its log position): edits are seen by the
@@ -97,6 +104,8 @@ class ChannelSearch:
                     self._apply(channel, window.messages, gone, window.positions)
                     self._advance(channel, window.last)
                 await self._expire(channel)
+            if self.dense is not None:
+                await self.dense.refresh(channels)
 
     def _apply(
         self,
@@ -113,7 +122,10 @@ class ChannelSearch:
             for m in fresh
             if (seen := known.get(m.message_id)) is None or seen[0] != hash(m.text)
         }
-        self.index.add(indexed(channel, m) for m in changed.values())
+        added = [indexed(channel, m) for m in changed.values()]
+        self.index.add(added)
+        if self.dense is not None:
+            self.dense.saw(channel, added)
         for i, m in changed.items():
             known[i] = (hash(m.text), positions.get(i, "0"))
         self._drop(channel, known.keys() & gone)
@@ -122,6 +134,9 @@ class ChannelSearch:
         if not ids:
             return
         self.index.remove(channel, ids)
+        if self.dense is not None:
+            self.dense.dropped(channel, ids)
+            self.dense.forget_later(channel, ids)
         known = self._counts.get(channel, {})
         for message_id in ids:
             known.pop(message_id, None)
@@ -156,8 +171,22 @@ class ChannelSearch:
         ready: Mapping[str, LogChanges] | None = None,
         thorough: bool = False,
     ) -> Retrieval:
-        await self.catch_up(channels, ready=ready, thorough=thorough)
-        return retrieve(self.index, question, channels=channels, limit=limit, exclude=exclude)
+        if self.dense is None:
+            await self.catch_up(channels, ready=ready, thorough=thorough)
+            return retrieve(self.index, question, channels=channels, limit=limit, exclude=exclude)
+        # the question is embedded while the index catches up
+        vector, _ = await asyncio.gather(
+            self.dense.question(question), self.catch_up(channels, ready=ready, thorough=thorough)
+        )
+        near = self.dense.nearest(vector, channels, limit=3 * limit, skip=exclude)
+        wanted = list(dict.fromkeys(terms(question)))
+        dense = [
+            Hit(message, n.similarity, coverage(wanted, message.text))
+            for n in near
+            if (message := self.index.message(n.channel, n.id)) is not None
+        ]
+        return retrieve(self.index, question, channels=channels, limit=limit, exclude=exclude,
+                        dense=dense, min_similarity=self.dense.min_similarity)  # fmt: skip
 
     def searched(self, channels: Collection[str]) -> Searched:
         starts = [s for c in channels if (s := self._since.get(c)) is not None]

@@ -5,23 +5,23 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC
 from typing import TextIO
 
 from bot.errors import ConfigError
 from bot.search.channel_search import ChannelSearch
-from bot.search.index import SearchIndex
-from bot.search.retrieval import Retrieval, retrieve
+from bot.search.retrieval import Retrieval
 from bot.settings import Settings
 
 
-async def build_index(
+async def open_search(
     settings: Settings, *, platform: str | None, workspace: str | None, channel: str | None
-) -> tuple[SearchIndex, list[str]]:
-    """Every logged message of the channels matching the filters, indexed as answers index them
-    (bot.search.channel_search); and those channels."""
-    from bot.assembly import connect_channel_log
+) -> tuple[ChannelSearch, list[str], Callable[[], Awaitable[None]]]:
+    """The channel logs matching the filters, searched as answers search them (the lexical
+    index, and embeddings when OPENAI_EMBEDDING_MODEL is set); those channels; and what closes
+    the connection when done."""
+    from bot.assembly import connect_channel_log, dense_search
 
     try:
         memory, log = await connect_channel_log(settings, use="search reads")
@@ -34,10 +34,17 @@ async def build_index(
         if len(where := scope.split(":")) == 3
         and all(want is None or want == have for want, have in zip(wanted, where, strict=True))
     ]
-    search = ChannelSearch(log)
+    search = ChannelSearch(log, dense=dense_search(settings, memory))
     await search.catch_up(scopes)
-    await memory.aclose()
-    return search.index, scopes
+    if search.dense is not None:
+        await search.dense.settled()  # what no replica embedded yet, embedded now
+
+    async def close() -> None:
+        if search.dense is not None:
+            await search.dense.aclose()
+        await memory.aclose()
+
+    return search, scopes, close
 
 
 async def readable_by(user: str, channels: list[str]) -> list[str]:
@@ -84,8 +91,8 @@ def _iso(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
 
 
-def run_queries(
-    index: SearchIndex,
+async def run_queries(
+    search: ChannelSearch,
     channels: list[str],
     queries: Iterable[str],
     *,
@@ -94,7 +101,7 @@ def run_queries(
     out: TextIO = sys.stdout,
 ) -> None:
     for query in queries:
-        result = retrieve(index, query, channels=channels, limit=limit)
+        result = await search.retrieve(query, channels, limit=limit)
         if json_lines:
             out.write(as_json(result) + "\n")
             continue

@@ -62,6 +62,9 @@ class SearchIndex(Protocol):
         """The best `limit` messages for `query` among `channels` only, the bot's own answers
         and the asking thread (`(channel, thread)`) left out."""
 
+    def message(self, channel: str, message_id: str) -> IndexedMessage | None:
+        """The message indexed under that channel and id, if any."""
+
     def __len__(self) -> int: ...
 
 
@@ -142,6 +145,9 @@ class TantivyIndex:
             if len(hits) == limit:
                 break
         return hits
+
+    def message(self, channel: str, message_id: str) -> IndexedMessage | None:
+        return self._messages.get(f"{channel}\x1f{message_id}")
 
     def __len__(self) -> int:
         return len(self._messages)

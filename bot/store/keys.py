@@ -16,6 +16,9 @@ each of its three steps is one send, as on a single node:
     <prefix>:claim:{<place>}:<name>      a message claimed for handling (bot.store.claims)
     <prefix>:log:{<place>}, <prefix>:logmeta:{<place>}, <prefix>:loggone:{<place>}
                                          the channel log (bot.summaries.channel_log)
+    <prefix>:vec:{<place>}, <prefix>:vec:{<place>}:embedding
+                                         hash: message id -> its text's digest and embedding
+                                         (bot.search.vectors), and who is embedding the channel
 
 (`<thread>` is `<channel>:<thread>` where the place is not the thread's channel.) Where the
 answers in flight are, for recovery, and who is alive, share the tag `{live}`:
@@ -135,6 +138,11 @@ class KeyBuilder:
         tag = "{" + channel + "}"
         return (f"{self.prefix}:log:{tag}", f"{self.prefix}:logmeta:{tag}",
                 f"{self.prefix}:loggone:{tag}")  # fmt: skip
+
+    def vectors(self, channel: str) -> tuple[str, str]:
+        """A channel's message embeddings and its embedding lease, in its log's slot."""
+        base = f"{self.prefix}:vec:{{{channel}}}"
+        return base, f"{base}:embedding"
 
     @property
     def log_resumed(self) -> str:

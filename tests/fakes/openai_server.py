@@ -10,6 +10,7 @@ import asyncio
 import json
 import socket
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,6 +71,9 @@ def echo(request: dict[str, Any]) -> Reply:
     return Reply(text=f"echo: {last_user_text(request)}")
 
 
+EMBEDDING_DIMENSIONS = 64
+
+
 class FakeOpenAI:
     def __init__(self, responder: Responder = echo, model_latency: float = 0.0) -> None:
         self.responder = responder
@@ -90,6 +94,12 @@ class FakeOpenAI:
         self.accepted_key: str | None = None  # set: any other key gets OpenAI's 401
         self.known_models: set[str] | None = None  # set: other model names get OpenAI's 404
         self.listed_models: list[str] | None = None  # what /v1/models says, if not known_models
+        # /v1/embeddings: every text embedded, and the requests (batches) that carried them
+        self.embedded: list[str] = []
+        self.embedding_requests = 0
+        self.embeddings_fail = False  # True: answer 500, as a server that is down
+        # words that mean the same to the fake embedding model ("db" -> "database")
+        self.synonyms: dict[str, str] = {}
 
     def push(self, *replies: Reply) -> None:
         self.script.extend(replies)
@@ -99,6 +109,8 @@ class FakeOpenAI:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/openai/embeddings", self._embeddings)  # Azure, no deployment
         app.router.add_get("/_stats", self._stats)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -136,6 +148,32 @@ class FakeOpenAI:
                      "code": "model_not_found"}  # fmt: skip
             return web.json_response({"error": error}, status=404)
         return None
+
+    def embedding(self, text: str) -> list[float]:
+        """A bag of words (synonyms folded) hashed into 64 dimensions: texts sharing a meaning,
+        as `synonyms` says, come out close; unrelated ones far apart."""
+        vector = [0.0] * EMBEDDING_DIMENSIONS
+        for word in "".join(c.lower() if c.isalnum() else " " for c in text).split():
+            word = self.synonyms.get(word, word)
+            vector[zlib.crc32(word.encode()) % EMBEDDING_DIMENSIONS] += 1.0
+        return vector
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        if self.embeddings_fail:
+            return web.json_response({"error": {"message": "down", "type": "server_error"}},
+                                     status=500)  # fmt: skip
+        body = await request.json()
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        self.embedding_requests += 1
+        self.embedded += texts
+        data = [{"object": "embedding", "index": n, "embedding": self.embedding(t)}
+                for n, t in enumerate(texts)]  # fmt: skip
+        usage = {"prompt_tokens": len(texts), "total_tokens": len(texts)}
+        return web.json_response({"object": "list", "data": data, "model": body.get("model"),
+                                  "usage": usage})  # fmt: skip
 
     async def _models(self, request: web.Request) -> web.Response:
         refused = self._refused(request)
