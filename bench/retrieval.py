@@ -30,6 +30,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+
 from bench.harness import row
 from bot.search.index import IndexedMessage, TantivyIndex
 from bot.search.retrieval import retrieve
@@ -149,7 +151,42 @@ def find_the_thread() -> None:
          ranks([plain.search(q.text, q.channel, 10) for q, _ in asked], right))  # fmt: skip
     lexical = [retrieve(ours, q.text, channels={q.channel}, limit=10) for q, _ in asked]
     show("bot.search lexical", ranks([[h.message.id for h in r.hits] for r in lexical], right))
+    hybrid(ours, indexed, asked, right)
     gate(samples, asked, lexical)
+
+
+def hybrid(ours, indexed, asked, right) -> None:  # type: ignore[no-untyped-def]
+    """Lexical and dense fused by rank, as answers search when OPENAI_EMBEDDING_MODEL is set:
+    measured only against a real embedding model (a made-up one would measure nothing)."""
+    import asyncio
+
+    from bot.search.embeddings import build_embedder
+    from bot.search.index import Hit
+    from bot.search.vectors import VectorIndex
+    from bot.settings import Settings
+
+    settings = Settings()
+    embedder = build_embedder(settings)
+    if embedder is None:
+        row("hybrid (lexical + dense)", "not measured: set OPENAI_EMBEDDING_MODEL (and "
+            "OPENAI_BASE_URL or OPENAI_EMBEDDING_BASE_URL) to a server that serves it")  # fmt: skip
+        return
+    texts = [m.text for m in indexed] + [q.text for q, _ in asked]
+    vectors = asyncio.run(embedder.embed(texts))
+    dense = VectorIndex()
+    for m, v in zip(indexed, vectors, strict=False):
+        dense.add(m.channel, [(m.id, np.asarray(v))])
+    questions = vectors[len(indexed) :]
+    alone, fused_ = [], []
+    for (q, _), v in zip(asked, questions, strict=True):
+        near = [Hit(m, score, 0.0) for c, i, score in dense.search(v, [q.channel], limit=30)
+                if (m := ours.message(c, i)) is not None]  # fmt: skip
+        alone.append([h.message.id for h in near[:10]])
+        found = retrieve(ours, q.text, channels={q.channel}, limit=10, dense=near,
+                         min_similarity=settings.embedding_min_similarity)  # fmt: skip
+        fused_.append([h.message.id for h in found.hits])
+    show(f"dense alone ({embedder.model})", ranks(alone, right))
+    show(f"hybrid: lexical + {embedder.model}, fused by rank", ranks(fused_, right))
 
 
 def gate(samples, asked, answerable) -> None:  # type: ignore[no-untyped-def]
@@ -256,6 +293,38 @@ def speed() -> None:
             f"{statistics.median(took):.2f} / {took[int(len(took) * 0.95)]:.2f} ms")  # fmt: skip
 
 
+def dense_speed() -> None:
+    """The nearest-vector search answers add with embeddings on, on random vectors of a common
+    size (768, as nomic-embed-text; text-embedding-3-small has 1536: twice the bytes and time)."""
+    from bot.search.vectors import VectorIndex
+
+    dims = 768
+    rng = np.random.default_rng(7)
+    print(f"5b. Dense search (one process, in memory, {dims} dimensions, random vectors)")
+    for size in (10_000, 100_000):
+        index = VectorIndex()
+        per_channel = 10_000
+        for start in range(0, size, per_channel):
+            block = rng.standard_normal((per_channel, dims), dtype=np.float32)
+            index.add(f"c{start // per_channel}",
+                      ((str(n), block[n]) for n in range(per_channel)))  # fmt: skip
+        channels = [f"c{n}" for n in range(size // per_channel)]
+        index.search(rng.standard_normal(dims), channels, limit=30)  # stacks each channel once
+        took = []
+        for _ in range(100):
+            query = rng.standard_normal(dims)
+            began = time.perf_counter()
+            index.search(query, channels, limit=30)
+            took.append((time.perf_counter() - began) * 1000)
+        took.sort()
+        row(f"{size:,} messages: nearest 30 over every channel p50 / p95",
+            f"{statistics.median(took):.2f} / {took[94]:.2f} ms")  # fmt: skip
+    row("memory per 100,000 messages (float32 rows, stacked copy)",
+        f"{2 * 100_000 * dims * 4 / 1e6:,.0f} MB")  # fmt: skip
+    row("Redis per 100,000 messages (float16 + an 8-byte digest)",
+        f"{100_000 * (dims * 2 + 8) / 1e6:,.0f} MB")  # fmt: skip
+
+
 async def import_and_grounding() -> None:
     import secrets
     from datetime import UTC, datetime, timedelta
@@ -340,6 +409,7 @@ def main() -> None:
     qmsum()
     molweni()
     speed()
+    dense_speed()
     asyncio.run(import_and_grounding())
 
 

@@ -12,15 +12,18 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from bot.errors import ConfigError
 from bot.settings import Settings
 from bot.summaries.channel_log import ChannelLog
 from bot.summaries.sources import SourceMessage
+
+if TYPE_CHECKING:
+    from bot.search.dense import DenseSearch
 
 BATCH = 500  # log writes per round trip
 
@@ -51,6 +54,8 @@ class ImportReport:
     channels: int
     skipped: Counter[str]
     seconds: float
+    scopes: tuple[str, ...] = ()  # the channels something was imported into
+    embedded: str = ""  # what embedding the imported messages did (OPENAI_EMBEDDING_MODEL)
 
     def line(self) -> str:
         rate = self.imported / self.seconds if self.seconds > 0 else 0.0
@@ -62,6 +67,8 @@ class ImportReport:
         if self.skipped:
             why = ", ".join(f"{n:,} {reason}" for reason, n in self.skipped.most_common())
             text += f"; skipped {sum(self.skipped.values()):,}: {why}"
+        if self.embedded:
+            text += f"; {self.embedded}"
         return text
 
 
@@ -92,7 +99,7 @@ async def run_import(
     """`python -m bot import KIND PATH`: the export read by its platform's adapter, written
     into the channel logs Redis keeps."""
     from bot.adapter_registry import discover, export_readers
-    from bot.assembly import connect_channel_log
+    from bot.assembly import connect_channel_log, dense_search
 
     readers = export_readers(discover())
     if kind not in readers:
@@ -102,12 +109,31 @@ async def run_import(
     history = readers[kind].read_export(kind, path, options)
     memory, log = await connect_channel_log(settings, use="imports go into")
     try:
-        return await import_history(
+        report = await import_history(
             log, history, retention_seconds=log.retention_seconds,
             max_messages=settings.channel_log_max,
         )  # fmt: skip
+        dense = dense_search(settings, memory)
+        if dense is None or not report.scopes:
+            return report
+        return replace(report, embedded=await embed_imported(log, dense, report.scopes))
     finally:
         await memory.aclose()
+
+
+async def embed_imported(log: ChannelLog, dense: DenseSearch, scopes: Sequence[str]) -> str:
+    """Embed what was imported now, in batches, so no replica waits for it at a question; a
+    failure is said, and left to the running bot (it embeds what has no vector)."""
+    from bot.search.channel_search import ChannelSearch
+
+    try:
+        await ChannelSearch(log, dense=dense).catch_up(scopes)
+        await dense.settled()
+    finally:
+        await dense.aclose()
+    if dense.failure:
+        return f"embedding failed ({dense.failure}); the bot embeds them as it searches"
+    return f"embedded {dense.made:,}"
 
 
 async def import_history(
@@ -152,4 +178,5 @@ async def import_history(
             bar.update(done)
     bar.close()
     skipped = Counter({reason: n for reason, n in skipped.items() if n})
-    return ImportReport(done, len(batches), skipped, time.perf_counter() - started)
+    scopes = tuple(channel for channel, _ in batches)
+    return ImportReport(done, len(batches), skipped, time.perf_counter() - started, scopes)

@@ -55,6 +55,8 @@ class DenseSearch:
         self._wanted: dict[str, dict[str, tuple[bytes, str]]] = {}
         self._embedding: dict[str, asyncio.Task[None]] = {}
         self._failed_at: float = float("-inf")
+        self.made = 0  # vectors this process embedded (and stored)
+        self.failure = ""  # why embedding last failed, if it did
 
     def saw(self, channel: str, messages: Iterable[IndexedMessage]) -> None:
         """New or edited messages of `channel`: each needs the vector of its current text."""
@@ -119,9 +121,11 @@ class DenseSearch:
                     for (message_id, (made_from, _)), vector in zip(batch, vectors, strict=True)
                 }
                 await self.store.put(channel, packed)
+                self.made += len(packed)
                 self._take(channel, packed)  # one edited meanwhile stays wanted: embedded again
         except BotError as exc:
             self._failed_at = asyncio.get_running_loop().time()
+            self.failure = str(exc)
             log.warning("embedding %s's messages failed, searching it lexically: %s", channel, exc)
         finally:
             with contextlib.suppress(BotError):  # it lapses by itself

@@ -4,6 +4,7 @@ against the fake server's /v1/embeddings."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -104,7 +105,7 @@ def test_recency_never_turns_a_clearly_better_match_into_a_worse_one(scores, now
     hits = [_hit(str(n), s, at=now - n * 86_400) for n, s in enumerate(scores)]
     ranked = recent_first(hits, now)
     assert sorted(h.score for h in ranked) == sorted(scores)  # nothing gained or lost
-    for better, worse in zip(ranked, ranked[1:], strict=False):
+    for better, worse in itertools.pairwise(ranked):
         assert better.score * 1.1 >= worse.score  # at most a 10% lift
 
 
@@ -180,8 +181,8 @@ async def test_a_paraphrase_is_found_and_each_message_embedded_once_across_repli
     assert all(h.message.id != said(0, "").message_id for h in after.hits)
     await first.retrieve(QUESTION, [C1])
     await first.dense.settled()
-    stored = await RedisVectorStore(redis_client, prefix=clean_prefix,
-                                    retention_seconds=60).get(C1, [said(0, "").message_id])  # fmt: skip
+    store = RedisVectorStore(redis_client, prefix=clean_prefix, retention_seconds=60)
+    stored = await store.get(C1, [said(0, "").message_id])
     assert stored == {}
     await first.dense.aclose()
     await second.dense.aclose()
@@ -201,5 +202,5 @@ async def test_when_the_embedding_server_fails_search_goes_on_lexically(
     assert result.found and result.hits[0].message.text == OWNS
     fake_openai.embeddings_fail = False  # the server is back: embedding waits its pause out
     await search.retrieve("who owns the staging database?", [C1])
-    assert not search.dense._embedding  # noqa: SLF001 (no retry within RETRY_AFTER)
+    assert not search.dense._embedding  # no retry within RETRY_AFTER
     await search.dense.aclose()

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 
 from tests.bot.search.test_search_command import search
 from tests.conftest import REDIS_URL
+from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.processes import bot_env
 
 NOW = time.time()
@@ -105,10 +106,12 @@ def discord_export(path: Path) -> Path:
     return path
 
 
-async def run_import(tmp_path: Path, prefix: str, *args: str) -> tuple[int, str, str]:
+async def run_import(
+    tmp_path: Path, prefix: str, *args: str, **env: str
+) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "import", *args, cwd=tmp_path,
-        env=bot_env(REDIS_URL=REDIS_URL, REDIS_PREFIX=prefix),
+        env=bot_env(REDIS_URL=REDIS_URL, REDIS_PREFIX=prefix, **env),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(process.communicate(), 60)
@@ -138,6 +141,30 @@ async def test_a_slack_export_is_imported_once_and_found_by_search(
     code, out, err = await run_import(tmp_path, clean_prefix, "slack-export", str(zipped(folder)))
     assert code == 0, err
     assert out.startswith("imported 0 messages") and "2 already imported or logged" in out
+
+
+async def test_an_import_embeds_each_message_once_and_the_vectors_serve_every_search(
+    tmp_path: Path, redis_client: aioredis.Redis, clean_prefix: str, fake_openai: FakeOpenAI
+) -> None:
+    folder = slack_export(tmp_path / "export")
+    embeddings = {"OPENAI_EMBEDDING_MODEL": "fake-embedding", "OPENAI_BASE_URL": fake_openai.url}
+    code, out, err = await run_import(tmp_path, clean_prefix, "slack-export", str(folder),
+                                      **embeddings)  # fmt: skip
+    assert code == 0, err
+    assert out.startswith("imported 2 messages") and out.endswith("; embedded 2"), out
+    assert fake_openai.embedding_requests == 1 and len(fake_openai.embedded) == 2  # one batch
+    fake_openai.synonyms = {"approach": "policy", "retries": "retry"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "search", "approach to retries", "--json", cwd=tmp_path,
+        env=bot_env(REDIS_URL=REDIS_URL, REDIS_PREFIX=clean_prefix,
+                    OPENAI_EMBEDDING_MIN_SIMILARITY="0.25", **embeddings),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    found, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    result = json.loads(found)
+    assert result["found"] and "retry policy" in result["hits"][0]["text"]
+    assert fake_openai.embedded[2:] == ["approach to retries"]  # only the question embedded
 
 
 async def test_a_discord_export_is_imported_with_jump_links(
