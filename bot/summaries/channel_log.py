@@ -39,6 +39,16 @@ return 1
 """
 
 
+# The oldest message ever imported into a log: since when an import made it complete.
+_EARLIEST = """
+local was = redis.call('HGET', KEYS[1], 'earliest')
+if not was or tonumber(was) > tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'earliest', ARGV[1])
+end
+return 1
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class LogWindow:
     messages: list[SourceMessage]  # oldest first, duplicates removed
@@ -117,6 +127,28 @@ def _window(
     return list(kept.values())[-most:] if most else []
 
 
+def _complete_from(
+    started: float,
+    resumed: float,
+    imported: float,
+    earliest: float | None,
+    first: float | None,
+    *,
+    horizon: float,
+    full: bool,
+) -> float:
+    """Since when a log holds everything said: its live start, or the last start of the bot
+    (what was said while none ran is missing), or — when history was imported or backfilled
+    since that start — the oldest message imported (`earliest`); never before the retention's
+    horizon, nor before the log's `first` entry when the cap trimmed older ones away."""
+    start = max(started, resumed)
+    if earliest is not None and imported and imported >= resumed:
+        start = min(start, earliest)
+    if first is not None and full:
+        start = max(start, first)
+    return max(start, horizon)
+
+
 class InProcessChannelLog:
     def __init__(
         self, *, retention_seconds: float, max_messages: int, clock: Callable[[], float] = time.time
@@ -130,6 +162,8 @@ class InProcessChannelLog:
         self._since: dict[str, float] = {}
         self._resumed = 0.0
         self._gone: dict[tuple[str, str], float] = {}  # tombstones of deleted messages
+        # channel -> (when history was last imported, its oldest message's time)
+        self._imported: dict[str, tuple[float, float]] = {}
 
     def _next(self) -> int:
         self._seq += 1
@@ -156,6 +190,9 @@ class InProcessChannelLog:
                 log.append((message.at.timestamp(), message, self._next()))
         if messages:
             self._since.setdefault(channel, messages[0].at.timestamp())
+            earliest = min(m.at.timestamp() for m in messages)
+            before = self._imported.get(channel, (0.0, earliest))[1]
+            self._imported[channel] = (self._clock(), min(before, earliest))
 
     async def logged_ids(self, channel: str) -> set[str]:
         return {m.message_id for _, m, _ in self._trimmed(channel)}
@@ -171,9 +208,12 @@ class InProcessChannelLog:
         log = self._trimmed(channel)
         if channel not in self._since:
             return LogWindow([], None)
-        start = max(self._since[channel], self._resumed, self._clock() - self._retention)
-        if len(log) == self._max:
-            start = max(start, log[0][1].at.timestamp())  # older messages were trimmed away
+        imported = self._imported.get(channel)
+        start = _complete_from(
+            self._since[channel], self._resumed, imported[0] if imported else 0.0,
+            imported[1] if imported else None, log[0][1].at.timestamp() if log else None,
+            horizon=self._clock() - self._retention, full=len(log) == self._max,
+        )  # fmt: skip
         last = str(log[-1][2]) if log else str(self._seq)
         return LogWindow(
             _window([m for _, m, _ in log], since, most), datetime.fromtimestamp(start, UTC),
@@ -278,6 +318,7 @@ class RedisChannelLog:
         self.retention_seconds, self.max_messages = retention_seconds, max_messages
         self._clock = clock
         self._record = client.register_script(_RECORD)
+        self._earliest = client.register_script(_EARLIEST)
 
     @property
     def _resumed_key(self) -> str:
@@ -323,9 +364,11 @@ class RedisChannelLog:
             # searches derived from the log read it again from the start: these are older
             # than what they have seen
             pipe.hset(meta, "imported", str(self._clock()))
+            earliest = min(m.at.timestamp() for m in messages)
+            ScriptCall(self._earliest, [meta], [repr(earliest)]).queue(pipe)
 
         try:
-            await run_pipeline(self._redis, queue, [self._record])
+            await run_pipeline(self._redis, queue, [self._record, self._earliest])
         except (RedisError, OSError) as exc:
             raise redis_unavailable(exc) from exc
 
@@ -375,18 +418,21 @@ class RedisChannelLog:
         low = "-" if since is None else str(int(since.timestamp() * 1000))
         pipe = self._redis.pipeline(transaction=False)
         pipe.xrevrange(stream, "+", low, count=max(1, most))
-        pipe.hmget(meta, ["from", "imported"])
+        pipe.hmget(meta, ["from", "imported", "earliest"])
         pipe.xlen(stream)
         pipe.xrange(stream, "-", "+", count=1)
         pipe.get(self._resumed_key)
-        entries, (started, imported), length, first, resumed = await self._run(pipe)
+        entries, (started, imported, earliest), length, first, resumed = await self._run(pipe)
         if started is None:  # nothing logged yet: whatever comes is after the start
             return LogWindow([], None, last="0-0")
-        start = max(float(started), float(resumed or 0), self._clock() - self._retention)
-        if length >= self._max and first:  # older messages were trimmed away
-            start = max(
-                start, SourceMessage.from_json(json.loads(first[0][1][b"m"])).at.timestamp()
-            )
+        first_at = (
+            SourceMessage.from_json(json.loads(first[0][1][b"m"])).at.timestamp() if first else None
+        )
+        start = _complete_from(
+            float(started), float(resumed or 0), float(imported or 0),
+            float(earliest) if earliest is not None else None, first_at,
+            horizon=self._clock() - self._retention, full=length >= self._max,
+        )  # fmt: skip
         # newest first from Redis; oldest first for the window, so ties keep arrival order
         read = [
             (_text(i), SourceMessage.from_json(json.loads(f[b"m"]))) for i, f in reversed(entries)

@@ -125,3 +125,20 @@ async def test_a_message_deleted_before_it_was_logged_is_never_logged(make_log) 
         await log.record(CHANNEL, message(n))
     found = (await log.read(CHANNEL, since=None, most=10)).messages
     assert [m.message_id for m in found] == ["id0", "id2"]
+
+
+async def test_imported_history_is_complete_from_its_oldest_message(make_log) -> None:
+    """After an import (or a backfill) the "not found" sentence names the imported past, not
+    the bot's last start; a restart after the import starts a gap again."""
+    clock = Clock()
+    log = make_log(retention=7 * 86_400, clock=clock)
+    await log.resume()  # the bot runs, then history is imported
+    await log.record(CHANNEL, message(9))
+    await log.record_many(CHANNEL, [message(1, minutes_ago=3 * 1440), message(2, 1440)])
+    window = await log.read(CHANNEL, since=None, most=10)
+    assert [m.message_id for m in window.messages] == ["id1", "id2", "id9"]
+    assert window.covers_from == message(1, 3 * 1440).at
+    clock.now += 600
+    await log.resume()  # ten minutes down: from the restart on only
+    window = await log.read(CHANNEL, since=None, most=10)
+    assert window.covers_from is not None and window.covers_from.timestamp() == clock.now
