@@ -204,3 +204,23 @@ async def test_when_the_embedding_server_fails_search_goes_on_lexically(
     await search.retrieve("who owns the staging database?", [C1])
     assert not search.dense._embedding  # no retry within RETRY_AFTER
     await search.dense.aclose()
+
+
+async def test_a_bot_with_an_embedding_model_searches_densely_through_redis(
+    monkeypatch: pytest.MonkeyPatch, redis_client: aioredis.Redis, clean_prefix: str
+) -> None:
+    from bot.assembly import dense_search
+    from bot.store.memory import InProcessMemory, RedisMemory
+
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    monkeypatch.setenv("OPENAI_EMBEDDING_MODEL", "nomic-embed-text")
+    monkeypatch.setenv("OPENAI_EMBEDDING_MIN_SIMILARITY", "0.6")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    memory = RedisMemory(redis_client, prefix=clean_prefix)
+    made = dense_search(settings, memory)
+    assert made is not None and isinstance(made.store, RedisVectorStore)
+    assert made.embedder.model == "nomic-embed-text" and made.min_similarity == 0.6
+    alone = dense_search(settings, InProcessMemory())
+    assert alone is not None and isinstance(alone.store, InProcessVectorStore)
+    monkeypatch.delenv("OPENAI_EMBEDDING_MODEL")
+    assert dense_search(Settings(_env_file=None), memory) is None  # type: ignore[call-arg]

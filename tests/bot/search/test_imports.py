@@ -106,9 +106,7 @@ def discord_export(path: Path) -> Path:
     return path
 
 
-async def run_import(
-    tmp_path: Path, prefix: str, *args: str, **env: str
-) -> tuple[int, str, str]:
+async def run_import(tmp_path: Path, prefix: str, *args: str, **env: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "import", *args, cwd=tmp_path,
         env=bot_env(REDIS_URL=REDIS_URL, REDIS_PREFIX=prefix, **env),
