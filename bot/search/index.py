@@ -82,6 +82,9 @@ class TantivyIndex:
         builder.add_text_field("channel", stored=False, tokenizer_name="raw")
         self._schema = builder.build()
         self._index = tantivy.Index(self._schema)
+        # Reloaded by `_fresh` after each commit, when a search needs it: tantivy's default
+        # (a watcher reloading on commit) makes that explicit reload wait 100 ms for it.
+        self._index.config_reader(reload_policy="manual")
         self._writer = self._index.writer(heap_size=HEAP, num_threads=1)
         self._messages: dict[str, IndexedMessage] = {}
         self._dirty = False
