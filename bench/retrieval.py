@@ -210,6 +210,16 @@ def gate(samples, asked, answerable) -> None:  # type: ignore[no-untyped-def]
         )
         shares = f"{100 * caught / len(asked):.1f}% / {100 * missed / len(answerable):.1f}%"
         row(f"  a gate at {share:.0%} of the terms: left out / there", shares)
+    # the best any share of the terms could do while refusing at most 10% of answerable ones
+    best_in = [max((h.matched for h in r.hits[:5]), default=0) for r in answerable]
+    best_out = [max((h.matched for h in r.hits[:5]), default=0) for r in left_out_results]
+    caught = max(
+        (sum(b < cut for b in best_out) for cut in sorted(set(best_in + best_out))
+         if sum(b < cut for b in best_in) <= 0.10 * len(best_in)),
+        default=0,
+    )  # fmt: skip
+    row("  the best share of terms at <= 10% refused: left out caught",
+        f"{100 * caught / len(best_out):.1f}%")  # fmt: skip
 
 
 def qmsum() -> None:
