@@ -364,8 +364,9 @@ class RedisChannelLog:
             # searches derived from the log read it again from the start: these are older
             # than what they have seen
             pipe.hset(meta, "imported", str(self._clock()))
-            earliest = min(m.at.timestamp() for m in messages)
-            ScriptCall(self._earliest, [meta], [repr(earliest)]).queue(pipe)
+            if messages:
+                earliest = min(m.at.timestamp() for m in messages)
+                ScriptCall(self._earliest, [meta], [repr(earliest)]).queue(pipe)
 
         try:
             await run_pipeline(self._redis, queue, [self._record, self._earliest])

@@ -142,3 +142,12 @@ async def test_imported_history_is_complete_from_its_oldest_message(make_log) ->
     await log.resume()  # ten minutes down: from the restart on only
     window = await log.read(CHANNEL, since=None, most=10)
     assert window.covers_from is not None and window.covers_from.timestamp() == clock.now
+
+
+async def test_importing_nothing_changes_nothing(make_log) -> None:
+    log = make_log()
+    await log.record(CHANNEL, message(1))
+    before = await log.read(CHANNEL, since=None, most=10)
+    await log.record_many(CHANNEL, [])
+    after = await log.read(CHANNEL, since=None, most=10)
+    assert after.messages == before.messages and after.covers_from == before.covers_from
