@@ -21,6 +21,26 @@ MOST = 50_000  # answers kept before the expired ones are dropped
 Readable = discord.abc.GuildChannel | discord.Thread
 
 
+async def may_read(
+    member: discord.Member, channel: Readable, parent: discord.abc.GuildChannel | None = None
+) -> bool:
+    """The member may read the channel's (or thread's) history: `view_channel` and
+    `read_message_history` there (a thread's are its parent's: `parent`, when the guild's
+    cache does not hold it), and a private thread's membership (or Manage Threads)."""
+    place = parent if parent is not None and isinstance(channel, discord.Thread) else channel
+    allowed = place.permissions_for(member)
+    if not (allowed.view_channel and allowed.read_message_history):
+        return False
+    if isinstance(channel, discord.Thread) and channel.is_private():
+        if allowed.manage_threads:
+            return True
+        try:
+            await channel.fetch_member(member.id)
+        except discord.NotFound:
+            return False
+    return True
+
+
 class DiscordAccess:
     def __init__(self, client: discord.Client, clock: Callable[[], float] = time.monotonic):
         self._client = client
@@ -87,19 +107,7 @@ class DiscordAccess:
         if channel is None:  # gone, or not one the bot can see: nobody is shown it
             return False
         member = await self.member(channel.guild, user_id)
-        if member is None:
-            return False
-        allowed = channel.permissions_for(member)
-        if not (allowed.view_channel and allowed.read_message_history):
-            return False
-        if isinstance(channel, discord.Thread) and channel.is_private():
-            if allowed.manage_threads:
-                return True
-            try:
-                await channel.fetch_member(user_id)
-            except discord.NotFound:
-                return False
-        return True
+        return member is not None and await may_read(member, channel)
 
     async def readable(
         self, user_id: int, guild_id: int | str, channels: Sequence[int]
@@ -116,3 +124,58 @@ class DiscordAccess:
             return False
         allowed = channel.permissions_for(channel.guild.default_role)
         return allowed.view_channel and allowed.read_message_history
+
+
+async def readable_scopes(user: str, scopes: Sequence[str]) -> list[str]:
+    """The channel scopes (discord:GUILD:CHANNEL) the Discord user with id `user` can read now:
+    `python -m bot search --as USER`. No gateway here: each server (its roles), the member and
+    each channel (its overwrites) are fetched over REST with the bot's token."""
+    from adapters.discord.settings import load_discord_settings
+    from bot.errors import ConfigError
+
+    if not user.isdigit():
+        raise ConfigError("--as", "on Discord it takes a user id (Developer Mode: Copy User ID)")
+    settings = load_discord_settings()
+    if settings.bot_token is None:
+        raise ConfigError("DISCORD_BOT_TOKEN", "--as asks Discord who may read what; set it")
+    if settings.api_url:
+        discord.http.Route.BASE = settings.api_url.rstrip("/")
+    client = discord.Client(intents=discord.Intents.none())
+    await client.login(settings.bot_token.get_secret_value())
+    by_guild: dict[str, list[str]] = {}
+    for scope in scopes:
+        _, guild_id, _ = scope.split(":", 2)
+        if guild_id.isdigit():  # direct messages are never logged
+            by_guild.setdefault(guild_id, []).append(scope)
+    readable: list[str] = []
+    try:
+        for guild_id, mine in by_guild.items():
+            readable += await _readable_in(client, int(guild_id), int(user), mine)
+    finally:
+        await client.close()
+    return [scope for scope in scopes if scope in readable]
+
+
+async def _readable_in(
+    client: discord.Client, guild_id: int, user_id: int, scopes: Sequence[str]
+) -> list[str]:
+    try:
+        guild = await client.fetch_guild(guild_id)
+        member = await guild.fetch_member(user_id)
+    except (discord.NotFound, discord.Forbidden):
+        return []  # the bot left the server, or the person is not in it
+    readable = []
+    for scope in scopes:
+        try:
+            channel = await guild.fetch_channel(int(scope.rsplit(":", 1)[-1]))
+            parent = None
+            if isinstance(channel, discord.Thread):
+                fetched = await guild.fetch_channel(channel.parent_id)
+                parent = fetched if not isinstance(fetched, discord.Thread) else None
+        except (discord.NotFound, discord.Forbidden, discord.InvalidData):
+            continue  # gone, hidden from the bot, or not this server's: nobody is shown it
+        if isinstance(channel, discord.Thread) and parent is None:
+            continue
+        if await may_read(member, channel, parent):
+            readable.append(scope)
+    return readable

@@ -11,4 +11,5 @@ ADAPTER = LazyAdapter(
     "adapters.discord.doctor",
     homes="adapters.discord.summaries",
     export=("discord-export", "adapters.discord.export"),
+    access="adapters.discord.access",
 )

@@ -347,6 +347,9 @@ class FakeDiscord:
                     for c in (body if isinstance(body, list) else [])
                 ]
             return self.registered_commands
+        if parts[0] == "guilds" and len(parts) == 2 and method == "GET":  # REST: no channels
+            kept = ("channels", "threads", "members", "voice_states", "presences", "joined_at")
+            return {k: v for k, v in self._guild().items() if k not in kept}
         if parts[0] == "guilds" and len(parts) == 4 and parts[2] == "members" and method == "GET":
             person = USERS.get(int(parts[3])) if parts[3].isdigit() else None
             if person is None:

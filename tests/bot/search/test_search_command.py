@@ -86,3 +86,46 @@ async def test_as_a_person_search_keeps_to_the_channels_they_can_read_now(
     assert process.returncode == 0, err.decode()
     hits = json.loads(out)["hits"]
     assert [h["channel"] for h in hits] == ["slack:T1:C1"]  # C2 is private and Alice not in it
+
+
+async def test_as_a_discord_member_search_keeps_to_the_channels_their_roles_let_them_read(
+    tmp_path, redis_client: aioredis.Redis, clean_prefix: str
+) -> None:
+    """No gateway from the command line: the guild's roles, the member and each channel's
+    overwrites are fetched over REST, and the same rule as `/ask` decides."""
+    from tests.fakes.discord_server import GUILD, PEOPLE, FakeDiscord
+
+    secret, rooms, view = 7001, 7002, 1 << 10
+    log = RedisChannelLog(redis_client, prefix=clean_prefix, retention_seconds=7 * 86_400,
+                          max_messages=1000)  # fmt: skip
+    now = datetime.now(UTC)
+    for channel, text in ((secret, "billing layoffs plan"), (rooms, "billing service runbook")):
+        said = SourceMessage(str(channel * 10), "Bob", text, now)
+        await log.record(channel_scope("discord", str(GUILD), str(channel)), said)
+    fake = FakeDiscord()
+    await fake.start()
+    try:
+        for cid, private in ((secret, True), (rooms, False)):
+            overwrites = [
+                {"id": str(GUILD), "type": 0, "allow": "0", "deny": str(view)},
+                {"id": str(PEOPLE["bob"]), "type": 1, "allow": str(view), "deny": "0"},
+            ] if private else []  # fmt: skip
+            fake.channels[cid] = {"id": str(cid), "type": 0, "name": f"c{cid}", "nsfw": False,
+                                  "guild_id": str(GUILD), "position": 1, "parent_id": None,
+                                  "permission_overwrites": overwrites}  # fmt: skip
+        seen = {}
+        for who in ("carol", "bob"):
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", "search", "billing", "--as", str(PEOPLE[who]),
+                "--json", cwd=tmp_path,
+                env=bot_env(REDIS_URL=REDIS_URL, REDIS_PREFIX=clean_prefix,
+                            DISCORD_BOT_TOKEN="x.y.z", DISCORD_API_URL=fake.url),
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, err = await asyncio.wait_for(process.communicate(), 30)
+            assert process.returncode == 0, err.decode()
+            seen[who] = sorted(h["channel"] for h in json.loads(out)["hits"])
+    finally:
+        await fake.stop()
+    assert seen["carol"] == [f"discord:{GUILD}:{rooms}"]  # @everyone may not view the secret
+    assert seen["bob"] == sorted(f"discord:{GUILD}:{c}" for c in (secret, rooms))
