@@ -81,9 +81,13 @@ class Core:
         """Move a store of an older key layout, start renewing liveness and settling dead
         processes' answers (`python -m bot run`)."""
         assert self.recovery is not None
+        # The model's SDK loads in a thread meanwhile: loading it at the first answer held the
+        # event loop for most of a second, in the middle of the first burst of mentions.
+        warming = asyncio.get_running_loop().run_in_executor(None, self.model.warm)
         if isinstance(self.memory, RedisMemory):
             await migrate_on_start(self.memory.client, self.memory.prefix, homes)
         await self.recovery.beat()
+        await warming
         self._keeper = asyncio.create_task(self.recovery.run(), name="recovery")
 
     def stop(self) -> None:

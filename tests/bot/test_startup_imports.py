@@ -48,3 +48,30 @@ def test_the_console_prompt_does_not_wait_for_the_model_sdk() -> None:
         [sys.executable, "-c", CONSOLE_PROBE], env=env, capture_output=True, text=True, check=True
     ).stdout
     assert out.split() == ["False", "True"]  # built without it, loaded after
+
+
+SERVE_PROBE = """
+import asyncio, sys
+from bot.assembly import build_core
+from bot.settings import load_settings
+
+async def main():
+    core = await build_core(load_settings(_env_file=None))
+    await core.start()  # what `python -m bot run` does before any platform connects
+    print("openai" in sys.modules)
+    core.stop()
+    await core.aclose()
+
+asyncio.run(main())
+"""
+
+
+def test_a_serving_bot_loads_the_model_sdk_before_it_takes_events() -> None:
+    """Loading it at the first answer held the event loop for most of a second, in the middle
+    of the first burst of mentions (bench.socket_mode)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "REDIS_"))}
+    env["OPENAI_BASE_URL"] = "http://127.0.0.1:9/v1"
+    out = subprocess.run(
+        [sys.executable, "-c", SERVE_PROBE], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["True"]
