@@ -204,6 +204,10 @@ class ChannelPace:
             self._sent[channel] = sent
         return sent
 
+    def has_room(self, channel: str) -> bool:
+        """A send or edit could go now (nothing is taken)."""
+        return len(self._window(channel)) < self._burst
+
     def try_take(self, channel: str) -> bool:
         sent = self._window(channel)
         if len(sent) >= self._burst:
@@ -225,6 +229,9 @@ class ChannelPace:
 class ChannelGate:
     pace: ChannelPace
     channel: str
+
+    def has_room(self) -> bool:
+        return self.pace.has_room(self.channel)
 
     def try_take(self) -> bool:
         return self.pace.try_take(self.channel)
@@ -341,6 +348,8 @@ class StreamingReply:
         await self._settle(0, [sentence] + ["—"] * (len(self._ids) - 1))
 
     async def _flush(self, *, final: bool) -> None:
+        if not final and not self._may_progress():
+            return  # nothing could be shown: not worth rendering the whole answer for
         chunks = split_message(self._render(self._text), self._limit - len(TYPING_MARK))
         if not final:
             chunks[-1] += TYPING_MARK
@@ -356,6 +365,13 @@ class StreamingReply:
         if not self._first_text_shown:
             self._first_text_shown = True
             self.first_visible_at = self._last_flush
+
+    def _may_progress(self) -> bool:
+        """A progress flush could be shown now: the platform did not ask to wait, and the
+        channel's window has room."""
+        if self._clock() < self._paused_until:
+            return False
+        return self._gate is None or self._gate.has_room()
 
     async def _progress(self, changed: list[int], chunks: list[str]) -> bool:
         """A progress flush: optional, so skipped while the platform asked to wait, when the

@@ -181,3 +181,37 @@ async def test_a_cut_off_answer_keeps_its_text_and_says_so() -> None:
     await reply.feed("The first half")
     await reply.finish(note="My answer was cut off.")
     assert sink.messages["m0"] == "The first half\n\n_My answer was cut off._"
+
+
+async def test_a_progress_flush_that_cannot_be_shown_is_not_rendered() -> None:
+    """Rendering and splitting the whole answer costs the most CPU of a flush: while the
+    channel's window is full or the platform asked to wait, nothing is rendered, and the
+    answer still ends the same."""
+    from adapters.streaming import ChannelPace
+
+    rendered: list[int] = []
+
+    def render(text: str) -> str:
+        rendered.append(len(text))
+        return text
+
+    clock = Clock()
+    pace = ChannelPace(burst=2, period=60.0, clock=clock)
+    sink = RecordingSink()
+    reply = StreamingReply(sink, limit=1000, interval=0.0, clock=clock, render=render,
+                           gate=pace.gate("C1"))  # fmt: skip
+    await reply.start()  # the placeholder takes one of the two
+    for n in range(50):
+        clock.now = n * 0.1
+        await reply.feed(f"w{n} ")
+    assert len(rendered) == 1  # the first text took the other; 49 deltas found no room
+    paused = StreamingReply(RefusingSink(retry_after=30.0), limit=1000, interval=0.0,
+                            clock=clock, render=render)  # fmt: skip
+    await paused.start()
+    rendered.clear()
+    for n in range(50):
+        await paused.feed(f"w{n} ")
+    assert len(rendered) == 1  # refused once, then paused for the Retry-After
+    clock.now = 100
+    await reply.finish()
+    assert sink.messages["m0"] == " ".join(f"w{n}" for n in range(50)) + " "
