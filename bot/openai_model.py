@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -183,6 +184,7 @@ class OpenAIChatModel:
         # Without `client`, `connect` makes it at the first call (the SDK loads then).
         self._made = client
         self._connect = connect
+        self._making = threading.Lock()
         timeout = client.timeout if client is not None else read_timeout
         read = timeout.read if isinstance(timeout, httpx2.Timeout) else timeout
         self._read_timeout = float(read) if isinstance(read, int | float) else float("inf")
@@ -219,8 +221,10 @@ class OpenAIChatModel:
     @property
     def _client(self) -> openai.AsyncOpenAI:
         if self._made is None:
-            assert self._connect is not None
-            self._made = self._connect()
+            with self._making:  # `warm` may be making it in a thread right now
+                if self._made is None:
+                    assert self._connect is not None
+                    self._made = self._connect()
         return self._made
 
     @_client.setter
@@ -228,9 +232,12 @@ class OpenAIChatModel:
         self._made = client
 
     def warm(self) -> None:
-        """Load the SDK now (in a thread while a person types), so the first call does not wait."""
+        """Load the SDK and make its client now (in a thread while a person types, or while the
+        bot starts), so the first call does not hold the event loop for them."""
         if self._made is None:
             import openai  # noqa: F401
+
+            _ = self._client
 
     async def aclose(self) -> None:
         if self._made is not None:
