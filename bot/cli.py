@@ -248,6 +248,8 @@ async def _serve(
     ended = False
     try:
         if not interactive:
+            for adapter in adapters:  # not ready until each platform says it is up
+                core.readiness.starting(adapter.name)
             if settings.ops_port:  # first: a port in use is said before anything starts
                 core.ops = OpsServer(core.readiness, settings.ops_host, settings.ops_port)
                 await core.ops.start()

@@ -80,5 +80,8 @@ class OpsServer:
     async def _other(self, request: web.Request) -> web.StreamResponse:
         handler = self._mounted.get((request.method, request.path))
         if handler is None:
+            if not self.readiness.report()["ready"]:  # an adapter may not have mounted it yet:
+                # a platform retries a 503 (Slack re-sends the event), not a 404
+                return web.Response(status=503, text="starting", headers={"Retry-After": "1"})
             return web.Response(status=404, text="not found")
         return await handler(request)

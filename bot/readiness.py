@@ -17,7 +17,12 @@ class Readiness:
         self._down: dict[str, str] = {}
         self._known: set[str] = set()
         self._probes: dict[str, Callable[[], str | None]] = {}
+        self._starting: set[str] = set()  # parts not yet started (quietly down)
         self.stopping = False
+
+    def starting(self, part: str) -> None:
+        """`part` is on its way up: not ready until it says `up` (or its probe does)."""
+        self._starting.add(part)
 
     def watch(self, part: str, probe: Callable[[], str | None]) -> None:
         """Ask `probe` at every report: None when `part` is up, else why it is down."""
@@ -28,11 +33,13 @@ class Readiness:
 
     def up(self, part: str) -> None:
         self._known.add(part)
+        self._starting.discard(part)
         if self._down.pop(part, None) is not None:
             log.info("%s is back", part)
 
     def down(self, part: str, why: str) -> None:
         self._known.add(part)
+        self._starting.discard(part)  # it started, and says what is wrong
         if part not in self._down:
             log.warning("%s is down: %s", part, why)
         self._down[part] = why
@@ -48,14 +55,15 @@ class Readiness:
     @property
     def ready(self) -> bool:
         self._probe()
-        return not self._down and not self.stopping
+        return not self._down and not self._starting and not self.stopping
 
     def report(self) -> dict[str, object]:
         """The JSON body of /readyz: what is down and why."""
         ready = self.ready
+        down = {**dict.fromkeys(self._starting, "starting"), **self._down}
         return {
             "ready": ready,
             "stopping": self.stopping,
-            "down": dict(sorted(self._down.items())),
+            "down": dict(sorted(down.items())),
             "up": sorted(self._known - self._down.keys()),
         }

@@ -161,7 +161,7 @@ class BotProcess:
         )  # fmt: skip
         log.close()
 
-    async def wait_healthy(self, port: int, seconds: float = 20) -> None:
+    async def wait_healthy(self, port: int, seconds: float = 20, path: str = "/healthz") -> None:
         import aiohttp
 
         deadline = time.monotonic() + seconds
@@ -169,7 +169,7 @@ class BotProcess:
             while time.monotonic() < deadline:
                 assert self.running, self.log()
                 try:
-                    async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    async with session.get(f"http://127.0.0.1:{port}{path}") as response:
                         if response.status == 200:
                             return
                 except aiohttp.ClientConnectionError:

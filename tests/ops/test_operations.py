@@ -97,7 +97,7 @@ async def test_slack_shares_its_port_with_the_ops_endpoint(
     fake_slack.file_token = "xoxb-1234567890-abcdefghij"
     await bot.start()
     try:
-        await bot.wait_healthy(port)
+        await bot.wait_healthy(port, path="/readyz")  # alive first; /slack/events once ready
         body = json.dumps(envelope(message_event(f"<@{BOT_USER}> hi", "1700000000.000100",
                                                  kind="app_mention"), "Ev1"))  # fmt: skip
         headers = {k: v[0] for k, v in signed_headers(body).items()}
