@@ -77,6 +77,9 @@ def translate_error(exc: BaseException) -> ModelError:
 
     if isinstance(exc, ModelError):
         return exc
+    broken = _broken_connection(exc)
+    if broken is not None:
+        return ModelUnavailable(f"the model is unavailable: {broken}")
     message = str(getattr(exc, "message", None) or exc)
     if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException | TimeoutError):
         return ModelTimeout(f"the model timed out: {message}")
@@ -97,6 +100,22 @@ def translate_error(exc: BaseException) -> ModelError:
     if isinstance(exc, openai.APIStatusError) and exc.status_code < 500:
         return ModelMisconfigured(f"the model rejected the request ({exc.status_code}): {message}")
     return ModelUnavailable(f"the model is unavailable: {message}")
+
+
+def _broken_connection(exc: BaseException) -> BaseException | None:
+    """The aiohttp error under an SDK error that is a refused or broken connection, not a
+    timeout: the SDK's aiohttp transport raises every broken connection as a timeout."""
+    import aiohttp
+
+    seen: BaseException | None = exc
+    for _ in range(8):  # the SDK's error, the transport's, aiohttp's
+        if seen is None:
+            return None
+        if isinstance(seen, aiohttp.ClientError):
+            timeout = isinstance(seen, aiohttp.ServerTimeoutError | aiohttp.SocketTimeoutError)
+            return None if timeout else seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _refuses_images(exc: BaseException, error: ModelError) -> bool:
@@ -143,7 +162,9 @@ def _usage(raw: Any) -> Usage | None:
 
 
 def build_client(settings: Settings) -> openai.AsyncOpenAI:
-    """An SDK client with chat-sized timeouts: a stuck reply should fail in seconds, not minutes."""
+    """An SDK client with chat-sized timeouts (a stuck reply should fail in seconds, not
+    minutes), on the SDK's aiohttp transport: reading a streamed answer costs about a fifth
+    less CPU than on its default one, which fifty answers at once on one core feel."""
     import openai
 
     timeout = httpx2.Timeout(settings.openai_timeout, connect=min(10.0, settings.openai_timeout))
@@ -156,6 +177,7 @@ def build_client(settings: Settings) -> openai.AsyncOpenAI:
             api_key=settings.azure_openai_api_key.get_secret_value(),
             timeout=timeout,
             max_retries=settings.openai_max_retries,
+            http_client=openai.DefaultAioHttpClient(timeout=timeout),
         )
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "unused"
     return openai.AsyncOpenAI(
@@ -163,6 +185,7 @@ def build_client(settings: Settings) -> openai.AsyncOpenAI:
         base_url=settings.openai_base_url,
         timeout=timeout,
         max_retries=settings.openai_max_retries,
+        http_client=openai.DefaultAioHttpClient(timeout=timeout),
     )
 
 

@@ -132,11 +132,13 @@ def openai_model(server: FakeOpenAI, **kwargs) -> OpenAIChatModel:
     import httpx2
     import openai
 
-    client = openai.AsyncOpenAI(
+    timeout = httpx2.Timeout(kwargs.pop("timeout", 5.0))
+    client = openai.AsyncOpenAI(  # on the transport bot.openai_model.build_client gives it
         api_key="test-key",
         base_url=server.url,
-        timeout=httpx2.Timeout(kwargs.pop("timeout", 5.0)),
+        timeout=timeout,
         max_retries=kwargs.pop("max_retries", 0),
+        http_client=openai.DefaultAioHttpClient(timeout=timeout),
     )
     return OpenAIChatModel(client, "fake-model", EstimatingCounter(), official_api=False, **kwargs)
 

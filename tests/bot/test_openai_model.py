@@ -205,6 +205,25 @@ def test_client_uses_chat_sized_timeouts() -> None:
     client = build_client(settings)
     assert client.max_retries == 1
     assert client.timeout.read == 12  # type: ignore[union-attr]
+    assert "Aiohttp" in type(client._client).__mro__[1].__name__  # the SDK's aiohttp transport
+
+
+async def test_a_stream_whose_connection_drops_is_unavailable_not_a_timeout(
+    fake_openai: FakeOpenAI,
+) -> None:
+    """The aiohttp transport raises every broken connection as a timeout; the person is told
+    the model is unavailable, as before, and the SDK's timeout is kept for real ones."""
+    model = openai_model(fake_openai, timeout=5.0)
+    fake_openai.push(Reply(text="a b c d", break_after=1))
+    with pytest.raises(ModelUnavailable) as raised:
+        await collect(model)
+    assert not isinstance(raised.value, ModelTimeout)
+    fake_openai.push(Reply(text="a b", token_delay=1.0))  # a read that takes too long
+    slow = openai_model(fake_openai, timeout=0.3)
+    with pytest.raises(ModelTimeout):
+        await collect(slow)
+    await model.aclose()
+    await slow.aclose()
 
 
 async def test_summary_chunks_can_use_a_cheaper_model(fake_openai: FakeOpenAI) -> None:
