@@ -124,6 +124,10 @@ class ConversationEngine:
             Grounding(search, model, config, self.requests.counted_to) if search else None
         )
         self._in_flight: dict[tuple[ThreadRef, str], PendingAnswer] = {}  # answers running here
+        # answer -> the memory's lapse count when its record was last known to name this process
+        # (written or checked) with the lease holding: unchanged, with the lease still holding,
+        # nobody can have taken the answer over since, and a write needs no check in Redis
+        self._checked: dict[tuple[ThreadRef, str], int] = {}
 
     def _turn(self, message: IncomingMessage) -> Turn:
         draft = message.as_turn()
@@ -248,6 +252,8 @@ class ConversationEngine:
             locked = self.memory.lock(thread, pending=pending, recorded=show, alongside=alongside)
             async with locked, self.admission.admitted():
                 LOCK_WAIT.observe(time.perf_counter() - queued)
+                if pending is not None:  # its record, naming this process, was just written
+                    self._vouch((thread, pending.key))
                 state = await self.memory.load(thread)
                 already_saved = state.has_message(message.message_id)
                 history = [
@@ -318,6 +324,7 @@ class ConversationEngine:
         finally:
             if pending is not None:
                 self._in_flight.pop((thread, pending.key), None)
+                self._checked.pop((thread, pending.key), None)
             if unsaved is not None:  # never got the thread (store down, busy, cancelled)
                 await self._save(thread, unsaved, pending)
 
@@ -414,11 +421,13 @@ class ConversationEngine:
         key = (message.thread, pending.key)
         await self.memory.record(pending)
         self._in_flight[key] = pending
+        self._vouch(key)
         try:
             yield
         finally:
             if self._in_flight.get(key) is pending:  # `answer` never took it over
                 del self._in_flight[key]
+                self._checked.pop(key, None)
                 with suppress(Fenced):  # recovery settled it (logged by _save)
                     await self._save(message.thread, [], pending)
 
@@ -438,18 +447,28 @@ class ConversationEngine:
         the lease ran out, or after a heartbeat found it lapsed, is checked again. What is left
         is a pause between that local check and the platform receiving the write, since Slack
         and Discord take no fencing token. Nothing to check for an answer not recorded."""
-        pending = self._in_flight.get((message.thread, PendingAnswer(message).key))
+        key = (message.thread, PendingAnswer(message).key)
+        pending = self._in_flight.get(key)
         if pending is None:
             return
         while True:
             lapses = self.memory.lapses
+            if self._checked.get(key) == lapses and self.memory.lease_left() > 0:
+                return  # the lease held since its record was written or checked: still ours
             if not await self.memory.owns(pending):
                 raise Fenced(f"the answer to {pending.key} in {message.thread} was taken over")
             if self.memory.lapses == lapses and self.memory.lease_left() > 0:
+                self._checked[key] = lapses
                 return  # nobody can have taken it over since the check
             # This process may have been taken for dead since the check (a pause after it, a
             # heartbeat that found its liveness lapsed): renew it, then check again.
             await self.memory.renew()
+
+    def _vouch(self, key: tuple[ThreadRef, str]) -> None:
+        """The answer's record was just written naming this process: while the lease holds,
+        that counts as a check."""
+        if self.memory.lease_left() > 0:
+            self._checked[key] = self.memory.lapses
 
     async def _save(
         self,

@@ -128,6 +128,17 @@ async def fake_openai() -> AsyncIterator[FakeOpenAI]:
     await server.stop()
 
 
+_MODELS: list[OpenAIChatModel] = []  # made by `openai_model` during the running test
+
+
+@pytest.fixture(autouse=True)
+async def _close_models() -> AsyncIterator[None]:
+    """Every model client a test made is closed after it (aiohttp warns of an open session)."""
+    yield
+    while _MODELS:
+        await _MODELS.pop().aclose()
+
+
 def openai_model(server: FakeOpenAI, **kwargs) -> OpenAIChatModel:
     import httpx2
     import openai
@@ -140,7 +151,9 @@ def openai_model(server: FakeOpenAI, **kwargs) -> OpenAIChatModel:
         max_retries=kwargs.pop("max_retries", 0),
         http_client=openai.DefaultAioHttpClient(timeout=timeout),
     )
-    return OpenAIChatModel(client, "fake-model", EstimatingCounter(), official_api=False, **kwargs)
+    made = OpenAIChatModel(client, "fake-model", EstimatingCounter(), official_api=False, **kwargs)
+    _MODELS.append(made)
+    return made
 
 
 @pytest.fixture

@@ -160,9 +160,46 @@ async def test_a_pause_between_the_fence_check_and_the_write_is_caught_by_the_la
     engine = ConversationEngine(paused, model, EstimatingCounter(), EngineConfig())
     message = question()
     async with engine.expecting(message, {"channel": "C1", "ids": [], "posting": True}):
+        # a lapse nobody used: the record written earlier no longer vouches, a check is due
+        await redis_client.delete(paused._keys.alive(paused.owner))
+        await paused.heartbeat(10.0)
         with pytest.raises(Fenced):
             await engine.hold(message)  # ...so nothing is written over the settled answer
-        assert paused.lapses == 1
+        assert paused.lapses == 2
+    await model.aclose()
+
+
+async def test_a_pause_after_the_record_was_written_is_caught_without_a_check_before(
+    redis_client: aioredis.Redis, clean_prefix: str, fake_openai: FakeOpenAI
+) -> None:
+    """Writing the answer's record counts as a check while the lease holds, so the writes
+    after it ask Redis nothing; a pause long enough to be taken over is still caught."""
+    other = RedisMemory(redis_client, prefix=clean_prefix)
+    memory = RedisMemory(redis_client, prefix=clean_prefix)
+    await memory.heartbeat(10.0)
+    model = openai_model(fake_openai)
+    engine = ConversationEngine(memory, model, EstimatingCounter(), EngineConfig())
+    message = question()
+    checks = 0
+    owns = memory.owns
+
+    async def counted(record: PendingAnswer) -> bool:
+        nonlocal checks
+        checks += 1
+        return await owns(record)
+
+    memory.owns = counted  # type: ignore[method-assign]
+    async with engine.expecting(message, {"channel": "C1", "ids": [], "posting": True}):
+        for _ in range(3):
+            await engine.hold(message)
+        assert checks == 0  # the lease held since the record was written
+        await redis_client.delete(memory._keys.alive(memory.owner))  # asleep...
+        [found] = await other.in_flight()
+        assert await other.take_over(found)
+        await memory.heartbeat(10.0)  # ...woken: the heartbeat ran first
+        with pytest.raises(Fenced):
+            await engine.hold(message)
+        assert checks == 1
     await model.aclose()
 
 
