@@ -31,6 +31,7 @@ bench: install
 	$(BIN)/python -m bench.files
 	$(BIN)/python -m bench.scale
 	$(BIN)/python -m bench.socket_mode
+	$(BIN)/python -m bench.answer_cost
 	$(BIN)/python -m bench.retrieval
 
 console: install
