@@ -97,8 +97,14 @@ class UsageTotals:
                 self.names.setdefault(rest[0], value)
             elif kind == "e":
                 self.estimated_calls += int(value)
+            elif kind == "ucm" and len(rest) >= 3:
+                user, channel, model = rest[0], rest[1], "|".join(rest[2:])
+                tokens = ModelTokens(*divmod(int(value), SIDE))
+                self.models[model] = self.models.get(model, ModelTokens()) + tokens
+                _merge(self.users, user, model, tokens)
+                _merge(self.channels, channel, model, tokens)
             elif kind in ("m", "um", "cm") and len(rest) >= 2 and rest[-1] in ("i", "o"):
-                parts[(kind, *rest[:-1])][rest[-1]] = int(value)
+                parts[(kind, *rest[:-1])][rest[-1]] = int(value)  # before packed counters
         for (kind, *who), sides in parts.items():
             tokens = ModelTokens(sides.get("i", 0), sides.get("o", 0))
             if kind == "m" and len(who) == 1:
@@ -113,6 +119,15 @@ class UsageTotals:
         return sum(t.tokens for t in self.models.values())
 
 
+SIDE = 1 << 32  # output tokens in the low 32 bits of a packed counter, input above them
+
+
+def packed(input_tokens: int, output_tokens: int) -> int:
+    """Input and output tokens as one integer that adds up under HINCRBY (64 bits: a day's
+    output per user, channel and model stays far below 2^32)."""
+    return input_tokens * SIDE + output_tokens
+
+
 def day_fields(tally: Tally) -> dict[str, int]:
     """The increments one request adds to its workspace's day."""
     payer = tally.payer
@@ -122,10 +137,11 @@ def day_fields(tally: Tally) -> dict[str, int]:
         add["t"] += total
         add[f"u|{payer.user}|t"] += total
         add[f"c|{payer.channel}|t"] += total
-        for side, tokens in (("i", spent.prompt_tokens), ("o", spent.completion_tokens)):
-            add[f"m|{model}|{side}"] += tokens
-            add[f"um|{payer.user}|{model}|{side}"] += tokens
-            add[f"cm|{payer.channel}|{model}|{side}"] += tokens
+        # who spent it where on which model: input and output in one counter (`packed`); the
+        # totals by model, by user and by channel are summed from these when a report reads them
+        add[f"ucm|{payer.user}|{payer.channel}|{model}"] += packed(
+            spent.prompt_tokens, spent.completion_tokens
+        )
     estimated = sum(s.estimated for s in tally.spent)
     if estimated:
         add["e"] = estimated

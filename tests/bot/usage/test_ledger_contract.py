@@ -179,3 +179,27 @@ async def test_a_save_beside_a_script_redis_forgot_is_kept_once(clean_prefix: st
         assert (await ledger.days(ALICE.scope, [DAY])).tokens == 15
     finally:
         await memory.aclose()
+
+
+def test_one_answer_adds_one_counter_per_limit_and_one_for_who_used_which_model() -> None:
+    """A model call's input and output share one counter per user, channel and model (both
+    halves of one integer), so the script that records an answer runs 4 increments, not 9."""
+    from bot.usage.ledger import day_fields
+
+    fields = day_fields(tally(ALICE, Spent("gpt-4o-mini", 100, 20), Spent("gpt-4o", 10, 5)))
+    assert sorted(k for k in fields if not k.startswith("ucm|")) == ["c|C1|t", "t", "u|U1|t"]
+    assert len([k for k in fields if k.startswith("ucm|")]) == 2  # one per model
+
+
+def test_days_recorded_in_the_older_layout_still_add_up() -> None:
+    """Hashes written before the packed counters (m|, um|, cm| by side) are read as before."""
+    from bot.usage.ledger import UsageTotals, day_fields
+
+    totals = UsageTotals()
+    totals.add({"t": "135", "m|gpt-4o-mini|i": "100", "m|gpt-4o-mini|o": "20",
+                "um|U1|gpt-4o-mini|i": "100", "um|U1|gpt-4o-mini|o": "20",
+                "cm|C1|gpt-4o-mini|i": "100", "cm|C1|gpt-4o-mini|o": "20"})  # fmt: skip
+    totals.add({k: str(v) for k, v in day_fields(tally(ALICE, Spent("gpt-4o-mini", 7, 3))).items()})
+    assert (totals.models["gpt-4o-mini"].input, totals.models["gpt-4o-mini"].output) == (107, 23)
+    assert totals.users["U1"]["gpt-4o-mini"].tokens == 130
+    assert totals.channels["C1"]["gpt-4o-mini"].tokens == 130
