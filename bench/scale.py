@@ -106,6 +106,12 @@ async def burst(fake: FakeDiscord, count: int, tag: str) -> list[int]:
     return threads
 
 
+async def redis_cpu(client: aioredis.Redis) -> float:
+    """CPU-seconds the Redis server has used (INFO cpu: main thread, user and system)."""
+    stats = await client.info("cpu")
+    return float(stats["used_cpu_user"]) + float(stats["used_cpu_sys"])
+
+
 async def commands(client: aioredis.Redis) -> int:
     stats = await client.info("commandstats")
     return sum(int(v["calls"]) for k, v in stats.items() if k.startswith("cmdstat_") and
@@ -168,10 +174,12 @@ async def redis_per_follow_up(
     """Commands and round trips per answered follow-up, one at a time in a thread the bot is part
     of, with the liveness heartbeat's share (measured idle) taken out. Returns round trips."""
 
-    async def counts() -> tuple[float, float, float]:
+    async def counts() -> tuple[float, float, float, float]:
         executed = sum([await commands(node) for node in nodes])
+        cpu = sum([await redis_cpu(node) for node in nodes])
         sent = await bot.metric(session, "assistant_redis_commands_total")
-        return executed, sent, await bot.metric(session, "assistant_redis_round_trips_total")
+        trips = await bot.metric(session, "assistant_redis_round_trips_total")
+        return executed, sent, trips, cpu
 
     await asyncio.sleep(LATER_WRITES + 1)  # what earlier answers left to send has gone out
     idle = await counts()
@@ -186,13 +194,15 @@ async def redis_per_follow_up(
         await bot.wait_answered(session, done + n + 1)
     await asyncio.sleep(LATER_WRITES + 1)  # a cluster's batched usage records count too
     seconds = time.perf_counter() - began
-    executed, sent, trips = (
+    executed, sent, trips, cpu = (
         (end - start - rate * seconds) / follow_ups
         for end, start, rate in zip(await counts(), before, idle, strict=True)
     )
     row(f"Redis commands per answered follow-up ({where})", f"{sent:.1f} sent (goal <= 12), "
         f"{executed:.1f} run by Redis with scripts' bodies")  # fmt: skip
     row(f"Redis round trips per answered follow-up ({where})", f"{trips:.1f} (goal <= 3)")
+    row(f"Redis CPU per answered follow-up ({where}, INFO cpu)", f"{cpu * 1000:.2f} ms "
+        "(goal <= 0.5; the server's own INFO calls included)")  # fmt: skip
     row("  liveness heartbeat, while idle", f"{idle[1]:.1f} commands/s, "
         f"{idle[2]:.1f} round trips/s")  # fmt: skip
     return trips
