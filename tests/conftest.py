@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
 import shutil
@@ -30,6 +31,7 @@ if not REDIS_URL:
     _suite_redis = SuiteRedis()
     _suite_redis.start()
     REDIS_URL = os.environ["TEST_REDIS_URL"] = _suite_redis.url
+    atexit.register(_suite_redis.stop)  # imported outside pytest too (bench/ reuses the fakes)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -40,3 +40,16 @@ def test_without_redis_server_one_line_says_how_to_install_it(tmp_path) -> None:
     assert done.returncode != 0
     [line] = [line for line in done.stderr.splitlines() if "redis-server" in line]
     assert "apt-get install redis-server" in line and "TEST_REDIS_URL" in line
+
+
+def test_a_benchmark_importing_the_test_helpers_leaves_no_redis_server_behind() -> None:
+    """bench/ reuses the tests' fakes; importing them starts the suite's Redis, which must stop
+    when that process ends even though no pytest run ends it."""
+    env = {k: v for k, v in os.environ.items() if k != "TEST_REDIS_URL"}
+    before = redis_servers()
+    done = subprocess.run(
+        [sys.executable, "-c", "import tests.adapters.slack.conftest"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert redis_servers() == before
