@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS = 60.0  # renewed before every batch; a crashed holder's lease lapses
 QUESTION_SECONDS = 5.0  # a question's embedding waits no longer: lexical search goes on
 RETRY_AFTER = 30.0  # seconds before embedding again after the server failed
+LOOK_AGAIN = 2.0  # seconds before reading vectors again that another process is making
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,8 @@ class DenseSearch:
         self._owner = owner or secrets.token_hex(6)
         # channel -> id -> (digest, text) of messages indexed lexically with no vector here yet
         self._wanted: dict[str, dict[str, tuple[bytes, str]]] = {}
-        self._embedding: dict[str, asyncio.Task[None]] = {}
+        self._working: dict[str, asyncio.Task[None]] = {}  # channel -> its fill running
+        self._next_fill: dict[str, float] = {}  # channel -> no fill before (loop time)
         self._failed_at: float = float("-inf")
         self.made = 0  # vectors this process embedded (and stored)
         self.failure = ""  # why embedding last failed, if it did
@@ -75,25 +77,22 @@ class DenseSearch:
         self.index.remove(channel, ids)
 
     async def refresh(self, channels: Collection[str]) -> None:
-        """Take the vectors other processes stored for what this one lacks; start embedding
-        what nobody has, when this process may (the channel's lease)."""
+        """Start filling in what this process lacks, in the background (a question never
+        waits for it): the vectors other processes stored, then, holding the channel's lease,
+        embedding what nobody has."""
+        now = asyncio.get_running_loop().time()
         for channel in channels:
-            wanted = self._wanted.get(channel)
-            if not wanted:
-                continue
-            self._take(channel, await self.store.get(channel, list(wanted)))
             if (
-                wanted
-                and channel not in self._embedding
-                and self._may_retry()
-                and await self.store.lease(channel, self._owner, LEASE_SECONDS)
+                self._wanted.get(channel)
+                and channel not in self._working
+                and now >= self._next_fill.get(channel, float("-inf"))
             ):
-                task = asyncio.create_task(self._embed(channel))
-                self._embedding[channel] = task
+                task = asyncio.create_task(self._fill(channel))
+                self._working[channel] = task
                 task.add_done_callback(partial(self._finished, channel))
 
     def _finished(self, channel: str, _: asyncio.Task[None]) -> None:
-        self._embedding.pop(channel, None)
+        self._working.pop(channel, None)
 
     def _take(self, channel: str, stored: dict[str, bytes]) -> None:
         wanted = self._wanted.get(channel, {})
@@ -105,11 +104,23 @@ class DenseSearch:
                 del wanted[message_id]
         self.index.add(channel, matching)
 
-    def _may_retry(self) -> bool:
-        return asyncio.get_running_loop().time() - self._failed_at >= RETRY_AFTER
-
-    async def _embed(self, channel: str) -> None:
+    async def _fill(self, channel: str) -> None:
         wanted = self._wanted.get(channel, {})
+        loop = asyncio.get_running_loop()
+        try:
+            self._take(channel, await self.store.get(channel, list(wanted)))
+            if wanted and loop.time() - self._failed_at >= RETRY_AFTER:
+                if await self.store.lease(channel, self._owner, LEASE_SECONDS):
+                    await self._embed(channel, wanted)
+                else:  # another process is embedding them: look for its vectors again soon
+                    self._next_fill[channel] = loop.time() + LOOK_AGAIN
+            elif wanted:  # the embedding server failed lately: no store reads per question
+                self._next_fill[channel] = self._failed_at + RETRY_AFTER
+        except BotError as exc:
+            self._next_fill[channel] = loop.time() + LOOK_AGAIN
+            log.warning("reading %s's message vectors failed: %s", channel, exc)
+
+    async def _embed(self, channel: str, wanted: dict[str, tuple[bytes, str]]) -> None:
         try:
             while wanted:
                 if not await self.store.lease(channel, self._owner, LEASE_SECONDS):
@@ -125,6 +136,7 @@ class DenseSearch:
                 self._take(channel, packed)  # one edited meanwhile stays wanted: embedded again
         except BotError as exc:
             self._failed_at = asyncio.get_running_loop().time()
+            self._next_fill[channel] = self._failed_at + RETRY_AFTER
             self.failure = str(exc)
             log.warning("embedding %s's messages failed, searching it lexically: %s", channel, exc)
         finally:
@@ -132,9 +144,9 @@ class DenseSearch:
                 await self.store.release(channel, self._owner)
 
     async def settled(self) -> None:
-        """Every embedding this process started has finished (an import, tests, benchmarks)."""
-        while self._embedding:
-            await asyncio.gather(*self._embedding.values(), return_exceptions=True)
+        """Every fill this process started has finished (an import, tests, benchmarks)."""
+        while self._working:
+            await asyncio.gather(*self._working.values(), return_exceptions=True)
 
     async def question(self, text: str) -> list[float] | None:
         """The question's embedding; None when the server fails (lexical search goes on)."""
@@ -167,7 +179,7 @@ class DenseSearch:
             task.add_done_callback(_quiet)
 
     async def aclose(self) -> None:
-        for task in list(self._embedding.values()):
+        for task in list(self._working.values()):
             task.cancel()
         close = getattr(self.embedder, "aclose", None)
         if close is not None:

@@ -4,7 +4,9 @@ against the fake server's /v1/embeddings."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -162,8 +164,9 @@ async def test_a_paraphrase_is_found_and_each_message_embedded_once_across_repli
 
     found = await first.retrieve(QUESTION, [C1])
     assert found.found and found.hits[0].message.text == OWNS
-    on_second = await second.retrieve(QUESTION, [C1])
+    await second.retrieve(QUESTION, [C1])  # catches up: the vectors load in the background
     await second.dense.settled()
+    on_second = await second.retrieve(QUESTION, [C1])
     assert on_second.found and on_second.hits[0].message.text == OWNS
     logged = [OWNS, "lunch is at noon today", "the deploy failed twice"]
     assert sorted(t for t in fake_openai.embedded if t != QUESTION) == sorted(logged)
@@ -200,9 +203,46 @@ async def test_when_the_embedding_server_fails_search_goes_on_lexically(
     result = await search.retrieve("who owns the staging database?", [C1])
     await search.dense.settled()
     assert result.found and result.hits[0].message.text == OWNS
+    reads = 0
+    get = search.dense.store.get
+
+    async def counted(channel: str, ids: Sequence[str]) -> dict[str, bytes]:
+        nonlocal reads
+        reads += 1
+        return await get(channel, ids)
+
+    search.dense.store.get = counted  # type: ignore[method-assign]
     fake_openai.embeddings_fail = False  # the server is back: embedding waits its pause out
-    await search.retrieve("who owns the staging database?", [C1])
-    assert not search.dense._embedding  # no retry within RETRY_AFTER
+    for _ in range(3):
+        await search.retrieve("who owns the staging database?", [C1])
+    assert not search.dense._working and reads == 0  # no retry, no reads, within RETRY_AFTER
+    await search.dense.aclose()
+
+
+async def test_a_question_never_waits_for_vectors_to_load(
+    fake_openai: FakeOpenAI, redis_client: aioredis.Redis, clean_prefix: str
+) -> None:
+    """A replica starting on a channel of many messages reads their vectors in the background;
+    the question is answered lexically meanwhile."""
+    log = RedisChannelLog(redis_client, prefix=clean_prefix, retention_seconds=7 * 86_400,
+                          max_messages=1000)  # fmt: skip
+    await log.record(C1, said(1, OWNS))
+    search = replica(fake_openai, redis_client, clean_prefix, log)
+    assert search.dense is not None
+    release = asyncio.Event()
+    get = search.dense.store.get
+
+    async def slow(channel: str, ids: Sequence[str]) -> dict[str, bytes]:
+        await release.wait()
+        return await get(channel, ids)
+
+    search.dense.store.get = slow  # type: ignore[method-assign]
+    result = await asyncio.wait_for(search.retrieve("who owns the staging database?", [C1]), 5)
+    assert result.found and result.hits[0].message.text == OWNS  # lexically, not waiting
+    assert search.dense._working  # the load is still going
+    release.set()
+    await search.dense.settled()
+    assert len(search.dense.index) == 1
     await search.dense.aclose()
 
 
