@@ -67,7 +67,7 @@ class DenseSearch:
         for m in messages:
             if m.by_bot or not m.text.strip():
                 continue
-            wanted[m.id] = (digest(m.text), m.text)
+            wanted[m.id] = (digest(m.text, self.embedder.model), m.text)
             stale.append(m.id)
         self.index.remove(channel, stale)  # an edit's old vector no longer says what it says
 

@@ -36,9 +36,11 @@ return 0
 """
 
 
-def digest(text: str) -> bytes:
-    """What a stored vector was made from, to tell an edited message's text from it."""
-    return hashlib.blake2b(text.encode(), digest_size=DIGEST_BYTES).digest()
+def digest(text: str, model: str = "") -> bytes:
+    """What a stored vector was made from (the text, and the model that embedded it), to tell
+    an edited message's text, or another embedding model's vector, from it."""
+    made = f"{model}\x1f{text}" if model else text
+    return hashlib.blake2b(made.encode(), digest_size=DIGEST_BYTES).digest()
 
 
 def pack(text_digest: bytes, vector: Sequence[float]) -> bytes:
@@ -156,29 +158,31 @@ class RedisVectorStore:
 
 
 class VectorIndex:
-    """Normalised vectors per channel, in this process's memory; a search stacks a channel's
-    rows once after they change and scores them with one matrix product."""
+    """Normalised float32 vectors, one matrix per channel, in this process's memory: a row per
+    message (a deleted message's row is reused), scored with one matrix product per search."""
 
     def __init__(self) -> None:
-        self._rows: dict[str, dict[str, np.ndarray[Any, np.dtype[np.float32]]]] = {}
-        self._stacked: dict[str, tuple[list[str], np.ndarray[Any, np.dtype[np.float32]]]] = {}
+        self._channels: dict[str, _Rows] = {}
 
     def add(self, channel: str, vectors: Iterable[tuple[str, np.ndarray[Any, Any]]]) -> None:
-        rows = self._rows.setdefault(channel, {})
         for message_id, vector in vectors:
             norm = float(np.linalg.norm(vector))
-            if norm > 0:
-                rows[message_id] = (vector / norm).astype(np.float32)
-        self._stacked.pop(channel, None)
+            if norm == 0:
+                continue
+            rows = self._channels.get(channel)
+            if rows is None or rows.width != len(vector):  # the first, or another model's
+                rows = self._channels[channel] = _Rows(len(vector))
+            rows.put(message_id, np.asarray(vector, dtype=np.float32) / norm)
 
     def remove(self, channel: str, ids: Iterable[str]) -> None:
-        rows = self._rows.get(channel, {})
-        for message_id in ids:
-            if rows.pop(message_id, None) is not None:
-                self._stacked.pop(channel, None)
+        rows = self._channels.get(channel)
+        if rows is not None:
+            for message_id in ids:
+                rows.drop(message_id)
 
     def has(self, channel: str, message_id: str) -> bool:
-        return message_id in self._rows.get(channel, {})
+        rows = self._channels.get(channel)
+        return rows is not None and message_id in rows.where
 
     def search(
         self,
@@ -196,28 +200,55 @@ class VectorIndex:
         query /= norm
         found: list[tuple[str, str, float]] = []
         for channel in channels:
-            if not self._rows.get(channel):
-                continue
-            ids, matrix = self._matrix(channel)
-            if matrix.shape[1] != query.shape[0]:
-                continue  # embedded by another model: OPENAI_EMBEDDING_MODEL changed
-            scores = matrix @ query
-            take = min(len(ids), limit + len(skip))
+            rows = self._channels.get(channel)
+            if rows is None or not rows.where or rows.width != len(query):
+                continue  # nothing yet, or embedded by another model
+            scores = rows.matrix[: rows.used] @ query
+            take = min(rows.used, limit + len(skip) + len(rows.free))
             best = np.argpartition(-scores, take - 1)[:take]
-            found += [(channel, ids[i], float(scores[i])) for i in best if ids[i] not in skip]
+            found += [
+                (channel, rows.ids[i], float(scores[i]))
+                for i in best
+                if rows.ids[i] and rows.ids[i] not in skip
+            ]
         found.sort(key=lambda item: -item[2])
         return found[:limit]
 
-    def _matrix(self, channel: str) -> tuple[list[str], np.ndarray[Any, np.dtype[np.float32]]]:
-        stacked = self._stacked.get(channel)
-        if stacked is None:
-            rows = self._rows[channel]
-            dims = {len(v) for v in rows.values()}
-            width = max(dims, key=lambda d: sum(len(v) == d for v in rows.values()))
-            ids = [i for i, v in rows.items() if len(v) == width]
-            stacked = (ids, np.stack([rows[i] for i in ids]))
-            self._stacked[channel] = stacked
-        return stacked
-
     def __len__(self) -> int:
-        return sum(len(rows) for rows in self._rows.values())
+        return sum(len(rows.where) for rows in self._channels.values())
+
+
+class _Rows:
+    """One channel's vectors: a matrix grown by half as needed, its rows' ids, the free rows."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.matrix: np.ndarray[Any, np.dtype[np.float32]] = np.zeros((16, width), np.float32)
+        self.ids: list[str] = []  # by row; "" for a free one
+        self.where: dict[str, int] = {}  # id -> its row
+        self.free: list[int] = []
+        self.used = 0  # rows in use or freed: the rest of the matrix is spare
+
+    def put(self, message_id: str, vector: np.ndarray[Any, np.dtype[np.float32]]) -> None:
+        row = self.where.get(message_id)
+        if row is None:
+            if self.free:
+                row = self.free.pop()
+                self.ids[row] = message_id
+            else:
+                if self.used == len(self.matrix):  # by half: at most a third spare
+                    grown = np.zeros((len(self.matrix) * 3 // 2, self.width), np.float32)
+                    grown[: self.used] = self.matrix[: self.used]
+                    self.matrix = grown
+                row = self.used
+                self.used += 1
+                self.ids.append(message_id)
+            self.where[message_id] = row
+        self.matrix[row] = vector
+
+    def drop(self, message_id: str) -> None:
+        row = self.where.pop(message_id, None)
+        if row is not None:
+            self.ids[row] = ""
+            self.matrix[row] = 0.0  # scores 0, and is skipped by its empty id
+            self.free.append(row)

@@ -90,6 +90,27 @@ def test_the_nearest_messages_come_first_and_skipped_or_removed_ones_never() -> 
     assert index.search([0.0, 0.0], [C1], limit=3) == []  # a zero question matches nothing
 
 
+def test_rows_grow_past_the_first_matrix_and_a_deleted_messages_row_is_reused() -> None:
+    index = VectorIndex()
+    rng = np.random.default_rng(3)
+    vectors = {str(n): rng.standard_normal(8) for n in range(40)}  # the matrix grows twice
+    index.add(C1, vectors.items())
+    for n in (5, 33):
+        [(channel, found, score)] = index.search(vectors[str(n)], [C1], limit=1)
+        assert (channel, found) == (C1, str(n)) and score == pytest.approx(1.0, abs=1e-5)
+    index.remove(C1, ["5"])
+    index.add(C1, [("new", vectors["5"])])  # takes the freed row
+    assert len(index) == 40
+    assert [i for _, i, _ in index.search(vectors["5"], [C1], limit=1)] == ["new"]
+    assert "5" not in {i for _, i, _ in index.search(vectors["5"], [C1], limit=40)}
+    index.add(C1, [("wide", np.ones(16))])  # another model's width: the channel starts over
+    assert len(index) == 1 and index.search(np.ones(8), [C1], limit=3) == []
+
+
+def test_a_vector_another_model_made_does_not_pass_for_this_ones() -> None:
+    assert digest("the text", "text-embedding-3-small") != digest("the text", "nomic-embed-text")
+
+
 def _hit(message_id: str, score: float = 1.0, at: float = 0.0) -> Hit:
     return Hit(IndexedMessage(message_id, C1, f"text {message_id}", at=at), score, 1.0)
 
