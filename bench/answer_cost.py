@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from bench.harness import model_server, row
@@ -93,21 +94,26 @@ def deltas() -> list[str]:
     return words
 
 
-async def pacing(interval: float, render: Any) -> float:
-    from adapters.streaming import StreamingReply
-
+async def shown(make: Callable[[Clock], Any]) -> float:
+    """CPU per answer of `make(clock)`'s reply fed the answer's pieces DELAY apart."""
     pieces = deltas()
     started = time.process_time()
     for _ in range(ANSWERS):
         clock = Clock()
-        reply = StreamingReply(NullSink(), limit=4000, interval=interval, render=render,
-                               clock=clock)  # fmt: skip
+        reply = make(clock)
         await reply.start()
         for piece in pieces:
             clock.now += DELAY
             await reply.feed(piece)
         await reply.finish()
     return (time.process_time() - started) / ANSWERS
+
+
+async def pacing(interval: float, render: Any) -> float:
+    from adapters.streaming import StreamingReply
+
+    return await shown(lambda clock: StreamingReply(
+        NullSink(), limit=4000, interval=interval, render=render, clock=clock))  # fmt: skip
 
 
 async def native() -> float:
@@ -127,21 +133,11 @@ async def native() -> float:
         async def chat_stream(self, **_: Any) -> Stream:
             return Stream()
 
-    pieces = deltas()
-    started = time.process_time()
-    for _ in range(ANSWERS):
-        clock = Clock()
-        reply = NativeReply(
-            Client(), channel="C1", thread_ts="1.0", recipient_user_id="U1",
-            recipient_team_id="T1", interval=0.3, clock=clock,
-            fallback=lambda: StreamingReply(NullSink(), limit=4000, interval=1.0),
-        )  # fmt: skip
-        await reply.start()
-        for piece in pieces:
-            clock.now += DELAY
-            await reply.feed(piece)
-        await reply.finish()
-    return (time.process_time() - started) / ANSWERS
+    return await shown(lambda clock: NativeReply(
+        Client(), channel="C1", thread_ts="1.0", recipient_user_id="U1",
+        recipient_team_id="T1", interval=0.3, clock=clock,
+        fallback=lambda: StreamingReply(NullSink(), limit=4000, interval=1.0),
+    ))  # fmt: skip
 
 
 async def main() -> None:

@@ -337,10 +337,17 @@ async def _search(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _import(settings: Settings, args: argparse.Namespace) -> int:
+    from functools import partial
+
+    from bot.adapter_registry import discover, export_readers
     from bot.history_import import run_import
 
+    readers = export_readers(discover())
+    if args.kind not in readers:
+        raise ConfigError(args.kind, "its platform adapter is not installed")
+    read = partial(readers[args.kind].read_export, args.kind)
     options = {k: v for k in ("workspace", "url") if (v := getattr(args, k))}
-    print((await run_import(settings, args.kind, Path(args.path), options)).line())
+    print((await run_import(settings, read, Path(args.path), options)).line())
     return 0
 
 

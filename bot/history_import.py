@@ -94,19 +94,15 @@ class Progress:
 
 
 async def run_import(
-    settings: Settings, kind: str, path: Path, options: Mapping[str, str]
+    settings: Settings, read: ExportReader, path: Path, options: Mapping[str, str]
 ) -> ImportReport:
-    """`python -m bot import KIND PATH`: the export read by its platform's adapter, written
-    into the channel logs Redis keeps."""
-    from bot.adapter_registry import discover, export_readers
+    """`python -m bot import KIND PATH`: the export read by its platform's adapter (`read`),
+    written into the channel logs Redis keeps."""
     from bot.assembly import connect_channel_log, dense_search
 
-    readers = export_readers(discover())
-    if kind not in readers:
-        raise ConfigError(kind, "its platform adapter is not installed")
     if settings.channel_log_days <= 0:
         raise ConfigError("BOT_CHANNEL_LOG_DAYS", "is 0: no channel log is kept to import into")
-    history = readers[kind].read_export(kind, path, options)
+    history = read(path, options)
     memory, log = await connect_channel_log(settings, use="imports go into")
     try:
         report = await import_history(

@@ -4,6 +4,7 @@ SDK's `/v1/embeddings` call, which OpenAI, Azure OpenAI, Ollama and vLLM all ser
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
 from bot.errors import ModelError
@@ -62,27 +63,6 @@ def build_embedder(settings: Settings) -> OpenAIEmbedder | None:
     model = settings.embedding_model
     if not model:
         return None
+    from bot.openai_model import build_client
 
-    def connect() -> openai.AsyncOpenAI:
-        import openai
-
-        from bot.openai_model import build_client
-
-        if settings.embedding_base_url:
-            secret = settings.openai_api_key
-            key = secret.get_secret_value() if secret else "unused"
-            return openai.AsyncOpenAI(api_key=key, base_url=settings.embedding_base_url,
-                                      timeout=settings.openai_timeout,
-                                      max_retries=settings.openai_max_retries)  # fmt: skip
-        if settings.uses_azure:  # an Azure deployment per model: no chat deployment in the path
-            assert settings.azure_openai_endpoint and settings.azure_openai_api_key
-            return openai.AsyncAzureOpenAI(
-                azure_endpoint=settings.azure_openai_endpoint,
-                api_version=settings.openai_api_version,
-                api_key=settings.azure_openai_api_key.get_secret_value(),
-                timeout=settings.openai_timeout,
-                max_retries=settings.openai_max_retries,
-            )
-        return build_client(settings)
-
-    return OpenAIEmbedder(connect, model)
+    return OpenAIEmbedder(partial(build_client, settings, embeddings=True), model)

@@ -180,10 +180,6 @@ class VectorIndex:
             for message_id in ids:
                 rows.drop(message_id)
 
-    def has(self, channel: str, message_id: str) -> bool:
-        rows = self._channels.get(channel)
-        return rows is not None and message_id in rows.where
-
     def search(
         self,
         vector: Sequence[float],
