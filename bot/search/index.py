@@ -58,9 +58,11 @@ class SearchIndex(Protocol):
         channels: Collection[str],
         limit: int = 10,
         exclude_thread: tuple[str, str] | None = None,
+        exclude: Collection[str] = (),
     ) -> list[Hit]:
-        """The best `limit` messages for `query` among `channels` only, the bot's own answers
-        and the asking thread (`(channel, thread)`) left out."""
+        """The best `limit` messages for `query` among `channels` only, the bot's own answers,
+        the asking thread (`(channel, thread)`) and the messages `exclude` names (ids) left
+        out."""
 
     def message(self, channel: str, message_id: str) -> IndexedMessage | None:
         """The message indexed under that channel and id, if any."""
@@ -70,7 +72,13 @@ class SearchIndex(Protocol):
 
 class TantivyIndex:
     """BM25 over `bot.search.terms` (CJK as bigrams), in RAM; the messages themselves are kept
-    beside it, keyed by channel and id, to be returned with their hits."""
+    beside it, keyed by channel and id, to be returned with their hits.
+
+    A commit (a new segment, and the reader reloaded) costs a millisecond or two, so it is made
+    only when a search could see what it adds: not for messages only in other channels or only
+    among those the search leaves out (usually the question itself, the newest message). A
+    removal needs none: a hit whose message is gone is dropped when the hits are read.
+    """
 
     def __init__(self) -> None:
         import tantivy
@@ -87,32 +95,54 @@ class TantivyIndex:
         self._index.config_reader(reload_policy="manual")
         self._writer = self._index.writer(heap_size=HEAP, num_threads=1)
         self._messages: dict[str, IndexedMessage] = {}
-        self._dirty = False
+        self._searchable: dict[str, int] = {}  # per channel: messages a search may return
+        self._unseen: dict[str, set[str]] = {}  # per channel: ids added since the last commit
+        self.commits = 0
 
     def add(self, messages: Iterable[IndexedMessage]) -> None:
         Document, writer = self._tantivy.Document, self._writer
         for message in messages:
-            if message.key in self._messages:
+            if (before := self._messages.get(message.key)) is not None:
                 writer.delete_documents_by_term("key", message.key)
+                self._count(before, -1)
             self._messages[message.key] = message
             if message.by_bot:
                 continue  # kept for context, never searched
             indexed = " ".join(terms(message.text))
             writer.add_document(Document(terms=indexed, key=message.key, channel=message.channel))
-            self._dirty = True
+            self._count(message, 1)
+            self._unseen.setdefault(message.channel, set()).add(message.id)
 
     def remove(self, channel: str, ids: Iterable[str]) -> None:
         for message_id in ids:
             key = f"{channel}\x1f{message_id}"
-            if self._messages.pop(key, None) is not None:
+            if (gone := self._messages.pop(key, None)) is not None:
                 self._writer.delete_documents_by_term("key", key)
-                self._dirty = True
+                self._count(gone, -1)
 
-    def _fresh(self) -> Any:
-        if self._dirty:
+    def _count(self, message: IndexedMessage, step: int) -> None:
+        if not message.by_bot:
+            self._searchable[message.channel] = self._searchable.get(message.channel, 0) + step
+
+    def _others(self, channels: Collection[str], exclude: Collection[str]) -> bool:
+        """Whether `channels` hold a searchable message that `exclude` does not name."""
+        for channel in channels:
+            left_out = sum(
+                1
+                for i in exclude
+                if (m := self._messages.get(f"{channel}\x1f{i}")) is not None and not m.by_bot
+            )
+            if self._searchable.get(channel, 0) > left_out:
+                return True
+        return False
+
+    def _fresh(self, channels: Collection[str], exclude: Collection[str]) -> Any:
+        """A searcher that sees every message added in `channels`, save those in `exclude`."""
+        if any(self._unseen.get(c, set()) - set(exclude) for c in channels):
             self._writer.commit()
             self._index.reload()
-            self._dirty = False
+            self._unseen.clear()
+            self.commits += 1
         return self._index.searcher()
 
     def search(
@@ -122,23 +152,24 @@ class TantivyIndex:
         channels: Collection[str],
         limit: int = 10,
         exclude_thread: tuple[str, str] | None = None,
+        exclude: Collection[str] = (),
     ) -> list[Hit]:
         wanted = list(dict.fromkeys(terms(query)))
-        if not wanted or not channels or limit <= 0:
+        if not wanted or not channels or limit <= 0 or not self._others(channels, exclude):
             return []
         Query, Occur = self._tantivy.Query, self._tantivy.Occur
         words = Query.boolean_query(
             [(Occur.Should, Query.term_query(self._schema, "terms", t)) for t in wanted]
         )
         where = Query.term_set_query(self._schema, "channel", sorted(channels))
-        searcher = self._fresh()
+        searcher = self._fresh(channels, exclude)
         # A few more than asked: the asking thread's own messages are dropped below.
         found = searcher.search(Query.boolean_query([(Occur.Must, words), (Occur.Must, where)]),
-                                limit + 20).hits  # fmt: skip
+                                limit + 20 + len(exclude)).hits  # fmt: skip
         hits: list[Hit] = []
         for score, address in found:
             message = self._messages.get(searcher.doc(address)["key"][0])
-            if message is None:
+            if message is None or message.id in exclude:
                 continue
             if exclude_thread is not None and (message.channel, message.thread or message.id) == (
                 exclude_thread

@@ -44,9 +44,10 @@ def retrieve(
     """The best `limit` messages and the gate's verdict on them; `exclude`: message ids never
     to return (the asking thread's own); `dense`: the messages nearest the question in meaning,
     best first, scored by cosine similarity (`min_similarity` and above counts as found)."""
-    depth = limit + len(exclude) if not dense else 3 * limit + len(exclude)
-    hits = index.search(query, channels=channels, limit=depth, exclude_thread=exclude_thread)
-    lexical = [hit for hit in hits if hit.message.id not in exclude]
+    depth = limit if not dense else 3 * limit
+    lexical = index.search(
+        query, channels=channels, limit=depth, exclude_thread=exclude_thread, exclude=exclude
+    )
     near = [hit for hit in dense if hit.message.id not in exclude]
     wanted = len(set(terms(query)))
     need = GATE if wanted < GATE_MIN_TERMS else max(GATE, GATE_MIN_TERMS / wanted)

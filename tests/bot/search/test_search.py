@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -106,3 +108,60 @@ def test_no_hit_ever_comes_from_a_channel_the_asker_cannot_read(
     assert all(hit.message.channel in allowed for hit in hits)
     expected = {(f"slack:T1:C{c}", w) for c, w in said if c in readable and w in query}
     assert bool(hits) == bool(expected)  # and what is readable and matching is found
+
+
+def test_a_search_commits_only_what_it_could_see() -> None:
+    index = TantivyIndex()
+    index.add([message(1, "the deploy checklist is in the wiki")])
+    assert ids(index, "deploy checklist") == [message(1, "").id] and index.commits == 1
+    question = message(2, "where is the deploy checklist?")
+    index.add([question, message(3, "deploy checklist moved", channel=C2)])
+    # the question itself (left out) and a message in a channel not searched: no commit
+    assert ids(index, "deploy checklist", exclude=[question.id]) == [message(1, "").id]
+    assert index.commits == 1
+    both = ids(index, "deploy checklist", {C1, C2}, exclude=[question.id])
+    assert sorted(both) == [message(1, "").id, message(3, "").id] and index.commits == 2
+
+
+def test_a_channel_holding_only_the_asking_thread_is_not_searched_at_all() -> None:
+    asking = message(1, "where is the deploy checklist?")
+    index = index_of(asking, message(2, "the deploy checklist is here", by_bot=True))
+    assert ids(index, "deploy checklist", exclude=[asking.id]) == [] and index.commits == 0
+
+
+class CommittingAlways(TantivyIndex):
+    """The reference: every change committed at once."""
+
+    def add(self, messages: Iterable[IndexedMessage]) -> None:
+        super().add(messages)
+        self._fresh({C1, C2}, ())
+
+    def remove(self, channel: str, ids: Iterable[str]) -> None:
+        super().remove(channel, ids)
+        self._writer.commit()
+        self._index.reload()
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["say", "remove", "search"]), st.integers(0, 7),
+                  st.sampled_from(["billing", "deploy", "lunch"]), st.sampled_from([C1, C2])),
+        max_size=25,
+    ),
+    st.sets(st.integers(0, 7), max_size=3),
+)  # fmt: skip
+def test_searches_find_what_committing_every_change_would(
+    steps: list[tuple[str, int, str, str]], left_out: set[int]
+) -> None:
+    lazy, eager = TantivyIndex(), CommittingAlways()
+    exclude = {message(n, "").id for n in left_out}
+    for step, n, word, channel in steps:
+        for index in (lazy, eager):
+            if step == "say":  # a new message, or an edit of one said before
+                index.add([message(n, f"{word} talk", channel=channel)])
+            elif step == "remove":
+                index.remove(channel, [message(n, "").id])
+        for query, channels in ((word, {channel}), ("talk", {C1, C2})):
+            found = ids(lazy, query, channels, exclude=exclude, limit=20)
+            assert sorted(found) == sorted(ids(eager, query, channels, exclude=exclude, limit=20))
+            assert not exclude & set(found)
