@@ -18,7 +18,20 @@ class Readiness:
         self._known: set[str] = set()
         self._probes: dict[str, Callable[[], str | None]] = {}
         self._starting: set[str] = set()  # parts not yet started (quietly down)
+        self._on_started: list[Callable[[], None]] = []
         self.stopping = False
+
+    def when_started(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once, when the last part said to be starting has come up or down."""
+        self._on_started.append(callback)
+
+    def _started(self, part: str) -> None:
+        if part in self._starting:
+            self._starting.discard(part)
+            if not self._starting:
+                callbacks, self._on_started = self._on_started, []
+                for callback in callbacks:
+                    callback()
 
     def starting(self, part: str) -> None:
         """`part` is on its way up: not ready until it says `up` (or its probe does)."""
@@ -33,13 +46,13 @@ class Readiness:
 
     def up(self, part: str) -> None:
         self._known.add(part)
-        self._starting.discard(part)
+        self._started(part)
         if self._down.pop(part, None) is not None:
             log.info("%s is back", part)
 
     def down(self, part: str, why: str) -> None:
         self._known.add(part)
-        self._starting.discard(part)  # it started, and says what is wrong
+        self._started(part)  # it started, and says what is wrong
         if part not in self._down:
             log.warning("%s is down: %s", part, why)
         self._down[part] = why

@@ -3,9 +3,12 @@ for an endpoint an adapter has not mounted yet gets a 503 the platform retries, 
 
 from __future__ import annotations
 
+import gc
+
 import aiohttp
 from aiohttp import web
 
+from bot.cli import settle_heap
 from bot.ops import OpsServer
 from bot.readiness import Readiness
 from tests.fakes.processes import free_port
@@ -21,6 +24,29 @@ def test_a_starting_platform_keeps_the_bot_unready_quietly_until_it_is_up(caplog
     readiness.starting("discord")
     readiness.watch("discord", lambda: "the gateway is connecting")
     assert readiness.report()["down"] == {"discord": "the gateway is connecting"}
+
+
+def test_what_waits_for_the_start_runs_once_when_the_last_platform_is_up_or_down() -> None:
+    readiness, calls = Readiness(), []
+    readiness.starting("slack")
+    readiness.starting("discord")
+    readiness.when_started(lambda: calls.append("started"))
+    readiness.up("slack")
+    assert calls == []  # discord is still on its way
+    readiness.down("discord", "the gateway refused the token")
+    assert calls == ["started"]
+    readiness.up("discord")
+    readiness.up("slack")
+    assert calls == ["started"]
+
+
+def test_the_heap_built_while_starting_is_set_aside_from_the_collector() -> None:
+    before = gc.get_freeze_count()
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()
 
 
 async def test_an_endpoint_not_mounted_yet_answers_503_while_starting() -> None:
