@@ -129,10 +129,10 @@ async def serve(core: Core, options: Mapping[str, str]) -> None:
             await runner.setup()
             await web.TCPSite(runner, settings.host, settings.port).start()
         if settings.socket_mode:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+            from adapters.slack.socket import SocketModeHandler
 
             assert settings.app_token is not None
-            socket = AsyncSocketModeHandler(app, settings.app_token.get_secret_value())
+            socket = SocketModeHandler(app, settings.app_token.get_secret_value(), bot)
             await socket.connect_async()  # type: ignore[no-untyped-call]
             core.readiness.watch("slack", _socket_probe(socket))
             log.info("Slack: connected in Socket Mode")
