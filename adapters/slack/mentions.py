@@ -16,6 +16,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
+from adapters.intake import Intake
 from adapters.intents import Route
 from adapters.recent import RecentKeys
 from adapters.slack.access import SlackAccess
@@ -117,6 +118,7 @@ class SlackBot(SlackHistory):
         self.me = identity
         self.settings = settings
         self.tasks = BackgroundTasks()
+        self.intake = Intake()
         self.strangers = RecentKeys()  # threads Slack showed without the bot
         self.access = SlackAccess(web)  # who may read which channel, for /ask
 
@@ -157,10 +159,15 @@ class SlackBot(SlackHistory):
         envelope, unacked, goes to another connection)."""
         if self.stopping:
             return False
-        self.tasks.spawn(self.accept_soon(body, retry_num), name="slack-socket-event")
+        after = self.intake.arrived()  # the burst's other acks go out first
+        self.tasks.spawn(self.accept_soon(body, retry_num, after), name="slack-socket-event")
         return True
 
-    async def accept_soon(self, body: dict[str, Any], retry_num: int) -> None:
+    async def accept_soon(
+        self, body: dict[str, Any], retry_num: int, after: Awaitable[None] | None = None
+    ) -> None:
+        if after is not None:
+            await after
         waited, pause = 0.0, 0.5
         while not await self.accept(body, retry_num):
             if self.stopping:
