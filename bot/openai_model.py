@@ -291,7 +291,7 @@ class OpenAIChatModel:
             body[self._limit_param] = max_tokens
         produced: list[str] = []
         usage: Usage | None = None
-        finished = False
+        finished = filtered = False
         started = time.perf_counter()
         first: float | None = None
         outcome = "failed"
@@ -319,6 +319,7 @@ class OpenAIChatModel:
                         async with asyncio.timeout_at(deadline):  # never around the yield
                             piece = await anext(pieces, None)
                     payloads = events.feed(piece) if piece is not None else events.close()
+                    texts: list[str] = []  # what this read brought, given on as one delta
                     for data in payloads:
                         if data == b"[DONE]":
                             done = True
@@ -329,18 +330,19 @@ class OpenAIChatModel:
                         for choice in chunk.get("choices") or ():
                             text = (choice.get("delta") or {}).get("content")
                             if text:
-                                if first is None:
-                                    first = time.perf_counter()
-                                    FIRST_TOKEN.labels(purpose).observe(first - started)
-                                produced.append(text)
-                                yield text
+                                texts.append(text)
                             reason = choice.get("finish_reason")
-                            if reason == "content_filter":
-                                raise ContentFiltered(
-                                    "the answer was stopped by the content filter"
-                                )
-                            if reason:
-                                finished = True
+                            filtered = filtered or reason == "content_filter"
+                            finished = finished or bool(reason)
+                    if texts:
+                        if first is None:
+                            first = time.perf_counter()
+                            FIRST_TOKEN.labels(purpose).observe(first - started)
+                        text = "".join(texts)
+                        produced.append(text)
+                        yield text
+                    if filtered:
+                        raise ContentFiltered("the answer was stopped by the content filter")
                     if piece is None:
                         break
             if not finished:

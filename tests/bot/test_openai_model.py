@@ -29,7 +29,8 @@ async def collect(model, messages=PROMPT, **kwargs) -> list[str]:
 async def test_streams_deltas_and_records_reported_usage(fake_openai: FakeOpenAI, model) -> None:
     fake_openai.push(Reply(text="one two three"))
     deltas = await collect(model)
-    assert deltas == ["one", " two", " three"]
+    # each read's pieces come as one delta: three chunks, read in one to three reads
+    assert "".join(deltas) == "one two three" and 1 <= len(deltas) <= 3
     assert model.usage.calls == 1
     assert model.usage.last is not None and not model.usage.last.estimated
     assert model.usage.last.completion_tokens > 0
@@ -95,7 +96,7 @@ async def test_stream_broken_midway_raises_after_partial_text(
     with pytest.raises(ModelUnavailable):
         async for delta in model.stream(PROMPT):
             seen.append(delta)
-    assert seen == ["a", " b"]
+    assert "".join(seen) == "a b"
 
 
 async def test_error_event_in_stream_is_unavailable(fake_openai: FakeOpenAI, model) -> None:
