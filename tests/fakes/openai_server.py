@@ -246,7 +246,11 @@ class FakeOpenAI:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if reply.hang:
             await self._closing.wait()  # a model that accepted the request and went silent
+        loop = asyncio.get_running_loop()
         await asyncio.sleep(self.model_latency + reply.first_token_delay)
+        # Each chunk at its own time (first + index * token_delay), as a real model's pace does
+        # not depend on this machine: a sleep per chunk would drift late under load.
+        first_at = loop.time()
         await _send(response, _chunk(body, {"role": "assistant", "content": ""}, None))
         for index, word in enumerate(words):
             if reply.break_after is not None and index >= reply.break_after:
@@ -265,7 +269,7 @@ class FakeOpenAI:
                 await response.write_eof()
                 return response
             if index and reply.token_delay:
-                await asyncio.sleep(reply.token_delay)
+                await asyncio.sleep(max(0.0, first_at + index * reply.token_delay - loop.time()))
             if index == 0:
                 self.first_token_times.append(time.perf_counter() - started)
             await _send(response, _chunk(body, {"content": word}, None))
