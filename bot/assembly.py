@@ -28,6 +28,7 @@ from bot.store.claims import Claims, InProcessClaims, RedisClaims
 from bot.store.kv import InProcessNotes, Notes, RedisNotes
 from bot.store.memory import InProcessMemory, RedisMemory, ThreadMemory
 from bot.store.migrate import migrate_on_start
+from bot.store.redis_pool import DEFAULT_MAX_CONNECTIONS, open_pool
 from bot.summaries.channel_log import ChannelLog, InProcessChannelLog, RedisChannelLog
 from bot.summaries.summarizer import SummaryConfig
 from bot.summaries.summary_store import SummaryStore
@@ -86,6 +87,8 @@ class Core:
         warming = asyncio.get_running_loop().run_in_executor(None, self.model.warm)
         if isinstance(self.memory, RedisMemory):
             await migrate_on_start(self.memory.client, self.memory.prefix, homes)
+            wanted = min(self.settings.redis_max_connections, DEFAULT_MAX_CONNECTIONS)
+            await open_pool(self.memory.client, wanted)
         await self.recovery.beat()
         await warming
         self._keeper = asyncio.create_task(self.recovery.run(), name="recovery")

@@ -86,6 +86,23 @@ def _pool(url: str, max_connections: int, pool_timeout: float) -> aioredis.Block
     )
 
 
+async def open_pool(client: aioredis.Redis, count: int) -> int:
+    """Open `count` of a single node's pooled connections now, each with its handshake, so a
+    burst of answers right after the start does not make them one at a time (fifty mentions at
+    once made fifty). Returns how many the pool holds open; a cluster's pools are left alone."""
+    if is_cluster(client):
+        return 0
+    pool = client.connection_pool
+    taken = []
+    try:
+        for _ in range(count):
+            taken.append(await pool.get_connection())  # type: ignore[no-untyped-call]
+    finally:
+        for connection in taken:
+            await pool.release(connection)
+    return len(taken)
+
+
 def _cluster(url: str, max_connections: int) -> RedisCluster:
     try:
         client = RedisCluster.from_url(

@@ -7,7 +7,7 @@ import asyncio
 import redis.asyncio as aioredis
 
 from bot.store.claims import RedisClaims
-from bot.store.redis_pool import connect_redis
+from bot.store.redis_pool import connect_redis, open_pool
 from tests.conftest import REDIS_URL
 
 
@@ -34,4 +34,20 @@ async def test_a_connection_closed_by_the_server_is_retried_once(
     pooled = await client.client_id()
     await redis_client.client_kill_filter(_id=pooled)  # as after a restart
     assert await client.ping()  # the dead pooled connection is replaced, not reported
+    await client.aclose()
+
+
+async def test_the_pool_opens_its_connections_before_the_first_burst(
+    redis_client: aioredis.Redis, clean_prefix: str
+) -> None:
+    name = f"pool-{clean_prefix}"
+    client = connect_redis(f"{REDIS_URL}?client_name={name}", max_connections=8)
+
+    async def opened() -> int:
+        return sum(1 for c in await redis_client.client_list() if c.get("name") == name)
+
+    assert await open_pool(client, 6) == 6
+    assert await opened() == 6
+    await asyncio.gather(*(client.ping() for _ in range(6)))  # six at once: none made now
+    assert await opened() == 6
     await client.aclose()
