@@ -9,6 +9,7 @@ that, and a Redis that is really down still fails within a fraction of a second.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -19,12 +20,14 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, OutOfMemoryError
+from redis.exceptions import NoScriptError, OutOfMemoryError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from bot.errors import ConfigError, StoreFull, StoreUnavailable
 from bot.metrics import REDIS_COMMANDS, REDIS_ERRORS, REDIS_ROUND_TRIPS
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_CONNECTIONS = 64
 DEFAULT_POOL_TIMEOUT = 5.0
@@ -89,7 +92,8 @@ def _pool(url: str, max_connections: int, pool_timeout: float) -> aioredis.Block
 async def open_pool(client: aioredis.Redis, count: int) -> int:
     """Open `count` of a single node's pooled connections now, each with its handshake, so a
     burst of answers right after the start does not make them one at a time (fifty mentions at
-    once made fifty). Returns how many the pool holds open; a cluster's pools are left alone."""
+    once made fifty). Returns how many the pool holds open; a cluster's pools are left alone, and
+    a Redis out of reach leaves them to be made as they are needed."""
     if is_cluster(client):
         return 0
     pool = client.connection_pool
@@ -97,6 +101,8 @@ async def open_pool(client: aioredis.Redis, count: int) -> int:
     try:
         for _ in range(count):
             taken.append(await pool.get_connection())  # type: ignore[no-untyped-call]
+    except (RedisError, OSError) as exc:
+        log.info("Redis connections are made as needed: %s", exc)
     finally:
         for connection in taken:
             await pool.release(connection)

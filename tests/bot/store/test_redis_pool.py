@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 from bot.store.claims import RedisClaims
 from bot.store.redis_pool import connect_redis, open_pool
 from tests.conftest import REDIS_URL
+from tests.fakes.processes import free_port
 
 
 async def test_a_burst_larger_than_the_pool_waits_instead_of_failing(
@@ -50,4 +51,10 @@ async def test_the_pool_opens_its_connections_before_the_first_burst(
     assert await opened() == 6
     await asyncio.gather(*(client.ping() for _ in range(6)))  # six at once: none made now
     assert await opened() == 6
+    await client.aclose()
+
+
+async def test_a_redis_out_of_reach_at_the_start_leaves_the_pool_to_fill_later() -> None:
+    client = connect_redis(f"redis://127.0.0.1:{free_port()}/0", max_connections=4)
+    assert await open_pool(client, 4) == 0
     await client.aclose()
