@@ -87,7 +87,8 @@ async def test_a_rate_limited_start_falls_back_to_edits(
 async def test_a_stream_that_breaks_midway_is_finished_by_edits_without_loss(
     native: SlackHarness, fake_openai: FakeOpenAI, fake_slack: FakeSlack
 ) -> None:
-    text = " ".join(f"part{n}" for n in range(60))
+    # 1.2 s of text: the first append, then at least two more 0.3 s apart, the second refused
+    text = " ".join(f"part{n}" for n in range(120))
     fake_openai.push(Reply(text=text, token_delay=0.01))
     failures = 0
     original = fake_slack._chat_appendStream
