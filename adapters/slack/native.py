@@ -36,6 +36,7 @@ REFUSALS = frozenset(
     }
 )
 STREAM_LIMIT = 12_000  # markdown_text a streamed message may hold; the rest goes in a new one
+FULL_ENOUGH = STREAM_LIMIT * 4 // 5  # past this, a message ends at the next paragraph's end
 _PING = re.compile(r"<(?=[!@#])")
 _HELD = re.compile(r"[<@][^\s]{0,40}$")  # a tail that may still become a ping with the next text
 
@@ -123,7 +124,7 @@ class NativeReply:
         while len(self._text) - self._began > STREAM_LIMIT:  # too long for one message
             pending, room = self._text[self._sent :], STREAM_LIMIT - (self._sent - self._began)
             try:
-                await self._continue_in_new_message(_head(pending, room))
+                await self._continue_in_new_message(self._head(pending, room))
             except SlackApiError as exc:
                 log.warning("chat.stopStream failed (%s); finishing by edits", _code(exc))
                 await self._switch(started=True)
@@ -173,6 +174,22 @@ class NativeReply:
         self._stream = None
         self._began = self._sent
 
+    def _head(self, pending: str, room: int) -> str:
+        """What of `pending` ends the stream's current message (`room` left in it)."""
+        return _head(pending, room, fill=self._sent == self._began)
+
+    def _ending(self, pending: str, room: int) -> str | None:
+        """What of `pending` ends the stream's message now, if this send should end it: it
+        would overflow, or it would pass four fifths full and a paragraph ends within it (a
+        paragraph longer than the room left would otherwise be cut mid-line)."""
+        if len(pending) > room:
+            return self._head(pending, room)
+        if self._sent - self._began + len(pending) > FULL_ENOUGH:
+            cut = pending.rfind("\n\n", 0, len(pending) - 2)
+            if cut >= 0:
+                return pending[: cut + 2]
+        return None
+
     async def _guarded(self) -> None:
         if self.guard is not None:
             await self.guard()
@@ -186,14 +203,14 @@ class NativeReply:
             if held is not None:
                 pending = pending[: held.start()]
         room = STREAM_LIMIT - (self._sent - self._began)
-        if self._stream is not None and len(pending) > room:
+        if self._stream is not None and (ending := self._ending(pending, room)) is not None:
             try:
-                await self._continue_in_new_message(_head(pending, room))
+                await self._continue_in_new_message(ending)
             except SlackApiError as exc:
                 log.warning("chat.stopStream failed (%s); finishing by edits", _code(exc))
                 await self._switch(started=True)
             return
-        pending = pending[:STREAM_LIMIT]
+        pending = _head(pending, STREAM_LIMIT)  # a new message, more than it holds waiting
         if not pending:
             return
         try:
@@ -257,13 +274,18 @@ class NativeReply:
         return fallback
 
 
-def _head(text: str, room: int) -> str:
-    """The longest start of `text` within `room` characters that ends at a line (or else a
-    word) boundary, so a message ends where a reader would expect."""
+def _head(text: str, room: int, *, fill: bool = True) -> str:
+    """The longest start of `text` within `room` characters that ends at a paragraph (or else a
+    line or word) boundary, so a message ends where a reader would expect. `fill`: a message
+    that holds nothing yet, so it takes at least half its room, cut mid-word if it must; else
+    the message holds text already and takes only whole paragraphs (maybe none)."""
     if len(text) <= room:
         return text
+    if not fill:
+        cut = text.rfind("\n\n", 0, room - 1)
+        return text[: cut + 2] if cut >= 0 else ""
     for mark in ("\n\n", "\n", " "):
-        cut = text.rfind(mark, 0, room)
+        cut = text.rfind(mark, 0, room - len(mark) + 1)
         if cut > room // 2:
             return text[: cut + len(mark)]
     return text[:room]

@@ -7,6 +7,8 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.adapters.slack.conftest import SlackHarness, make_harness, message_event
 from tests.fakes.openai_server import FakeOpenAI, Reply
@@ -211,3 +213,57 @@ async def test_a_stream_starts_only_when_its_stop_is_paid_for(
     await native.event(mention("hello"))
     assert fake_slack.called("chat.startStream") == []  # no stream that could not be stopped
     assert [m["text"] for m in fake_slack.bot_messages("C1")] == ["Shown by edits."]
+
+
+class Recorded:
+    """Slack's side of native streams, in memory: each stream's message text."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    async def chat_stream(self, **_: object) -> Recorded.Stream:
+        self.messages.append("")
+        return Recorded.Stream(self, len(self.messages) - 1)
+
+    class Stream:
+        def __init__(self, owner: Recorded, index: int) -> None:
+            self.owner, self.index, self.ts = owner, index, f"1.{index}"
+
+        async def append(self, markdown_text: str = "", **_: object) -> None:
+            self.owner.messages[self.index] += markdown_text
+
+        async def stop(self, markdown_text: str | None = None, **_: object) -> None:
+            self.owner.messages[self.index] += markdown_text or ""
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(200, 2_000), min_size=1, max_size=40),  # paragraph lengths
+    st.lists(st.integers(1, 3_000), min_size=1, max_size=20),  # how the text arrives
+    st.floats(0.0, 0.5),  # seconds between deltas
+)
+async def test_a_long_answer_is_split_between_paragraphs_and_nothing_is_lost(
+    lengths: list[int], cuts: list[int], pause: float
+) -> None:
+    from adapters.slack.native import STREAM_LIMIT, NativeReply
+    from adapters.streaming import StreamingReply
+
+    text = "\n\n".join(("word " * (n // 5)).strip() for n in lengths)
+    now = [0.0]
+    slack = Recorded()
+    reply = NativeReply(
+        slack, channel="C1", thread_ts="1.0", recipient_user_id="U1", recipient_team_id="T1",
+        fallback=lambda: StreamingReply(None, limit=4000, interval=1.0),  # type: ignore[arg-type]
+        clock=lambda: now[0],
+    )  # fmt: skip
+    at = 0
+    for cut in cuts * (len(text) // max(1, sum(cuts)) + 1):
+        if at >= len(text):
+            break
+        await reply.feed(text[at : at + cut])
+        at += cut
+        now[0] += pause
+    await reply.finish()
+    assert "".join(slack.messages) == text  # nothing lost or said twice at the seams
+    assert all(0 < len(m) <= STREAM_LIMIT for m in slack.messages)
+    assert all(m.endswith("\n\n") for m in slack.messages[:-1])  # paragraphs < a fifth of one
