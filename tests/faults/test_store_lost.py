@@ -66,9 +66,8 @@ async def test_a_full_redis_is_one_sentence_and_readyz_names_it(
 
     bot = await bots.start()
     client = aioredis.Redis.from_url(redis_server.url)
-    used = (await client.info("memory"))["used_memory"]
     await client.config_set("maxmemory-policy", "noeviction")
-    await client.config_set("maxmemory", str(used))  # every write from now on is refused
+    await client.config_set("maxmemory", "1")  # every write from now on is refused
     await client.aclose()
     assert await bots.deliver(bot, mention("are you there?"), "Ev1") == 200
     await fake_slack.wait_for(lambda: bots.texts() == [StoreFull().user_message()], seconds=15)
