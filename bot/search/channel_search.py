@@ -173,6 +173,7 @@ class ChannelSearch:
     ) -> Retrieval:
         if self.dense is None:
             await self.catch_up(channels, ready=ready, thorough=thorough)
+            await self._commit(channels, exclude)
             return retrieve(self.index, question, channels=channels, limit=limit, exclude=exclude)
         # the question is embedded while the index catches up
         vector, _ = await asyncio.gather(
@@ -185,8 +186,17 @@ class ChannelSearch:
             for n in near
             if (message := self.index.message(n.channel, n.id)) is not None
         ]
+        await self._commit(channels, exclude)
         return retrieve(self.index, question, channels=channels, limit=limit, exclude=exclude,
                         dense=dense, min_similarity=self.dense.min_similarity)  # fmt: skip
+
+    async def _commit(self, channels: Collection[str], exclude: Collection[str]) -> None:
+        """What the search needs committed, committed in a thread: in a busy channel a commit
+        held the event loop 10 ms an answer. Catch-ups (which add and remove) wait meanwhile."""
+        if self.index.stale(channels, exclude):
+            async with self._lock:
+                if self.index.stale(channels, exclude):
+                    await asyncio.to_thread(self.index.commit)
 
     def searched(self, channels: Collection[str]) -> Searched:
         starts = [s for c in channels if (s := self._since.get(c)) is not None]

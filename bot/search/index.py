@@ -5,7 +5,7 @@ it can be rebuilt at start and caught up at any time. `SearchIndex` is small on 
 server engine (OpenSearch, Qdrant) can take over behind it when a workspace outgrows one process.
 
 Every call is synchronous and CPU-bound (microseconds to a few milliseconds); callers with an
-event loop run large batches in a thread.
+event loop run large batches, and commits, in a thread.
 """
 
 from __future__ import annotations
@@ -63,6 +63,13 @@ class SearchIndex(Protocol):
         """The best `limit` messages for `query` among `channels` only, the bot's own answers,
         the asking thread (`(channel, thread)`) and the messages `exclude` names (ids) left
         out."""
+
+    def stale(self, channels: Collection[str], exclude: Collection[str] = ()) -> bool:
+        """Whether a search of `channels` (`exclude` left out) must first `commit`."""
+
+    def commit(self) -> None:
+        """Make what was added searchable (safe in a thread while searches run, not while
+        messages are added or removed)."""
 
     def message(self, channel: str, message_id: str) -> IndexedMessage | None:
         """The message indexed under that channel and id, if any."""
@@ -136,13 +143,23 @@ class TantivyIndex:
                 return True
         return False
 
+    def stale(self, channels: Collection[str], exclude: Collection[str] = ()) -> bool:
+        """Whether a search of `channels` must commit first to see what was added there."""
+        return any(self._unseen.get(c, set()) - set(exclude) for c in channels)
+
+    def commit(self) -> None:
+        """Make every message added so far searchable: 2 to 20 ms in a channel of thousands.
+        tantivy lets go of the GIL meanwhile, so an event loop may run this in a thread, while
+        searches go on, as long as nothing is added or removed until it returns."""
+        self._writer.commit()
+        self._index.reload()
+        self._unseen.clear()
+        self.commits += 1
+
     def _fresh(self, channels: Collection[str], exclude: Collection[str]) -> Any:
         """A searcher that sees every message added in `channels`, save those in `exclude`."""
-        if any(self._unseen.get(c, set()) - set(exclude) for c in channels):
-            self._writer.commit()
-            self._index.reload()
-            self._unseen.clear()
-            self.commits += 1
+        if self.stale(channels, exclude):
+            self.commit()
         return self._index.searcher()
 
     def search(

@@ -3,7 +3,9 @@ and replicas that agree through the channel log in Redis."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +16,7 @@ from bot.engine_config import EngineConfig
 from bot.errors import InvalidRequest
 from bot.search.channel_search import ChannelSearch
 from bot.search.grounding import Grounding
+from bot.search.index import TantivyIndex
 from bot.store.memory import InProcessMemory
 from bot.summaries.channel_log import InProcessChannelLog, RedisChannelLog
 from bot.summaries.sources import SourceMessage
@@ -123,3 +126,35 @@ async def test_without_a_channel_log_the_engine_says_there_is_nothing_to_search(
     engine = ConversationEngine(InProcessMemory(), openai_model(fake_openai), EstimatingCounter())
     with pytest.raises(InvalidRequest, match="BOT_CHANNEL_LOG_DAYS is 0"):
         await engine.ask("who owns billing?", channels=[C1], where="#general")
+
+
+class CommitWatched(TantivyIndex):
+    """The index, noting which thread each commit ran on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.committed_on: list[threading.Thread] = []
+
+    def commit(self) -> None:
+        self.committed_on.append(threading.current_thread())
+        super().commit()
+
+
+async def test_commits_run_off_the_event_loop_while_messages_keep_coming() -> None:
+    index = CommitWatched()
+    log = InProcessChannelLog(retention_seconds=7 * 86_400, max_messages=1000)
+    search = ChannelSearch(log, index=index)
+    for n in range(50):
+        await search.log.record(C1, said(n, f"release {n} shipped on time"))
+
+    async def meanwhile(n: int) -> None:  # a new message while others are asked about
+        await search.log.record(C1, said(100 + n, f"release {100 + n} shipped late"))
+
+    found = await asyncio.gather(
+        *(search.retrieve(f"when did release {n} ship?", [C1]) for n in range(20)),
+        *(meanwhile(n) for n in range(20)),
+    )
+    assert all(f is not None and f.found for f in found[:20])
+    assert index.committed_on and threading.main_thread() not in index.committed_on
+    later = await search.retrieve("which release shipped late?", [C1])
+    assert later.hits and "late" in later.hits[0].message.text  # every message made it in
