@@ -74,14 +74,18 @@ def request(payload: dict[str, Any], kind: str = "events_api", retry: int = 0) -
     return SocketModeRequest(kind, "env-1", payload, retry_attempt=retry)
 
 
+async def socket_for(app_for: Callable[[Recorder], AsyncApp]) -> tuple[Recorder, Any, Client]:
+    """A Recorder, the bot's Socket Mode handler around it, and the socket it acks on."""
+    bot = Recorder()
+    handler = SocketModeHandler(app_for(bot), "xapp-test", bot)  # type: ignore[arg-type]
+    await handler.client.close()  # never connected: only its handle() is called
+    return bot, handler, Client()
+
+
 async def test_a_mention_is_taken_and_acked_without_bolts_dispatch(
     app_for: Callable[[Recorder], AsyncApp], fake_slack: FakeSlack
 ) -> None:
-    bot = Recorder()
-    app = app_for(bot)
-    handler = SocketModeHandler(app, "xapp-test", bot)  # type: ignore[arg-type]
-    await handler.client.close()  # never connected: only its handle() is called
-    client = Client()
+    bot, handler, client = await socket_for(app_for)
     mention = envelope(message_event(f"<@{BOT_USER}> hi", "1.000100", kind="app_mention"), "Ev1")
     await handler.handle(client, request(mention, retry=2))  # type: ignore[arg-type]
     assert bot.taken == [("Ev1", 2)] and [a.envelope_id for a in client.acks] == ["env-1"]
@@ -91,11 +95,7 @@ async def test_a_mention_is_taken_and_acked_without_bolts_dispatch(
 async def test_the_pane_and_a_shutdown_go_through_bolt(
     app_for: Callable[[Recorder], AsyncApp], fake_slack: FakeSlack
 ) -> None:
-    bot = Recorder()
-    app = app_for(bot)
-    handler = SocketModeHandler(app, "xapp-test", bot)  # type: ignore[arg-type]
-    await handler.client.close()  # never connected: only its handle() is called
-    client = Client()
+    bot, handler, client = await socket_for(app_for)
     pane = envelope(message_event("hi", "2.0", channel="D1", channel_type="im", thread_ts="1.0"),
                     "EvPane")  # fmt: skip
     await handler.handle(client, request(pane))  # type: ignore[arg-type]
