@@ -25,18 +25,20 @@ class Intake:
         self._since = 0.0
 
     def arrived(self) -> asyncio.Future[None]:
-        """A delivery was acked (or is about to be): its work awaits the future returned."""
+        """A delivery was acked (or is about to be): its work awaits the future returned, its
+        own (the burst's opening shielded), so a delivery cancelled while it waits leaves the
+        rest of the burst waiting."""
         self._arrived += 1
         if self._turn is None:
             loop = asyncio.get_running_loop()
             self._turn, self._since = loop.create_future(), self._clock()
             loop.call_soon(self._open, self._arrived)
-        return self._turn
+        return asyncio.shield(self._turn)
 
     def _open(self, seen: int) -> None:
         if self._arrived != seen and self._clock() - self._since < self._most:
             asyncio.get_running_loop().call_soon(self._open, self._arrived)  # more came: wait
             return
         turn, self._turn = self._turn, None
-        if turn is not None and not turn.done():
+        if turn is not None:
             turn.set_result(None)

@@ -124,7 +124,7 @@ class NativeReply:
         while len(self._text) - self._began > STREAM_LIMIT:  # too long for one message
             pending, room = self._text[self._sent :], STREAM_LIMIT - (self._sent - self._began)
             try:
-                await self._continue_in_new_message(self._head(pending, room))
+                await self._continue_in_new_message(self._message_end(pending, room))
             except SlackApiError as exc:
                 log.warning("chat.stopStream failed (%s); finishing by edits", _code(exc))
                 await self._switch(started=True)
@@ -174,7 +174,7 @@ class NativeReply:
         self._stream = None
         self._began = self._sent
 
-    def _head(self, pending: str, room: int) -> str:
+    def _message_end(self, pending: str, room: int) -> str:
         """What of `pending` ends the stream's current message (`room` left in it)."""
         return _head(pending, room, fill=self._sent == self._began)
 
@@ -183,7 +183,7 @@ class NativeReply:
         would overflow, or it would pass four fifths full and a paragraph ends within it (a
         paragraph longer than the room left would otherwise be cut mid-line)."""
         if len(pending) > room:
-            return self._head(pending, room)
+            return self._message_end(pending, room)
         if self._sent - self._began + len(pending) > FULL_ENOUGH:
             cut = pending.rfind("\n\n", 0, len(pending) - 2)
             if cut >= 0:
