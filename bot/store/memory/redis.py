@@ -29,6 +29,7 @@ from bot.store.memory.base import LocalLocks, Shown
 from bot.store.memory.redis_inflight import (
     FENCE,
     OWNS,
+    PENDING_TTL,
     TAKE_OVER,
     UPDATE_PENDING,
     InFlightRecords,
@@ -103,6 +104,20 @@ return #values
 """
 )
 
+# Take the thread's lock (KEYS[3]) for token ARGV[1] for ARGV[2] ms and, when taken, read the
+# thread (turns KEYS[4], summary in KEYS[5]); first, when ARGV[3] is not empty, record the answer
+# in flight: its record ARGV[3] under ARGV[4] in KEYS[1] (kept ARGV[7] s), and ARGV[5] in the
+# place's index KEYS[2] scored ARGV[6]. 0: the lock is held by another.
+_ACQUIRE = """
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[1], ARGV[4], ARGV[3])
+  redis.call('EXPIRE', KEYS[1], ARGV[7])
+  redis.call('ZADD', KEYS[2], ARGV[6], ARGV[5])
+end
+if not redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+return {redis.call('LRANGE', KEYS[4], 0, -1), redis.call('HGET', KEYS[5], 'summary')}
+"""
+
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -162,6 +177,7 @@ class RedisMemory(InFlightRecords):
         self._remove = client.register_script(_REMOVE)
         self._append = client.register_script(_APPEND)
         self._release = client.register_script(_RELEASE)
+        self._acquire_script = client.register_script(_ACQUIRE)
         # Lock renewals get connections of their own: behind a burst of new work in the main
         # pool they came too late, and locks of answers still streaming lapsed.
         self._renewals = side_client(client)
@@ -364,28 +380,49 @@ class RedisMemory(InFlightRecords):
         pause = 0.005
         riding = [p for p in alongside if p.rides_on(self._redis)]
         while True:
-            pipe = self._redis.pipeline(transaction=False)
-            if pending is not None:
-                self._queue_record(pipe, keys, pending)
-                pending = None
-            pipe.set(keys.lock, token, nx=True, px=self._lock_ttl_ms)
-            pipe.lrange(keys.turns, 0, -1)
-            pipe.hget(keys.meta, "summary")
-            counts = [p.queue(pipe) for p in riding]
-            results = await self._call(pipe.execute())
-            for passenger, count in zip(reversed(riding), reversed(counts), strict=True):
-                passenger.take(results[len(results) - count :])
-                del results[len(results) - count :]
-            riding = []
-            *_, taken, raw_turns, summary = results
-            if taken:
+            taken = await self._try_lock(keys, token, pending, riding)
+            pending, riding = None, []  # recorded, and the passengers read, on the first try
+            if taken is not None:
                 task = id(asyncio.current_task())
-                self._prefetched[(keys.lock, task)] = _state(raw_turns, summary)
+                self._prefetched[(keys.lock, task)] = taken
                 return
             if time.monotonic() >= deadline:
                 raise ThreadBusy(f"{keys.lock} was held for more than {self._lock_wait:.0f} s")
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.1)
+
+    async def _try_lock(
+        self,
+        keys: ThreadKeys,
+        token: str,
+        pending: PendingAnswer | None,
+        riding: Sequence[Passenger],
+    ) -> ThreadState | None:
+        """One send: record `pending`, try the lock, read the thread if taken (one script), and
+        the passengers' reads. The thread as it is, or None if another holds the lock."""
+        recording: list[str | float] = ["", "", "", 0]
+        register = False
+        if pending is not None:
+            mine, register = self._begin(keys, pending)
+            recording = [mine.to_json(), mine.key, index_member(mine), mine.started]
+        thread_keys = [keys.pending, keys.index, keys.lock, keys.turns, keys.meta]
+        args = [token, self._lock_ttl_ms, *recording, PENDING_TTL]
+        counts: list[int] = []
+
+        def queue(pipe: Any) -> None:
+            if register:
+                self._queue_registration(pipe, [keys.place])
+            pipe.evalsha(self._acquire_script.sha, len(thread_keys), *thread_keys, *args)
+            counts.extend(p.queue(pipe) for p in riding)
+
+        results = await self._call(run_pipeline(self._redis, queue, [self._acquire_script]))
+        for passenger, count in zip(reversed(riding), reversed(counts), strict=True):
+            passenger.take(results[len(results) - count :])
+            del results[len(results) - count :]
+        if not results[-1]:
+            return None
+        read: list[Any] = [*results[-1], None]  # a missing summary ends the script's reply
+        return _state(read[0], read[1])
 
     async def _keep(self, key: str, held: HeldLock) -> None:
         """Renew the lock while an answer streams, so a long answer keeps it."""

@@ -140,14 +140,21 @@ class InFlightRecords:
         await self._call(pipe.execute())
 
     def _queue_record(self, pipe: Any, keys: ThreadKeys, pending: PendingAnswer) -> None:
-        mine = pending.owned_by(self.owner)
-        self._answering[index_member(mine)] = mine
-        if keys.place not in self._places:  # first answer here: registered once per process
+        mine, first = self._begin(keys, pending)
+        if first:
             self._queue_registration(pipe, [keys.place])
-        self._places[keys.place] = time.monotonic()
         pipe.hset(keys.pending, mine.key, mine.to_json())
         pipe.expire(keys.pending, PENDING_TTL)
         pipe.zadd(keys.index, {index_member(mine): mine.started})
+
+    def _begin(self, keys: ThreadKeys, pending: PendingAnswer) -> tuple[PendingAnswer, bool]:
+        """`pending` as this process records it, now among its answers; and whether it is the
+        first answer in its place, whose registration (once per process) goes with the record."""
+        mine = pending.owned_by(self.owner)
+        self._answering[index_member(mine)] = mine
+        first = keys.place not in self._places
+        self._places[keys.place] = time.monotonic()
+        return mine, first
 
     def _queue_registration(self, pipe: Any, places: list[str]) -> None:
         pipe.zadd(self._keys.owners, {self.owner: time.time()})

@@ -1,4 +1,5 @@
-"""A follow-up's Redis steps, each one send: on a single node and on a Redis Cluster alike."""
+"""A follow-up's Redis steps, each one send of few commands: on a single node and on a Redis
+Cluster alike."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.conversation import IncomingMessage, ThreadRef, Turn
-from bot.metrics import REDIS_ROUND_TRIPS
+from bot.metrics import REDIS_COMMANDS, REDIS_ROUND_TRIPS
 from bot.search.channel_search import ChannelSearch
 from bot.store.claims import RedisClaims, claim_probing
 from bot.store.inflight import PendingAnswer
@@ -40,6 +41,10 @@ def trips() -> float:
     return REDIS_ROUND_TRIPS._value.get()
 
 
+def sent() -> float:
+    return REDIS_COMMANDS._value.get()
+
+
 @pytest.mark.parametrize("thread", [SLACK, DISCORD], ids=["slack", "discord-thread"])
 async def test_a_follow_up_is_three_sends_grounding_included(
     client: aioredis.Redis, clean_prefix: str, thread: ThreadRef
@@ -54,14 +59,17 @@ async def test_a_follow_up_is_three_sends_grounding_included(
     grounded = channel_scope(thread.platform, thread.workspace, thread.channel)
     payer = Payer(thread.platform, thread.workspace, thread.channel, "U1", "Alice")
 
+    commands: list[float] = []
+
     async def follow_up(n: int) -> list[float]:
-        """One follow-up's steps; the sends each took."""
-        steps = [trips()]
+        """One follow-up's steps; the sends each took (and, in `commands`, the commands)."""
+        steps, commands[:] = [trips()], [sent()]
         message = SourceMessage(f"2.{n}", "Alice", f"question {n}", datetime.now(UTC))
         entry = ChannelLogEntry(channel_log, scope, message)
         won, known = await claim_probing(claims, memory, scope, [f"msg:2.{n}"], thread, entry)
         assert won and (known or n == 0)
         steps.append(trips())
+        commands.append(sent())
         asked = IncomingMessage(thread, f"question {n}", "U1", "Alice", message_id=f"2.{n}")
         record = PendingAnswer(asked, {"channel": "C1"}, "", time.time())
         reading = search.prefetch(grounded)
@@ -70,12 +78,15 @@ async def test_a_follow_up_is_three_sends_grounding_included(
             ready = {grounded: reading.result} if reading and reading.result else None
             await search.retrieve(f"question {n}", [grounded], ready=ready)  # nor grounding
             steps.append(trips())
+            commands.append(sent())
             usage = ledger.entry(Tally(payer, [Spent("m", 10, 5)]), DAY, None)
             await memory.append(
                 thread, asked.as_turn(), Turn("assistant", f"answer {n}"), settled=record,
                 riders=[usage],
             )  # fmt: skip
         steps.append(trips())
+        commands.append(sent())
+        commands[:] = [after - before for before, after in pairwise(commands)]
         return [after - before for before, after in pairwise(steps)]
 
     try:
@@ -87,6 +98,11 @@ async def test_a_follow_up_is_three_sends_grounding_included(
             place, parent = (channel_log._keys(s)[0] for s in (scope, grounded))
             lock += client.get_node_from_key(place) != client.get_node_from_key(parent)  # type: ignore[attr-defined]
         assert [await follow_up(n) for n in (1, 2)] == [[1, lock, 1], [1, lock, 1]]
+        # The claim, whether the bot is in the thread, the log entry; the answer's record, the
+        # lock and the thread's read in one script, the channel log's three reads; the save
+        # (and, on one node, the usage record riding with it).
+        cluster = client.__class__.__name__ == "RedisCluster"
+        assert commands == [3, 4, 1 if cluster else 2]
         await memory._later.flush()  # on a cluster the usage records wait to go out together
         assert (await ledger.days(payer.scope, [DAY])).tokens == 45
         assert [t.text for t in (await memory.load(thread)).turns][-2:] == [
