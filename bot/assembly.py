@@ -89,6 +89,8 @@ class Core:
             await migrate_on_start(self.memory.client, self.memory.prefix, homes)
             wanted = min(self.settings.redis_max_connections, DEFAULT_MAX_CONNECTIONS)
             await open_pool(self.memory.client, wanted)
+            with contextlib.suppress(StoreUnavailable):  # loaded as they are first refused
+                await self.memory.load_scripts()
         await self.recovery.beat()
         await warming
         self._keeper = asyncio.create_task(self.recovery.run(), name="recovery")

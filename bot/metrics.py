@@ -78,6 +78,10 @@ REDIS_COMMANDS = Counter(
 REDIS_ROUND_TRIPS = Counter(
     "assistant_redis_round_trips", "Network round trips to Redis (a pipeline or script is one)."
 )
+LIVENESS_BEATS = Counter(
+    "assistant_liveness_beats",
+    "Liveness renewals (with recovery passes) this process made, whether Redis answered or not.",
+)
 
 _KNOWN_PLATFORMS = {"slack", "discord", "console"}
 

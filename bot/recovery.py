@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from bot.engine import ConversationEngine
 from bot.errors import BotError, StoreUnavailable
+from bot.metrics import LIVENESS_BEATS
 from bot.readiness import Readiness
 from bot.store.inflight import PendingAnswer
 from bot.store.memory.base import ThreadMemory
@@ -75,8 +76,9 @@ class Recovery:
 
     async def beat(self) -> int:
         """Renew liveness and settle what dead processes left; returns how many were settled."""
+        LIVENESS_BEATS.inc()
         try:
-            if await self._memory.heartbeat(self._alive_for):
+            if await self._memory.heartbeat(self._alive_for, next_in=self._beat):
                 await self._store_lost()
             if self._part:
                 self._readiness.up(self._part)

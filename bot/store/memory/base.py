@@ -83,10 +83,12 @@ class ThreadMemory(Protocol):
     def answering(self, pending: PendingAnswer) -> bool:
         """Whether this process is still working on `pending` (its record is not stale)."""
 
-    async def heartbeat(self, ttl: float) -> bool:
-        """Say this process is alive for `ttl` seconds more. True when the store lost its data
-        since the last beat (a restart without persistence, a failover to an empty replica, a
-        flush): what this process knew was written back already (`reseed`)."""
+    async def heartbeat(self, ttl: float, *, next_in: float = 0.0) -> bool:
+        """Say this process is alive for `ttl` seconds more; the thread locks it holds whose
+        renewal falls due before the next beat (in about `next_in` seconds) are renewed in the
+        same send. True when the store lost its data since the last beat (a restart without
+        persistence, a failover to an empty replica, a flush): what this process knew was
+        written back already (`reseed`)."""
 
     @property
     def lapses(self) -> int:

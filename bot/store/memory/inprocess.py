@@ -151,7 +151,7 @@ class InProcessMemory:
     def answering(self, pending: PendingAnswer) -> bool:
         return (pending.thread, pending.key) in self._pending
 
-    async def heartbeat(self, ttl: float) -> bool:
+    async def heartbeat(self, ttl: float, *, next_in: float = 0.0) -> bool:
         return False  # nothing outlives this process, so nobody else needs to know it is alive
 
     @property

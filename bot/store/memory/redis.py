@@ -147,7 +147,14 @@ class HeldLock:
 
     token: str
     answer: str | None  # the answer it was taken for, whose last save gives it back
+    renewed: float  # time.monotonic() before the send that last set its expiry
     released: bool = False
+    lost: bool = False  # another holds it now (this process was taken for dead): not renewed
+
+    def due(self, every: float, within: float = 0.0) -> bool:
+        """Whether its renewal falls due within `within` seconds."""
+        live = not (self.released or self.lost)
+        return live and time.monotonic() + within >= self.renewed + every
 
 
 class RedisMemory(InFlightRecords):
@@ -166,6 +173,7 @@ class RedisMemory(InFlightRecords):
         self._max_turns = max_turns
         self._retention = max(1, int(retention_seconds))
         self._lock_ttl_ms = int(lock_ttl * 1000)
+        self._renew_every = lock_ttl / 3  # a renewal lost to a blip leaves two more chances
         self._lock_wait = lock_wait
         self._local = LocalLocks()
         self.owner = secrets.token_hex(8)
@@ -348,9 +356,9 @@ class RedisMemory(InFlightRecords):
         # Waiters in this process queue in order on a local lock; only the head polls Redis.
         async with self._local.hold(key):
             token = f"{self.owner}:{secrets.token_hex(12)}"
-            await self._acquire(keys, token, pending, alongside)
+            taken = await self._acquire(keys, token, pending, alongside)
             holder = (key, id(asyncio.current_task()))
-            self._held[key] = held = HeldLock(token, answer)
+            self._held[key] = held = HeldLock(token, answer, taken)
             keeper = asyncio.create_task(self._keep(key, held))
             try:
                 if recorded is not None:  # recorded in the round trip that took the lock
@@ -372,20 +380,21 @@ class RedisMemory(InFlightRecords):
         token: str,
         pending: PendingAnswer | None,
         alongside: Sequence[Passenger] = (),
-    ) -> None:
+    ) -> float:
         """Take the lock; the same round trip reads the thread, which the holder loads next,
         records the answer as in flight and carries the `alongside` reads (on the first try,
-        taken or not)."""
+        taken or not). Returns time.monotonic() before the send that took it."""
         deadline = time.monotonic() + self._lock_wait
         pause = 0.005
         riding = [p for p in alongside if p.rides_on(self._redis)]
         while True:
+            sent = time.monotonic()
             taken = await self._try_lock(keys, token, pending, riding)
             pending, riding = None, []  # recorded, and the passengers read, on the first try
             if taken is not None:
                 task = id(asyncio.current_task())
                 self._prefetched[(keys.lock, task)] = taken
-                return
+                return sent
             if time.monotonic() >= deadline:
                 raise ThreadBusy(f"{keys.lock} was held for more than {self._lock_wait:.0f} s")
             await asyncio.sleep(pause)
@@ -425,20 +434,45 @@ class RedisMemory(InFlightRecords):
         return _state(read[0], read[1])
 
     async def _keep(self, key: str, held: HeldLock) -> None:
-        """Renew the lock while an answer streams, so a long answer keeps it."""
+        """Renew the lock while an answer streams, so a long answer keeps it. Renewals mostly
+        ride in the liveness heartbeat's send (`heartbeat`); this one, on connections of its
+        own, goes only when a heartbeat did not come in time (a burst queues it)."""
+        every = self._renew_every
+        late = every * 1.2  # a heartbeat a little late still renews it: no send of its own
+        next_try = held.renewed + late
         while True:
-            await asyncio.sleep(self._lock_ttl_ms / 3000)
-            if held.released:
-                return  # given back with the answer's last save
+            await asyncio.sleep(max(0.0, next_try - time.monotonic()))
+            if held.released or held.lost:
+                return  # given back with the answer's last save, or lost
+            if not held.due(late):
+                next_try = held.renewed + late  # renewed meanwhile, in a heartbeat
+                continue
             try:
-                if not await self._call(
+                sent = time.monotonic()
+                renewed = await self._call(
                     self._extend(keys=[key], args=[held.token, self._lock_ttl_ms])
-                ):
-                    if not held.released:
-                        log.warning("lost %s while holding it", key)
-                    return
+                )
+                self._renewed([(key, held)], [renewed], sent)
             except StoreUnavailable:
                 log.warning("could not renew %s", key)
+            next_try = time.monotonic() + every
+
+    def _queue_renewals(self, pipe: Any, within: float) -> list[tuple[str, HeldLock]]:
+        """Queue the renewals of the locks falling due within `within` seconds (in another
+        call's send); which, in order."""
+        every = self._renew_every
+        due = [(key, held) for key, held in self._held.items() if held.due(every, within)]
+        for key, held in due:
+            pipe.evalsha(self._extend.sha, 1, key, held.token, self._lock_ttl_ms)
+        return due
+
+    def _renewed(self, due: list[tuple[str, HeldLock]], results: list[Any], sent: float) -> None:
+        for (key, held), result in zip(due, results, strict=True):
+            if result:
+                held.renewed = max(held.renewed, sent)
+            elif not held.released:
+                log.warning("lost %s while holding it", key)
+                held.lost = True
 
     @property
     def client(self) -> aioredis.Redis:
@@ -450,6 +484,19 @@ class RedisMemory(InFlightRecords):
 
     async def ping(self) -> None:
         await self._call(self._redis.ping())
+
+    async def load_scripts(self) -> None:
+        """Load every script this store calls, in one send. Each is otherwise loaded when Redis
+        first refuses it (two more sends), which for a lock's first renewal falls in the middle
+        of an answer, against its deadline."""
+        scripts = [self._fold, self._remove, self._append, self._release, self._acquire_script,
+                   self._extend, self._take_over, self._update_pending, self._fence]  # fmt: skip
+        if is_cluster(self._redis):
+            return  # loaded on each node as it first refuses them
+        pipe = self._redis.pipeline(transaction=False)
+        for script in scripts:
+            pipe.script_load(script.script)
+        await self._call(pipe.execute())
 
     async def aclose(self) -> None:
         await self._later.aclose()

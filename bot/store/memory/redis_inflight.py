@@ -24,6 +24,7 @@ from bot.conversation import ThreadRef
 from bot.errors import Fenced
 from bot.store.inflight import PendingAnswer
 from bot.store.keys import KeyBuilder, ThreadKeys
+from bot.store.redis_pool import run_pipeline
 
 T = TypeVar("T")
 
@@ -118,10 +119,17 @@ class InFlightRecords:
     _keys: KeyBuilder
     _answering: dict[str, PendingAnswer]
     _take_over: AsyncScript
+    _extend: AsyncScript
     _update_pending: AsyncScript
     _fence: AsyncScript
 
     async def _call(self, awaitable: Awaitable[T]) -> T:
+        raise NotImplementedError
+
+    def _queue_renewals(self, pipe: Any, within: float) -> list[tuple[str, Any]]:
+        raise NotImplementedError
+
+    def _renewed(self, due: list[tuple[str, Any]], results: list[Any], sent: float) -> None:
         raise NotImplementedError
 
     _places: dict[str, float]
@@ -280,21 +288,27 @@ class InFlightRecords:
         if self._alive_for is not None:
             await self.heartbeat(self._alive_for)
 
-    async def heartbeat(self, ttl: float) -> bool:
+    async def heartbeat(self, ttl: float, *, next_in: float = 0.0) -> bool:
         now = time.monotonic()  # before the renewal is sent: the lease is never overestimated
         idle = [p for p, used in self._places.items() if now - used > PLACE_IDLE]
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.set(self._keys.alive(self.owner), "1", px=int(ttl * 1000), get=True)
-        pipe.zadd(self._keys.owners, {self.owner: time.time()})
         # "<random>:<when it was set>": a new value means Redis lost its data since then
         marked = f"{secrets.token_hex(8)}:{time.time():.3f}"
         markers = await self._epoch_keys()
-        for key in markers:
-            pipe.set(key, marked, nx=True)
-            pipe.get(key)
-        if idle:  # no answer there for an hour: registered again at the next one
-            pipe.srem(self._keys.places(self.owner), *idle)
-        was_alive, added, *marks = await self._call(pipe.execute())
+        renewals: list[tuple[str, Any]] = []
+
+        def queue(pipe: Any) -> None:
+            pipe.set(self._keys.alive(self.owner), "1", px=int(ttl * 1000), get=True)
+            pipe.zadd(self._keys.owners, {self.owner: time.time()})
+            for key in markers:
+                pipe.set(key, marked, nx=True)
+                pipe.get(key)
+            if idle:  # no answer there for an hour: registered again at the next one
+                pipe.srem(self._keys.places(self.owner), *idle)
+            renewals.extend(self._queue_renewals(pipe, next_in))
+
+        results = await self._call(run_pipeline(self._redis, queue, [self._extend]))
+        self._renewed(renewals, results[len(results) - len(renewals) :], now)
+        was_alive, added, *marks = results[: 2 + 2 * len(markers)]
         if was_alive is None and self._lease_until is not None:
             self._lapses += 1  # it had lapsed: others may have taken over answers meanwhile
         self._lease_until, self._alive_for = now + ttl, ttl
@@ -352,11 +366,15 @@ class InFlightRecords:
         pipe = self._redis.pipeline(transaction=False)
         for pending in self._answering.values():
             self._queue_record(pipe, self._keys.thread(pending.thread), pending)
-        for key, held in self._held.items():
-            if not held.released:
-                pipe.set(key, held.token, nx=True, px=self._lock_ttl_ms)
+        held = [(key, h) for key, h in self._held.items() if not h.released]
+        for key, lock in held:
+            pipe.set(key, lock.token, nx=True, px=self._lock_ttl_ms)
         if len(pipe):
-            await self._call(pipe.execute())
+            sent = time.monotonic()
+            results = await self._call(pipe.execute())
+            for (_, lock), written in zip(held, results[len(results) - len(held) :], strict=True):
+                if written:  # its own again (renewed from now on)
+                    lock.lost, lock.renewed = False, max(lock.renewed, sent)
 
     async def live_owners(self, owners: set[str]) -> set[str]:
         ordered = sorted(owners)

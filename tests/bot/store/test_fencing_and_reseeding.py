@@ -119,6 +119,27 @@ async def test_an_emptied_redis_gets_back_the_answers_in_flight_locks_and_regist
     assert await redis_client.hget(keys.pending, record.key) is None
 
 
+async def test_a_lock_written_back_after_redis_came_back_empty_is_renewed_again(
+    redis_client: aioredis.Redis, clean_prefix: str
+) -> None:
+    """The renewal that found the lock gone (Redis emptied) does not end its renewals: the lock
+    is written back with the answers in flight, and renewed again while the answer streams."""
+    memory = RedisMemory(redis_client, prefix=clean_prefix, lock_ttl=3.0)
+    await memory.heartbeat(10)
+    keys = memory._keys.thread(THREAD)
+    async with memory.lock(THREAD, pending=pending(question())):
+        held = memory._held[keys.lock]
+        await lose_everything(redis_client, clean_prefix)
+        held.renewed -= 0.9  # due within the next beat: its renewal rides in this one
+        assert await memory.heartbeat(10, next_in=0.5)  # gone, noticed, written back
+        assert not held.lost
+        await redis_client.pexpire(keys.lock, 500)
+        held.renewed -= 0.9
+        await memory.heartbeat(10, next_in=0.5)
+        assert await redis_client.pttl(keys.lock) > 2500  # renewed as before the loss
+    await memory.aclose()
+
+
 async def test_claims_are_written_back_after_redis_came_back_empty(
     redis_client: aioredis.Redis, clean_prefix: str
 ) -> None:

@@ -11,6 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.conversation import IncomingMessage, ThreadRef, Turn
+from bot.store.memory import RedisMemory
 from bot.store.memory.base import ThreadMemory
 from tests.conftest import REDIS_URL, make_memory, store_client
 
@@ -254,6 +255,26 @@ async def test_a_redis_that_lost_its_scripts_still_saves(
     async with memory.lock(THREAD):
         await memory.append(THREAD, turn(2))
     assert [t.message_id for t in (await memory.load(THREAD)).turns] == ["m1", "m2"]
+
+
+@pytest.mark.parametrize("memory_kind", ["redis"])
+async def test_every_script_is_loaded_at_start_in_one_send(
+    client: aioredis.Redis, clean_prefix: str
+) -> None:
+    """A lock's first renewal in a fresh Redis found its script missing: two more sends, in the
+    middle of an answer. The start loads every script the store calls."""
+    from bot.metrics import REDIS_ROUND_TRIPS
+    from bot.store.redis_pool import connect_redis
+
+    memory = RedisMemory(connect_redis(REDIS_URL), prefix=clean_prefix)
+    await memory.ping()  # the connection's handshake made
+    await client.script_flush()
+    before = REDIS_ROUND_TRIPS._value.get()
+    await memory.load_scripts()
+    assert REDIS_ROUND_TRIPS._value.get() - before == 1
+    shas = [s.sha for s in vars(memory).values() if hasattr(s, "sha")]
+    assert len(shas) >= 9 and all(await client.script_exists(*shas))
+    await memory.aclose()
 
 
 @pytest.mark.parametrize("memory_kind", ["redis"])  # on a cluster the release is its own call

@@ -134,3 +134,29 @@ async def test_usage_records_of_many_answers_go_out_in_one_send_on_a_cluster(
     assert trips() - before == 1
     assert (await ledger.days(payer.scope, [DAY])).tokens == 300
     await memory._later.aclose()
+
+
+async def test_a_lock_renewal_due_before_the_next_heartbeat_rides_in_it(clean_prefix: str) -> None:
+    """A long answer's lock is renewed in the liveness heartbeat's send, not in one of its own;
+    a lock not due before the next beat is left alone."""
+    from bot.store.redis_pool import connect_redis
+
+    client = connect_redis(REDIS_URL)
+    memory = RedisMemory(client, prefix=clean_prefix, lock_ttl=3.0)  # renewed every second
+    key = memory._keys.thread(SLACK).lock
+    try:
+        await memory.heartbeat(10)
+        await client.script_load(memory._extend.script)  # loaded by an earlier renewal
+        async with memory.lock(SLACK):
+            await client.pexpire(key, 500)
+            await memory.heartbeat(10, next_in=0.5)  # the lock is young: not due meanwhile
+            assert 0 < await client.pttl(key) <= 500
+            held = memory._held[key]
+            held.renewed -= 0.9  # taken 0.9 s ago: due within the next beat
+            before = trips()
+            await memory.heartbeat(10, next_in=0.5)
+            assert trips() - before == 1
+            assert await client.pttl(key) > 2500
+            assert time.monotonic() - held.renewed < 0.5
+    finally:
+        await memory.aclose()
