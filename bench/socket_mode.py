@@ -92,8 +92,18 @@ async def burst(slack_url: str, model_url: str, count: int, copies: int) -> dict
             for channel in channels:
                 if channel not in finished and done(shown.get(channel, [])):
                     finished[channel] = now
-            await asyncio.sleep(0.05)  # polling a fake in another process: nothing to await
+            await asyncio.sleep(0.2)  # polling a fake in another process: nothing to await
         final = await state(session, slack_url)
+        # When each answer was done, as the fake took the call that finished it (the polling
+        # above only says that it is, up to 200 ms late).
+        async with session.get(slack_url.replace("/api/", "/_calls")) as response:
+            calls = await response.json()
+    last: dict[str, float] = {}
+    for call in calls:
+        channel = call["params"].get("channel")
+        if channel in finished and call["method"].startswith("chat."):
+            last[channel] = max(last.get(channel, 0.0), call["at"])
+    finished.update(last)
     acked = final["acked"]
     lags = [acked[e[1]] - at for e, at in zip(envelopes, sent, strict=True) if e[1] in acked]
     twice = sum(1 for c in channels if len(final["messages"].get(c, [])) > 1)
