@@ -149,6 +149,7 @@ class HeldLock:
     answer: str | None  # the answer it was taken for, whose last save gives it back
     renewed: float  # time.monotonic() before the send that last set its expiry
     released: bool = False
+    releasing: bool = False  # the answer's last save, which gives it back, is on its way
     lost: bool = False  # another holds it now (this process was taken for dead): not renewed
 
     def due(self, every: float, within: float = 0.0) -> bool:
@@ -292,6 +293,8 @@ class RedisMemory(InFlightRecords):
                 call.queue(pipe)
 
         scripts = (self._append, *(c.script for c in riding))
+        if release and held is not None:
+            held.releasing = True  # a renewal finding it gone meanwhile lost nothing
         try:
             saved, *_ = await asyncio.gather(
                 self._call(run_pipeline(self._redis, queue, scripts)), *alone
@@ -305,6 +308,8 @@ class RedisMemory(InFlightRecords):
             # pass would take the answer for one whose save failed and keep its question twice.
             if settled is not None:
                 self._answering.pop(index_member(settled), None)
+            if held is not None:
+                held.releasing = False
         if saved and saved[0] == -1:
             raise Fenced(f"the answer to {settled.key if settled else ''} in {thread} was taken")
         if release and held is not None:
@@ -470,7 +475,7 @@ class RedisMemory(InFlightRecords):
         for (key, held), result in zip(due, results, strict=True):
             if result:
                 held.renewed = max(held.renewed, sent)
-            elif not held.released:
+            elif not (held.released or held.releasing):
                 log.warning("lost %s while holding it", key)
                 held.lost = True
 

@@ -3,6 +3,7 @@ Cluster alike."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, date, datetime
 from itertools import pairwise
@@ -158,5 +159,46 @@ async def test_a_lock_renewal_due_before_the_next_heartbeat_rides_in_it(clean_pr
             assert trips() - before == 1
             assert await client.pttl(key) > 2500
             assert time.monotonic() - held.renewed < 0.5
+    finally:
+        await memory.aclose()
+
+
+async def test_a_renewal_that_crosses_the_save_giving_the_lock_back_is_no_loss(
+    clean_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The answer's last save gives its lock back while a heartbeat's renewal of it is on its
+    way: the renewal finds it gone, which is no lost lock (it warned, under every burst)."""
+    from bot.store.redis_pool import connect_redis
+
+    client = connect_redis(REDIS_URL)
+    memory = RedisMemory(client, prefix=clean_prefix, lock_ttl=3.0)
+    asked = IncomingMessage(SLACK, "q", "U1", "Alice", message_id="2.1")
+    record = PendingAnswer(asked, {"channel": "C1"}, "", time.time())
+    key = memory._keys.thread(SLACK).lock
+    written, going_on = asyncio.Event(), asyncio.Event()
+
+    class Beside:  # a write that goes beside the save (not in its send): the save waits for it
+        def call(self, client: object) -> None:
+            return None
+
+        async def write(self) -> None:
+            written.set()
+            await going_on.wait()
+
+    try:
+        async with memory.lock(SLACK, pending=record):
+            held = memory._held[key]
+            held.renewed -= 0.9  # due: the heartbeat below renews it
+            saving = asyncio.create_task(
+                memory.append(SLACK, asked.as_turn(), settled=record, riders=[Beside()])
+            )
+            await written.wait()
+            while await client.exists(key):  # noqa: ASYNC110 (the save's send, another connection)
+                await asyncio.sleep(0.001)
+            await memory.heartbeat(10, next_in=0.5)  # renews a lock its save just gave back
+            going_on.set()
+            await saving
+            assert held.released and not held.lost
+        assert "lost" not in caplog.text
     finally:
         await memory.aclose()
