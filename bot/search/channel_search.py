@@ -63,13 +63,14 @@ class ChannelSearch:
         self._imported: dict[str, str] = {}  # channel -> its log's import mark, as last seen
         self._last: dict[str, str] = {}  # channel -> the log position read up to
         self._expired: dict[str, float] = {}  # channel -> when old messages were last dropped
-        self._lock = asyncio.Lock()
+        self._looking: dict[str, asyncio.Lock] = {}  # channel -> its catch-ups, one at a time
+        self._lock = asyncio.Lock()  # the index: changed on the loop, committed in a thread
 
-    def prefetch(self, channel: str) -> ChangesRead | None:
-        """The read the next catch-up of `channel` needs, to send in another call's round trip
-        (the thread lock's); None when the channel needs a whole read first."""
-        last = self._last.get(channel)
-        return self.log.changes(channel, last) if last is not None else None
+    def prefetch(self, channel: str) -> ChangesRead:
+        """The read the next catch-up of `channel` needs (what its log gained, or, if this
+        process never read it, the whole log), to send in another call's round trip (the
+        thread lock's)."""
+        return self.log.changes(channel, self._last.get(channel))
 
     async def catch_up(
         self,
@@ -80,32 +81,35 @@ class ChannelSearch:
     ) -> None:
         """Index what the log gained (and drop what it lost) since the last look: `ready`
         holds reads made already (`prefetch`); `thorough` also refreshes since when each log
-        is complete (for a "not found" sentence)."""
-        async with self._lock:  # one catch-up at a time: two would read the same entries
-            for channel in channels:
-                last = self._last.get(channel)
-                changes = (ready or {}).get(channel)
-                if changes is not None and changes.after != last:  # read before another look
-                    changes = None
-                if changes is None and last is not None:
-                    changes = await self.log.changes(channel, last).alone()
-                if changes is not None and changes.imported == self._imported.get(channel, ""):
-                    self._apply(channel, changes.messages, changes.deleted, changes.positions)
-                    self._advance(channel, changes.last)
-                    if thorough:
-                        window = await self.log.read(channel, since=datetime.now(UTC), most=1)
-                        self._since[channel] = window.covers_from
-                else:  # never read, or history was imported into it: read it whole
-                    window, gone = await asyncio.gather(
-                        self.log.read(channel, since=None, most=MOST), self.log.deleted(channel)
-                    )
-                    self._since[channel] = window.covers_from
-                    self._imported[channel] = window.imported
-                    self._apply(channel, window.messages, gone, window.positions)
-                    self._advance(channel, window.last)
-                await self._expire(channel)
-            if self.dense is not None:
-                await self.dense.refresh(channels)
+        is complete (for a "not found" sentence). Channels are looked at side by side."""
+        for channel in channels:
+            # one look at a channel at a time: two would read the same entries
+            async with self._looking.setdefault(channel, asyncio.Lock()):
+                await self._look(channel, (ready or {}).get(channel), thorough)
+        if self.dense is not None:
+            await self.dense.refresh(channels)
+
+    async def _look(self, channel: str, changes: LogChanges | None, thorough: bool) -> None:
+        last = self._last.get(channel)
+        if changes is not None and changes.after != last:  # read before another look
+            changes = None
+        if changes is None:
+            changes = await self.log.changes(channel, last).alone()
+        if changes.after is not None and changes.imported != self._imported.get(channel, ""):
+            changes = await self.log.changes(channel, None).alone()  # imported into: read whole
+        first = channel not in self._counts
+        async with self._lock:  # the index changes: not while a commit runs (`_commit`)
+            if changes.after is None:
+                self._since[channel] = changes.covers_from
+                self._imported[channel] = changes.imported
+            self._apply(channel, changes.messages, changes.deleted, changes.positions)
+            self._advance(channel, changes.last)
+        if thorough and changes.after is not None:
+            window = await self.log.read(channel, since=datetime.now(UTC), most=1)
+            self._since[channel] = window.covers_from
+        if first:  # all it holds was just read: nothing indexed that the log has lost
+            self._expired[channel] = self._clock()
+        await self._expire(channel)
 
     def _apply(
         self,
@@ -150,11 +154,12 @@ class ChannelSearch:
         self._expired[channel] = now
         oldest = await self.log.oldest(channel)
         known = self._counts.get(channel, {})
-        if oldest is None:
-            self._drop(channel, list(known))
-            return
-        first = _position(oldest)
-        self._drop(channel, [i for i, (_, at) in known.items() if _position(at) < first])
+        async with self._lock:
+            if oldest is None:
+                self._drop(channel, list(known))
+                return
+            first = _position(oldest)
+            self._drop(channel, [i for i, (_, at) in known.items() if _position(at) < first])
 
     def _advance(self, channel: str, last: str | None) -> None:
         before = self._last.get(channel)

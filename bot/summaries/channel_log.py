@@ -60,14 +60,16 @@ class LogWindow:
 
 @dataclass(slots=True)
 class LogChanges:
-    """What a channel's log gained since a position (`ChannelLog.changes`)."""
+    """What a channel's log gained since a position (`ChannelLog.changes`), or (`after` None)
+    all it holds."""
 
-    after: str  # the position read from
+    after: str | None  # the position read from; None: the whole log was read
     messages: list[SourceMessage]  # logged since, in log order (an edit comes again)
     last: str | None  # the newest position read; None: nothing new
     deleted: set[str]  # messages deleted lately (an hour)
     imported: str  # the log's import mark (LogWindow.imported)
     positions: dict[str, str] = field(default_factory=dict)  # message id -> its entry's position
+    covers_from: datetime | None = None  # a whole read: since when the log is complete
 
 
 class ChangesRead(Passenger, Protocol):
@@ -96,9 +98,10 @@ class ChannelLog(Protocol):
         """The position of the oldest entry the log still keeps (None: it keeps none): what is
         older was trimmed away by age or count."""
 
-    def changes(self, channel: str, after: str) -> ChangesRead:
+    def changes(self, channel: str, after: str | None) -> ChangesRead:
         """A read of what the log gained after position `after` (a window's or changes' `last`),
-        its deletions and its import mark: cheaper than `read` for a search catching up."""
+        its deletions and its import mark: cheaper than `read` for a search catching up. With
+        `after` None, all the log holds and since when it is complete (a search's first look)."""
 
     async def read(self, channel: str, *, since: datetime | None, most: int) -> LogWindow:
         """The newest `most` messages at or after `since`."""
@@ -197,8 +200,8 @@ class InProcessChannelLog:
     async def logged_ids(self, channel: str) -> set[str]:
         return {m.message_id for _, m, _ in self._trimmed(channel)}
 
-    def changes(self, channel: str, after: str) -> ChangesRead:
-        return _InProcessChanges(self, channel, int(after or 0))
+    def changes(self, channel: str, after: str | None) -> ChangesRead:
+        return _InProcessChanges(self, channel, None if after is None else int(after or 0))
 
     async def oldest(self, channel: str) -> str | None:
         log = self._trimmed(channel)
@@ -241,7 +244,7 @@ class InProcessChannelLog:
 
 
 class _InProcessChanges:
-    def __init__(self, log: InProcessChannelLog, channel: str, after: int) -> None:
+    def __init__(self, log: InProcessChannelLog, channel: str, after: int | None) -> None:
         self.log, self.channel, self.after = log, channel, after
         self.result: LogChanges | None = None
 
@@ -255,6 +258,13 @@ class _InProcessChanges:
         raise NotImplementedError
 
     async def alone(self) -> LogChanges:
+        if self.after is None:
+            window = await self.log.read(self.channel, since=None, most=self.log.max_messages)
+            self.result = LogChanges(
+                None, window.messages, window.last, await self.log.deleted(self.channel),
+                window.imported, window.positions, window.covers_from,
+            )  # fmt: skip
+            return self.result
         entries = [e for e in self.log._trimmed(self.channel) if e[2] > self.after]
         self.result = LogChanges(
             str(self.after), [m for _, m, _ in entries], str(entries[-1][2]) if entries else None,
@@ -265,7 +275,7 @@ class _InProcessChanges:
 
 
 class _RedisChanges:
-    def __init__(self, log: RedisChannelLog, channel: str, after: str) -> None:
+    def __init__(self, log: RedisChannelLog, channel: str, after: str | None) -> None:
         self.log, self.channel, self.after = log, channel, after
         self.result: LogChanges | None = None
 
@@ -274,19 +284,33 @@ class _RedisChanges:
 
     def queue(self, pipe: Any) -> int:
         stream, meta = self.log._keys(self.channel)
-        pipe.xrange(stream, f"({self.after}", "+")
+        pipe.xrange(stream, "-" if self.after is None else f"({self.after}", "+")
         pipe.smembers(self.log._gone_key(self.channel))
-        pipe.hget(meta, "imported")
-        return 3
+        if self.after is not None:
+            pipe.hget(meta, "imported")
+            return 3
+        pipe.hmget(meta, ["from", "imported", "earliest"])
+        pipe.get(self.log._resumed_key)
+        return 4
 
     def take(self, results: list[Any]) -> None:
-        entries, gone, imported = results
+        entries, gone, *meta = results
         read = [(_text(i), SourceMessage.from_json(json.loads(f[b"m"]))) for i, f in entries or []]
         last = read[-1][0] if read else None
         deleted = {_text(m) for m in gone or ()}
+        covers_from = None
+        if self.after is None:  # the whole log
+            (started, imported, earliest), resumed = meta
+            first = read[0][1] if read else None
+            covers_from = self.log.covers_from(
+                started, imported, earliest, resumed, first, len(read)
+            )
+            last = last or "0-0"
+        else:
+            [imported] = meta
         self.result = LogChanges(
             self.after, [m for _, m in read], last, deleted, _text(imported or b""),
-            positions={m.message_id: i for i, m in read},
+            {m.message_id: i for i, m in read}, covers_from,
         )  # fmt: skip
 
     async def alone(self) -> LogChanges:
@@ -373,8 +397,29 @@ class RedisChannelLog:
         except (RedisError, OSError) as exc:
             raise redis_unavailable(exc) from exc
 
-    def changes(self, channel: str, after: str) -> ChangesRead:
+    def changes(self, channel: str, after: str | None) -> ChangesRead:
         return _RedisChanges(self, channel, after)
+
+    def covers_from(
+        self,
+        started: Any,
+        imported: Any,
+        earliest: Any,
+        resumed: Any,
+        first: SourceMessage | None,
+        length: int,
+    ) -> datetime | None:
+        """Since when a log is complete, from its meta (`from`, `imported`, `earliest`), the bot's
+        last start, its first entry and its length; None when nothing was ever logged."""
+        if started is None:
+            return None
+        start = _complete_from(
+            float(started), float(resumed or 0), float(imported or 0),
+            float(earliest) if earliest is not None else None,
+            first.at.timestamp() if first is not None else None,
+            horizon=self._clock() - self._retention, full=length >= self._max,
+        )  # fmt: skip
+        return datetime.fromtimestamp(start, UTC)
 
     async def oldest(self, channel: str) -> str | None:
         stream, _ = self._keys(channel)
@@ -424,16 +469,10 @@ class RedisChannelLog:
         pipe.xrange(stream, "-", "+", count=1)
         pipe.get(self._resumed_key)
         entries, (started, imported, earliest), length, first, resumed = await self._run(pipe)
-        if started is None:  # nothing logged yet: whatever comes is after the start
+        oldest = SourceMessage.from_json(json.loads(first[0][1][b"m"])) if first else None
+        start = self.covers_from(started, imported, earliest, resumed, oldest, length)
+        if start is None:  # nothing logged yet: whatever comes is after the start
             return LogWindow([], None, last="0-0")
-        first_at = (
-            SourceMessage.from_json(json.loads(first[0][1][b"m"])).at.timestamp() if first else None
-        )
-        start = _complete_from(
-            float(started), float(resumed or 0), float(imported or 0),
-            float(earliest) if earliest is not None else None, first_at,
-            horizon=self._clock() - self._retention, full=length >= self._max,
-        )  # fmt: skip
         # newest first from Redis; oldest first for the window, so ties keep arrival order
         read = [
             (_text(i), SourceMessage.from_json(json.loads(f[b"m"]))) for i, f in reversed(entries)
@@ -442,7 +481,7 @@ class RedisChannelLog:
         mark = imported.decode() if isinstance(imported, bytes) else str(imported or "")
         last = read[-1][0] if read else ("0-0" if since is None else None)
         positions = {m.message_id: i for i, m in read}
-        return LogWindow(window, datetime.fromtimestamp(start, UTC), mark, last, positions)
+        return LogWindow(window, start, mark, last, positions)
 
     async def channels(self, under: str) -> list[str]:
         pattern = KeyBuilder(self._prefix).channel_log(under + "*")[0]

@@ -18,13 +18,13 @@ from bot.search.channel_search import ChannelSearch
 from bot.search.grounding import Grounding
 from bot.search.index import TantivyIndex
 from bot.store.memory import InProcessMemory
-from bot.summaries.channel_log import InProcessChannelLog, RedisChannelLog
+from bot.summaries.channel_log import InProcessChannelLog, LogWindow, RedisChannelLog
 from bot.summaries.sources import SourceMessage
 from bot.tokens import EstimatingCounter
 from tests.conftest import openai_model
 from tests.fakes.openai_server import FakeOpenAI
 
-C1 = "slack:T1:C1"
+C1, C2 = "slack:T1:C1", "slack:T1:C2"
 NOW = datetime.now(UTC)
 
 
@@ -158,3 +158,33 @@ async def test_commits_run_off_the_event_loop_while_messages_keep_coming() -> No
     assert index.committed_on and threading.main_thread() not in index.committed_on
     later = await search.retrieve("which release shipped late?", [C1])
     assert later.hits and "late" in later.hits[0].message.text  # every message made it in
+
+
+class HeldUp(InProcessChannelLog):
+    """A log whose reads of one channel wait until let go (a slow Redis, for that channel)."""
+
+    def __init__(self, slow: str) -> None:
+        super().__init__(retention_seconds=7 * 86_400, max_messages=1000)
+        self.slow, self.reading, self.go_on = slow, asyncio.Event(), asyncio.Event()
+
+    async def read(self, channel: str, *, since: datetime | None, most: int) -> LogWindow:
+        if channel == self.slow:
+            self.reading.set()
+            await self.go_on.wait()
+        return await super().read(channel, since=since, most=most)
+
+
+async def test_a_channel_slow_to_read_holds_up_no_question_about_another() -> None:
+    """Catch-ups of different channels go side by side: fifty first questions in fifty new
+    channels waited for each other's reads of Redis, one after another."""
+    log = HeldUp(slow=C2)
+    search = ChannelSearch(log)
+    await log.record(C1, said(1, "the staging database belongs to Bob"))
+    await log.record(C2, said(2, "Priya runs the deploy train"))
+    slow = asyncio.create_task(search.retrieve("who runs the deploy train?", [C2]))
+    await log.reading.wait()
+    async with asyncio.timeout(5):  # were it behind C2's read, it would wait for ever
+        found = await search.retrieve("who has the staging database?", [C1])
+    assert found.found and not slow.done()
+    log.go_on.set()
+    assert (await slow).found

@@ -202,3 +202,38 @@ async def test_a_renewal_that_crosses_the_save_giving_the_lock_back_is_no_loss(
         assert "lost" not in caplog.text
     finally:
         await memory.aclose()
+
+
+async def test_a_first_answer_in_a_channel_reads_its_log_in_the_lock_s_send(
+    clean_prefix: str,
+) -> None:
+    """The first question in a channel this process never searched: the whole log is read in
+    the round trip that takes the thread's lock, not in sends of its own after it (with how
+    far back it is complete, its deletions, and nothing to look up about what it trimmed)."""
+    from bot.store.redis_pool import connect_redis
+
+    client = connect_redis(REDIS_URL)
+    memory = RedisMemory(client, prefix=clean_prefix)
+    channel_log = RedisChannelLog(client, prefix=clean_prefix, retention_seconds=3600,
+                                  max_messages=100)  # fmt: skip
+    search = ChannelSearch(channel_log)
+    scope = channel_scope("slack", "T1", "C1")
+    said = [SourceMessage(f"1.{n}", "Mina", f"the billing service is owned by Priya {n}",
+                          datetime.now(UTC)) for n in range(3)]  # fmt: skip
+    for message in said:
+        await channel_log.record(scope, message)
+    await channel_log.remove(scope, "1.2")
+    await memory.load_scripts()
+    asked = IncomingMessage(SLACK, "who owns billing?", "U1", "Alice", message_id="2.1")
+    record = PendingAnswer(asked, {"channel": "C1"}, "", time.time())
+    try:
+        before = trips()
+        reading = search.prefetch(scope)
+        async with memory.lock(SLACK, pending=record, alongside=[reading]):
+            found = await search.retrieve(asked.text, [scope], exclude={"2.1"},
+                                          ready={scope: reading.result})  # fmt: skip
+            assert trips() - before == 1
+        assert sorted(h.message.id for h in found.hits) == ["1.0", "1.1"]  # not the deleted one
+        assert search.searched([scope]).messages == 2
+    finally:
+        await memory.aclose()
