@@ -102,6 +102,7 @@ class SlackWeb:
         self._clock = clock
         self.budget: SlackBudget | None = None  # the workspace's shared rate budget
         self._names: dict[str, str] = {}
+        self._asking: dict[str, asyncio.Future[str]] = {}  # users.info calls under way
         self.auth_test: Any = None
 
     async def close(self) -> None:
@@ -119,9 +120,18 @@ class SlackWeb:
         )
 
     async def name_of(self, user_id: str) -> str:
-        """A person's display name, asked of Slack once and then cached."""
+        """A person's display name, asked of Slack once and then cached; those who want it
+        while it is being asked wait for that call (a burst of fifty messages from one person,
+        each logged and answered, made a hundred)."""
         if user_id in self._names:
             return self._names[user_id]
+        asking = self._asking.get(user_id)
+        if asking is None:
+            asking = self._asking[user_id] = asyncio.ensure_future(self._ask_name(user_id))
+            asking.add_done_callback(lambda _: self._asking.pop(user_id, None))
+        return await asyncio.shield(asking)  # one who stops waiting cancels no one else's
+
+    async def _ask_name(self, user_id: str) -> str:
         try:
             answer = await self.client.users_info(user=user_id)
             user = answer.get("user") or {}
@@ -145,7 +155,8 @@ class SlackWeb:
         return None
 
     async def names_of(self, user_ids: set[str]) -> dict[str, str]:
-        return {user_id: await self.name_of(user_id) for user_id in sorted(user_ids)}
+        ordered = sorted(user_ids)
+        return dict(zip(ordered, await asyncio.gather(*map(self.name_of, ordered)), strict=True))
 
     async def thread(
         self, channel: str, thread_ts: str, *, most: int = 1000

@@ -154,3 +154,20 @@ async def test_a_message_deleted_while_answered_never_reaches_a_later_prompt(
     await slack.event(message_event("what did I say?", "1700000000.000600", thread_ts=MENTION_TS))
     prompt = prompt_text(fake_openai.requests[-1])
     assert "hunter2" not in prompt and "keep it safe" not in prompt
+
+
+async def test_a_name_wanted_many_times_at_once_is_asked_of_slack_once(
+    fake_slack: FakeSlack,
+) -> None:
+    """Fifty messages from one person at once, each logged and answered, asked users.info a
+    hundred times while its first call was under way."""
+    web = SlackWeb(make_client("xoxb-test", fake_slack.url))
+    try:
+        names = await asyncio.gather(*(web.names_of({"UALICE", "UBOB"}) for _ in range(20)))
+        assert all(n == names[0] for n in names) and set(names[0]) == {"UALICE", "UBOB"}
+        asked = [p["user"] for m, p in fake_slack.calls if m == "users.info"]
+        assert sorted(asked) == ["UALICE", "UBOB"]
+        assert await web.name_of("UALICE") == names[0]["UALICE"]  # cached: no call
+        assert len([m for m, _ in fake_slack.calls if m == "users.info"]) == 2
+    finally:
+        await web.close()
