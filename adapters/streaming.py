@@ -153,11 +153,11 @@ async def stream_answer(
     answer = engine.answer(
         message, dialect="markdown", reply=shown,
         show=functools.partial(reply.start, recorded=True) if show else None,
+        finish=reply.finish,  # beside the answer's save
     )  # fmt: skip
     async with aclosing(answer) as deltas:
         async for delta in deltas:
             await reply.feed(delta)
-    await reply.finish()
 
 
 class MessageSink(Protocol):

@@ -12,7 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Sequence,
+)
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager, suppress
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -59,6 +66,16 @@ def payer_of(message: IncomingMessage) -> Payer:
 
 def _today() -> date:
     return datetime.now(UTC).date()
+
+
+async def _beside(showing: Awaitable[None], saving: Awaitable[None]) -> None:
+    """The finished answer shown and saved side by side: its last edit waited a round trip to
+    Redis. Either failing is raised once both are done; the save's first (a fenced answer
+    is no longer this process's to show)."""
+    shown, saved = await asyncio.gather(showing, saving, return_exceptions=True)
+    for outcome in (saved, shown):
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 class ConversationEngine:
@@ -186,6 +203,7 @@ class ConversationEngine:
         dialect: str | None = None,
         reply: dict[str, Any] | None = None,
         show: Shown | None = None,
+        finish: Shown | None = None,
     ) -> AsyncGenerator[str, None]:
         """`_answer` within the asker's quotas (its usage recorded with the save), counted by
         outcome (bot.metrics), with its latency logged."""
@@ -195,8 +213,9 @@ class ConversationEngine:
         try:
             async with self.quotas.spending(payer_of(message), self.reserve_tokens) as spending:
                 answering = self._answer(
-                    message, dialect=dialect, reply=reply, spending=spending, show=show
-                )
+                    message, dialect=dialect, reply=reply, spending=spending, show=show,
+                    finish=finish,
+                )  # fmt: skip
                 async with aclosing(answering) as deltas:
                     async for delta in deltas:
                         if first is None:
@@ -224,6 +243,7 @@ class ConversationEngine:
         reply: dict[str, Any] | None = None,
         spending: Spending | None = None,
         show: Shown | None = None,
+        finish: Shown | None = None,
     ) -> AsyncGenerator[str, None]:
         """Stream the answer to `message` as text deltas.
 
@@ -234,7 +254,8 @@ class ConversationEngine:
         written, in the round trip that takes the lock. However it ends, the user's turn is
         saved; a finished answer is saved with it; a cut-off answer is saved as far as it got; a
         failed one not at all. A failed save is logged, never shown in place of a finished
-        answer. Model errors reach the caller.
+        answer. `finish` (the adapter showing the finished answer) goes beside its save, not
+        after it. Model errors reach the caller.
         """
         if not message.text.strip() and not message.files:
             raise InvalidRequest("Your message was empty; write your question after mentioning me.")
@@ -320,7 +341,11 @@ class ConversationEngine:
                             )
                         )
                     unsaved = None
-                    await self._save(thread, turns, pending, spending)
+                    saving = self._save(thread, turns, pending, spending)
+                    if finished and finish is not None:
+                        await _beside(finish(), saving)
+                    else:
+                        await saving
         finally:
             if pending is not None:
                 self._in_flight.pop((thread, pending.key), None)
