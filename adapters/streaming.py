@@ -13,6 +13,7 @@ is retried within a short patience, then posted as new messages and the refused 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -70,16 +71,25 @@ class Reply(Protocol):
     def posts_at_start(self) -> bool:
         """Whether `start` may post a message (a placeholder) before any text."""
 
-    async def start(self, *, recorded: bool = False) -> None:
+    async def start(self, *, recorded: bool = False, background: bool = False) -> None:
         """Show that an answer is coming (a placeholder, where the reply posts one).
         `recorded`: the answer's record says so already (the engine shows it right after
-        writing that record), so it costs no write of its own."""
+        writing that record), so it costs no write of its own. `background`: the caller goes
+        on at once (the model's request need not wait for the post); the reply's first text,
+        finish or failure waits for it, and raises what it raised."""
 
     async def feed(self, delta: str) -> None: ...
 
     async def finish(self, note: str = "") -> None: ...
 
     async def fail(self, sentence: str) -> None: ...
+
+
+def _looked_at(done: asyncio.Future[None]) -> None:
+    """A background step's failure counts as seen: it is raised where the step is awaited, and
+    an answer that ends before awaiting it (cancelled, taken over) has no use for it."""
+    if not done.cancelled():
+        done.exception()
 
 
 async def end_in_failure(
@@ -152,7 +162,7 @@ async def stream_answer(
     follow_answer(reply, engine, message, where)
     answer = engine.answer(
         message, dialect="markdown", reply=shown,
-        show=functools.partial(reply.start, recorded=True) if show else None,
+        show=functools.partial(reply.start, recorded=True, background=True) if show else None,
         finish=reply.finish,  # beside the answer's save
     )  # fmt: skip
     async with aclosing(answer) as deltas:
@@ -275,6 +285,7 @@ class StreamingReply:
         self.first_visible_at: float | None = None  # clock time the first answer text was sent
         self.guard: Guard | None = None
         self.moved: Moved | None = None
+        self._starting: asyncio.Future[None] | None = None  # the placeholder, posted meanwhile
 
     @classmethod
     def resume(
@@ -314,15 +325,27 @@ class StreamingReply:
     def render(self) -> Callable[[str], str]:
         return self._render
 
-    async def start(self, *, recorded: bool = False) -> None:
+    async def start(self, *, recorded: bool = False, background: bool = False) -> None:
         """Post the placeholder. `recorded`: its posting is in the answer's record already
         (`expected_at`; recovery finds it on the platform), so `moved` is not told; otherwise
-        (a native stream's fallback, mid-answer) the record learns of it as of any message."""
+        (a native stream's fallback, mid-answer) the record learns of it as of any message.
+        `background`: see `Reply.start`."""
+        if background:
+            self._starting = asyncio.ensure_future(self.start(recorded=recorded))
+            self._starting.add_done_callback(_looked_at)  # raised where it is awaited
+            return
         self.quiet = not await self._sink.prepare()
         if not self.quiet:
             await self._post(self._placeholder, announced=recorded)
 
+    async def _started(self) -> None:
+        """The placeholder posted in the background is up (or its failure raised here)."""
+        starting, self._starting = self._starting, None
+        if starting is not None:
+            await starting
+
     async def feed(self, delta: str) -> None:
+        await self._started()
         self._text += delta
         if not self._text.strip() or self.quiet:
             return
@@ -331,6 +354,7 @@ class StreamingReply:
 
     async def finish(self, note: str = "") -> None:
         """Show the whole answer; `note` (a sentence) goes under it, e.g. that it was cut off."""
+        await self._started()
         if not self._text.strip():
             await self.fail(note or "The model returned an empty answer; please try rephrasing.")
             return
@@ -341,6 +365,8 @@ class StreamingReply:
 
     async def fail(self, sentence: str) -> None:
         """Replace whatever is shown by one sentence; later messages of this reply are blanked."""
+        with contextlib.suppress(Exception):  # the placeholder that failed: nothing to replace
+            await self._started()
         self._complete = False
         if not self._ids:
             await self._post(sentence)

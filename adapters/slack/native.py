@@ -93,7 +93,7 @@ class NativeReply:
     def posts_at_start(self) -> bool:
         return False
 
-    async def start(self, *, recorded: bool = False) -> None:
+    async def start(self, *, recorded: bool = False, background: bool = False) -> None:
         """Nothing to show yet: the message appears with the first text (the pane shows a status
         meanwhile)."""
 

@@ -46,6 +46,7 @@ class FakeSlack:
         # method -> the answer every call gets, until removed (e.g. chat.update always 429)
         self.refusing: dict[str, tuple[int, dict[str, Any], dict[str, str]]] = {}
         self.hanging: dict[str, int] = {}  # method -> how many of its next calls never answer
+        self.held: dict[str, asyncio.Event] = {}  # method -> its calls answer once this is set
         # method -> (calls, per seconds) per workspace, as Slack's tiers; past it: 429 Retry-After
         self.tiers: dict[str, tuple[int, float]] = {}
         self.rate_limited: dict[str, int] = defaultdict(int)  # 429s answered, by method
@@ -269,6 +270,8 @@ class FakeSlack:
             else:
                 params.update(dict(parse_qsl(raw.decode())))
         await self._record(method, params)
+        if method in self.held:
+            await self.held[method].wait()
         if self.hanging.get(method):  # never answered: a Slack call cut off by a crash
             self.hanging[method] -= 1
             await self._stopping.wait()

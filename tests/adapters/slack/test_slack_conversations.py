@@ -320,3 +320,25 @@ async def test_a_follow_up_from_another_organization_in_a_shared_channel_is_answ
     assert response.status == 200
     assert len(fake_openai.requests) == 2  # the thread is the same one, whoever writes in it
     assert "who owns billing?" in prompt_text(fake_openai.requests[1])
+
+
+async def test_the_model_is_asked_while_the_placeholder_is_still_being_posted(
+    slack: SlackHarness, fake_openai: FakeOpenAI
+) -> None:
+    """The model's request went out only once Slack had answered the placeholder's post: in a
+    burst of fifty, the last one 80 ms later than it could have."""
+    asked = asyncio.Event()
+
+    def answer(body: dict) -> str:
+        asked.set()
+        return "Four."
+
+    fake_openai.responder = answer
+    posting = slack.slack.held["chat.postMessage"] = asyncio.Event()
+    mention = message_event(f"<@{BOT_USER}> what is 2+2?", MENTION_TS, kind="app_mention")
+    await slack.event(mention, settle=False)
+    await asyncio.wait_for(asked.wait(), 5)
+    assert slack.thread_texts() == []  # the placeholder's post is still unanswered
+    posting.set()
+    await slack.bot.tasks.idle()
+    assert slack.thread_texts() == ["Four."]
