@@ -34,7 +34,7 @@ REDIS_URL = ""  # a redis-server of the benchmark's own: commandstats count only
 ALICE = USERS[PEOPLE["alice"]]
 MENTION = f"<@{BOT_USER['id']}>"
 TICKS = os.sysconf("SC_CLK_TCK")
-LATER_WRITES = 2.0  # seconds a cluster's usage records wait to go out together (bot.store.riders)
+LATER_WRITES = 3.0  # seconds a cluster's usage records wait to go out at most (bot.store.riders)
 
 
 def cpu_seconds(pid: int) -> float:

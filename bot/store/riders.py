@@ -50,11 +50,12 @@ async def write_alone(rider: Rider | None, what: str) -> None:
 class LaterWrites:
     """Riders that cannot ride: on a Redis Cluster a save's usage record lives in another slot
     (its workspace's), so sending it with the save would be a send of its own per answer.
-    Instead the records wait up to `every` seconds and go out together, one send per node
-    however many answers they count. The cost: a process killed (not stopped) loses what it
-    had not sent yet; a stop sends it (`aclose`)."""
+    Instead the records wait and go out together, one send per node however many answers they
+    count: in the liveness heartbeat's send, which reaches every node every two seconds
+    (`take`), or after `every` seconds on their own. The cost: a process killed (not stopped)
+    loses what it had not sent yet; a stop sends it (`aclose`)."""
 
-    def __init__(self, client: Any, every: float = 2.0) -> None:
+    def __init__(self, client: Any, every: float = 3.0) -> None:
         self._client = client
         self._every = every
         self._calls: list[ScriptCall] = []
@@ -73,6 +74,15 @@ class LaterWrites:
         finally:
             self._waiting = False
         await self.flush()
+
+    def take(self) -> list[ScriptCall]:
+        """The writes waiting, for another call's send to carry (`put_back` if it fails)."""
+        calls, self._calls = self._calls, []
+        return calls
+
+    def put_back(self, calls: list[ScriptCall]) -> None:
+        for call in calls:
+            self.add(call)
 
     async def flush(self) -> None:
         calls, self._calls = self._calls, []

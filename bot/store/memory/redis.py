@@ -491,13 +491,15 @@ class RedisMemory(InFlightRecords):
         await self._call(self._redis.ping())
 
     async def load_scripts(self) -> None:
-        """Load every script this store calls, in one send. Each is otherwise loaded when Redis
-        first refuses it (two more sends), which for a lock's first renewal falls in the middle
-        of an answer, against its deadline."""
+        """Load every script this store calls (one send; on a cluster, one per script and
+        primary). Each is otherwise loaded when Redis first refuses it (more sends), which for a
+        lock's first renewal falls in the middle of an answer, against its deadline."""
         scripts = [self._fold, self._remove, self._append, self._release, self._acquire_script,
                    self._extend, self._take_over, self._update_pending, self._fence]  # fmt: skip
-        if is_cluster(self._redis):
-            return  # loaded on each node as it first refuses them
+        if is_cluster(self._redis):  # on every primary, script by script (a start's cost)
+            for script in scripts:
+                await self._call(self._redis.script_load(script.script))
+            return
         pipe = self._redis.pipeline(transaction=False)
         for script in scripts:
             pipe.script_load(script.script)

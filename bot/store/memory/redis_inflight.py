@@ -21,10 +21,11 @@ from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 
 from bot.conversation import ThreadRef
-from bot.errors import Fenced
+from bot.errors import Fenced, StoreUnavailable
 from bot.store.inflight import PendingAnswer
 from bot.store.keys import KeyBuilder, ThreadKeys
 from bot.store.redis_pool import run_pipeline
+from bot.store.riders import LaterWrites
 
 T = TypeVar("T")
 
@@ -120,6 +121,7 @@ class InFlightRecords:
     _answering: dict[str, PendingAnswer]
     _take_over: AsyncScript
     _extend: AsyncScript
+    _later: LaterWrites
     _update_pending: AsyncScript
     _fence: AsyncScript
 
@@ -295,6 +297,7 @@ class InFlightRecords:
         marked = f"{secrets.token_hex(8)}:{time.time():.3f}"
         markers = await self._epoch_keys()
         renewals: list[tuple[str, Any]] = []
+        riding = self._later.take()  # a cluster's usage records: this send reaches every node
 
         def queue(pipe: Any) -> None:
             pipe.set(self._keys.alive(self.owner), "1", px=int(ttl * 1000), get=True)
@@ -305,9 +308,17 @@ class InFlightRecords:
             if idle:  # no answer there for an hour: registered again at the next one
                 pipe.srem(self._keys.places(self.owner), *idle)
             renewals.extend(self._queue_renewals(pipe, next_in))
+            for call in riding:
+                call.queue(pipe)
 
-        results = await self._call(run_pipeline(self._redis, queue, [self._extend]))
-        self._renewed(renewals, results[len(results) - len(renewals) :], now)
+        scripts = list({id(s): s for s in [self._extend, *(c.script for c in riding)]}.values())
+        try:
+            results = await self._call(run_pipeline(self._redis, queue, scripts))
+        except StoreUnavailable:
+            self._later.put_back(riding)
+            raise
+        head = 2 + 2 * len(markers) + (1 if idle else 0)
+        self._renewed(renewals, results[head : head + len(renewals)], now)
         was_alive, added, *marks = results[: 2 + 2 * len(markers)]
         if was_alive is None and self._lease_until is not None:
             self._lapses += 1  # it had lapsed: others may have taken over answers meanwhile

@@ -277,6 +277,21 @@ async def test_every_script_is_loaded_at_start_in_one_send(
     await memory.aclose()
 
 
+async def test_every_script_is_loaded_on_every_primary_of_a_cluster(
+    cluster_client: aioredis.Redis, clean_prefix: str
+) -> None:
+    memory = RedisMemory(cluster_client, prefix=clean_prefix)
+    await cluster_client.script_flush()
+    await memory.load_scripts()
+    shas = [s.sha for s in vars(memory).values() if hasattr(s, "sha")]
+    for node in cluster_client.get_primaries():  # type: ignore[attr-defined]
+        own = aioredis.Redis(host=node.host, port=node.port)  # the node alone
+        try:
+            assert all(await own.script_exists(*shas)), node.name
+        finally:
+            await own.aclose()
+
+
 @pytest.mark.parametrize("memory_kind", ["redis"])  # on a cluster the release is its own call
 async def test_the_last_save_gives_the_lock_back(client: aioredis.Redis, clean_prefix: str) -> None:
     from bot.store.inflight import PendingAnswer

@@ -237,3 +237,28 @@ async def test_a_first_answer_in_a_channel_reads_its_log_in_the_lock_s_send(
         assert search.searched([scope]).messages == 2
     finally:
         await memory.aclose()
+
+
+async def test_a_cluster_s_usage_records_ride_in_the_heartbeat_s_send(
+    cluster_client: aioredis.Redis, clean_prefix: str
+) -> None:
+    """The heartbeat reaches every primary every two seconds: the usage records waiting to go
+    out together go with it, instead of in sends of their own."""
+    memory = RedisMemory(cluster_client, prefix=clean_prefix)
+    ledger = RedisLedger(cluster_client, prefix=clean_prefix)
+    payer = Payer("slack", "T1", "C1", "U1", "Alice")
+    await memory.load_scripts()
+    await cluster_client.script_load(ledger._record.script)
+    await memory.heartbeat(10)
+    before = trips()
+    await memory.heartbeat(10)
+    alone = trips() - before
+    for n in range(20):
+        usage = ledger.entry(Tally(payer, [Spent("m", 10, 5)]), DAY, None)
+        await memory.append(SLACK, Turn("user", f"q{n}"), riders=[usage])
+    assert (await ledger.days(payer.scope, [DAY])).tokens == 0  # not sent yet
+    before = trips()
+    await memory.heartbeat(10)
+    assert trips() - before == alone
+    assert (await ledger.days(payer.scope, [DAY])).tokens == 300
+    await memory._later.aclose()
