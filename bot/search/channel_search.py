@@ -20,7 +20,6 @@ from bot.summaries.sources import SourceMessage
 if TYPE_CHECKING:
     from bot.search.dense import DenseSearch
 
-MOST = 1_000_000  # messages read from a channel's log at once: the log's own cap bounds it
 EXPIRE_EVERY = 60.0  # seconds between looks for messages past the log's retention
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from bot.conversation import ThreadRef, ThreadState, Turn
@@ -494,8 +495,7 @@ class RedisMemory(InFlightRecords):
         """Load every script this store calls (one send; on a cluster, one per script and
         primary). Each is otherwise loaded when Redis first refuses it (more sends), which for a
         lock's first renewal falls in the middle of an answer, against its deadline."""
-        scripts = [self._fold, self._remove, self._append, self._release, self._acquire_script,
-                   self._extend, self._take_over, self._update_pending, self._fence]  # fmt: skip
+        scripts = [s for s in vars(self).values() if isinstance(s, AsyncScript)]
         if is_cluster(self._redis):  # on every primary, script by script (a start's cost)
             for script in scripts:
                 await self._call(self._redis.script_load(script.script))
