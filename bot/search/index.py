@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from bot.search.terms import terms
 
 HEAP = 32_000_000  # bytes tantivy's writer buffers before it flushes a segment
+FEW_CHANNELS = 32  # up to this many, a search filters by one term query per channel
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +164,16 @@ class TantivyIndex:
             self.commit()
         return self._index.searcher()
 
+    def _within(self, channels: Collection[str]) -> Any:
+        """A filter to `channels`, scoring a constant 1.0. tantivy's term set query is seven to
+        ten times slower than one term query a channel for a few channels (0.4 against 0.05 ms
+        in a channel of hundreds), and faster past about a hundred."""
+        Query, Occur = self._tantivy.Query, self._tantivy.Occur
+        if len(channels) > FEW_CHANNELS:
+            return Query.term_set_query(self._schema, "channel", sorted(channels))
+        each = [(Occur.Should, Query.term_query(self._schema, "channel", c)) for c in channels]
+        return Query.const_score_query(Query.boolean_query(each), 1.0)
+
     def search(
         self,
         query: str,
@@ -179,7 +190,7 @@ class TantivyIndex:
         words = Query.boolean_query(
             [(Occur.Should, Query.term_query(self._schema, "terms", t)) for t in wanted]
         )
-        where = Query.term_set_query(self._schema, "channel", sorted(channels))
+        where = self._within(channels)
         searcher = self._fresh(channels, exclude)
         # A few more than asked: the asking thread's own messages are dropped below.
         found = searcher.search(Query.boolean_query([(Occur.Must, words), (Occur.Must, where)]),

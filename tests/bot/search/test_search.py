@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import bot.search.index
 from bot.search.index import IndexedMessage, SearchIndex, TantivyIndex
 from bot.search.retrieval import retrieve
 from bot.search.terms import terms
@@ -165,3 +167,24 @@ def test_searches_find_what_committing_every_change_would(
             found = ids(lazy, query, channels, exclude=exclude, limit=20)
             assert sorted(found) == sorted(ids(eager, query, channels, exclude=exclude, limit=20))
             assert not exclude & set(found)
+
+
+def test_few_and_many_channels_filter_and_score_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    channels = [f"slack:T1:C{n}" for n in range(40)]
+    index = index_of(*(
+        message(n, f"retry policy {'backoff ' * (n % 3)}note {n}", channel=channels[n % 40])
+        for n in range(200)
+    ))  # fmt: skip
+
+    def hits(asked: list[str]) -> list[tuple[str, str, float]]:
+        found = index.search("retry backoff policy", channels=set(asked), limit=30)
+        return [(h.message.channel, h.message.id, round(h.score, 5)) for h in found]
+
+    for asked in (channels[:3], channels):  # one term query a channel; a term set
+        few, many = hits(asked), []
+        monkeypatch.setattr(bot.search.index, "FEW_CHANNELS", 0 if len(asked) <= 32 else 100)
+        many = hits(asked)
+        monkeypatch.undo()
+        assert few == many
+        assert len(few) == min(30, 5 * len(asked))  # five messages a channel, all matching
+        assert {channel for channel, _, _ in few} <= set(asked)
