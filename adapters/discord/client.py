@@ -13,6 +13,7 @@ import yarl
 from adapters.api_metrics import api_trace, discord_route
 from adapters.discord.commands import build_tree, sync_if_changed
 from adapters.discord.mentions import DiscordBot
+from adapters.discord.ratelimits import amortize_bucket_sweep
 from adapters.discord.sink import NO_PINGS
 from adapters.quiet_log import QuietLog
 
@@ -63,6 +64,7 @@ class DiscordClient(discord.AutoShardedClient):
     def __init__(self, bot: DiscordBot, *, api_url: str | None = None, **options: Any) -> None:
         options.setdefault("http_trace", api_trace("discord", discord_route))  # /metrics
         super().__init__(intents=intents(), allowed_mentions=NO_PINGS, **options)
+        amortize_bucket_sweep(self.http)
         self.bot = bot
         bot.client = self
         self.api_url = api_url
