@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import SimpleNamespace
+from typing import Any
 
 import aiohttp
 from yarl import URL
@@ -37,13 +38,22 @@ def discord_route(url: URL) -> str:
 
 def api_trace(platform: str, method_of: Callable[[URL], str]) -> aiohttp.TraceConfig:
     trace = aiohttp.TraceConfig()
+    # Each (method, status)'s counter, looked up once: `labels` validates and locks on every
+    # call, and this runs for every request the platform's SDK makes (methods and statuses are
+    # few: routes are bounded labels).
+    counted: dict[tuple[str, int], Any] = {}
 
     async def on_end(
         _: aiohttp.ClientSession, __: SimpleNamespace, params: aiohttp.TraceRequestEndParams
     ) -> None:
         method = method_of(params.url)
         status = params.response.status
-        PLATFORM_CALLS.labels(platform, method, status_class(status)).inc()
+        counter = counted.get((method, status))
+        if counter is None:
+            counter = counted[method, status] = PLATFORM_CALLS.labels(
+                platform, method, status_class(status)
+            )
+        counter.inc()
         if status == 429:
             RATE_LIMITED.labels(platform, method).inc()
 
