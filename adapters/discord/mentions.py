@@ -199,16 +199,15 @@ class DiscordBot(Conversations, ChannelSummaries):
             answered("discord", "ignored")
             return
         quick = self.facts(message, known=False)
-        if not quick.in_thread:  # in a thread the log entry rides with the claim below
-            self.tasks.spawn(self.log_message(message), name="discord-log")  # never delays
         if not (quick.is_dm or quick.mentions_me or quick.replies_to_me or quick.in_thread):
+            self.tasks.spawn(self.log_message(message), name="discord-log")  # never delays
             return  # channel chatter: logged, nothing to answer
         scope = scope_of(guild_id_of(message) or "@me", message.channel.id)  # its thread's slot
         ref = self.thread_ref(message)
-        # Claimed and, in a thread, whether the bot is part of it and the log entry: one trip.
+        # Claimed, the log entry and, in a thread, whether the bot is part of it: one trip.
         won, known = await admit(
             self.claims, self.engine.memory, scope, [f"msg:{message.id}"],
-            ref if quick.in_thread else None, self.log_entry(message) if quick.in_thread else None,
+            ref if quick.in_thread else None, self.log_entry(message),
         )  # fmt: skip
         if not won:
             log.info("duplicate delivery of message %s dropped", message.id)

@@ -211,8 +211,8 @@ class SlackBot(SlackHistory):
         names = [f"msg:{read.channel}:{read.ts}"] + ([f"event:{event_id}"] if event_id else [])
         scope = channel_scope("slack", read.team, read.channel)  # the slot of its thread and log
         thread = self.thread_of(read) if read.thread_ts else None
-        # In a thread, the channel log entry rides with the claim when the names are known.
-        entry = self.log_entry_now(read) if thread is not None else None
+        # The channel log entry rides with the claim when the names are known.
+        entry = self.log_entry_now(read)
         claimed = await self.claim_delivery(scope, names, retry_num, thread, entry)
         if claimed is None:
             return False

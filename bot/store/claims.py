@@ -128,8 +128,8 @@ class RedisClaims:
         ttl: int = DEFAULT_TTL,
         also: Sequence[ScriptCall] = (),
     ) -> tuple[bool, bool]:
-        """`claim`, whether any of the `probe` keys exists, and the `also` calls (the message's
-        channel log entry), in one round trip (on a cluster: all in one slot)."""
+        """`claim`, whether any of the `probe` keys exists (none: False), and the `also` calls
+        (the message's channel log entry), in one round trip (on a cluster: all in one slot)."""
         names = tuple(names)
         if self._here.seen(scope, names):
             return False, False
@@ -140,17 +140,19 @@ class RedisClaims:
                 pipe.set(keys[0], "1", nx=True, ex=ttl)
             else:
                 pipe.evalsha(self._script.sha, len(keys), *keys, ttl)
-            pipe.exists(*probe)
+            if probe:
+                pipe.exists(*probe)
             for call in also:
                 call.queue(pipe)
 
         scripts = (self._script, *(call.script for call in also))
         try:
-            won, found, *_ = await run_pipeline(self._redis, queue, scripts)
+            won, *rest = await run_pipeline(self._redis, queue, scripts)
         except (RedisError, OSError) as exc:
             raise redis_unavailable(exc) from exc
         await self._here.claim(scope, *names, ttl=ttl)
-        return bool(won), bool(won) and bool(found)
+        found = bool(rest[0]) if probe else False
+        return bool(won), bool(won) and found
 
     async def claim_here(self, scope: str, *names: str, ttl: int = DEFAULT_TTL) -> bool:
         return await self._here.claim(scope, *names, ttl=ttl)
@@ -187,21 +189,25 @@ async def claim_probing(
 ) -> tuple[bool, bool]:
     """Claim a delivery, learn whether the bot is part of `thread` (if it is in one) — (won,
     known) — and keep the message in its channel log. On one Redis node all three ride in one
-    round trip. Raises StoreUnavailable when the claim cannot be made; a failed look at the
-    thread only makes it unknown, a failed log entry is logged."""
-    probe = getattr(memory, "exists_keys", None)
-    if (
-        thread is not None
-        and isinstance(claims, RedisClaims)
-        and probe is not None
-        and getattr(memory, "client", None) is claims.client
-    ):
+    round trip (a message not in a thread: the claim and its log entry). Raises
+    StoreUnavailable when the claim cannot be made; a failed look at the thread only makes it
+    unknown, a failed log entry is logged."""
+    if isinstance(claims, RedisClaims) and (thread is not None or log_entry is not None):
         call = log_entry.call(claims.client) if log_entry is not None else None
         also = [call] if call is not None else []
-        probed = probe(thread)
-        keys = [*claims._keys(scope, tuple(names)), *probed, *(k for c in also for k in c.keys)]
-        if (log_entry is None or call is not None) and _one_slot(claims.client, keys):
-            return await claims.claim_and_probe(scope, names, probed, also=also)
+        probed: Sequence[str] | None = ()  # None: the thread's keys are not on this client
+        if thread is not None:
+            probe = getattr(memory, "exists_keys", None)
+            same = getattr(memory, "client", None) is claims.client
+            probed = probe(thread) if probe is not None and same else None
+        keys = [
+            *claims._keys(scope, tuple(names)),
+            *(probed or ()),
+            *(k for c in also for k in c.keys),
+        ]
+        rides = probed is not None and (log_entry is None or call is not None)
+        if rides and _one_slot(claims.client, keys):
+            return await claims.claim_and_probe(scope, names, probed or (), also=also)
     # Elsewhere (in-process, or keys in different slots of a cluster) the three go side by side.
     won, known, _ = await asyncio.gather(
         claims.claim(scope, *names),

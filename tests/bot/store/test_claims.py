@@ -149,6 +149,28 @@ async def test_a_follow_ups_claim_thread_check_and_log_entry_take_one_round_trip
     )  # fmt: skip
 
 
+async def test_a_new_mentions_claim_and_log_entry_take_one_round_trip(
+    follow_up_store: FollowUpStore,
+) -> None:
+    """A mention outside any thread: its claim and its channel log entry, in one send."""
+    store = follow_up_store
+    claims, memory = store.claims, store.memory
+    await claim_probing(claims, memory, "slack:T1", ["msg:C1:0.1"], None,
+                        store.entry("0.1", "slack:T1:C0"))  # fmt: skip  # scripts loaded
+    before, sent = REDIS_ROUND_TRIPS._value.get(), REDIS_COMMANDS._value.get()
+    assert await claim_probing(
+        claims, memory, "slack:T1", ["msg:C1:2.1"], None, store.entry("2.1")
+    ) == (True, False)
+    assert REDIS_ROUND_TRIPS._value.get() - before == 1
+    assert REDIS_COMMANDS._value.get() - sent == 2  # the claim, the log script
+    assert await store.logged() == ["2.1"]
+    # delivered again: lost, and logged once all the same
+    assert await claim_probing(
+        claims, memory, "slack:T1", ["msg:C1:2.1"], None, store.entry("2.1")
+    ) == (False, False)
+    assert await store.logged() == ["2.1"]
+
+
 async def test_a_claim_sent_beside_a_script_redis_forgot_is_still_won(
     follow_up_store: FollowUpStore,
 ) -> None:
