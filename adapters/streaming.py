@@ -286,6 +286,7 @@ class StreamingReply:
         self.guard: Guard | None = None
         self.moved: Moved | None = None
         self._starting: asyncio.Future[None] | None = None  # the placeholder, posted meanwhile
+        self._expected = False  # quiet, and the answer's record expects a message all the same
 
     @classmethod
     def resume(
@@ -337,6 +338,8 @@ class StreamingReply:
         self.quiet = not await self._sink.prepare()
         if not self.quiet:
             await self._post(self._placeholder, announced=recorded)
+        else:
+            self._expected = recorded  # the first message is posted where the record expects one
 
     async def _started(self) -> None:
         """The placeholder posted in the background is up (or its failure raised here)."""
@@ -475,6 +478,12 @@ class StreamingReply:
         if self._gate is not None and not prepaid:
             await self._gate.take()
         # `announced`: the record says so already, written by this process just now
+        if not announced and self._expected and not self._ids:
+            # A quiet reply's first message: the record says a message is being posted here
+            # (as it said of the placeholder), so only the fence is checked, with no write.
+            announced = True
+            if self.guard is not None:
+                await self.guard()
         if self.moved is not None and not announced:  # a message is coming (and fences)
             await self.moved(list(self._ids), False, True)
         elif self.guard is not None and not announced:

@@ -215,3 +215,63 @@ async def test_a_progress_flush_that_cannot_be_shown_is_not_rendered() -> None:
     clock.now = 100
     await reply.finish()
     assert sink.messages["m0"] == " ".join(f"w{n}" for n in range(50)) + " "
+
+
+class QuietSink(RecordingSink):
+    """A workspace whose chat.update budget is spent: no placeholder, the answer posted whole."""
+
+    async def prepare(self) -> bool:
+        return False
+
+
+def tied(reply: StreamingReply) -> list[str]:
+    """What the reply asks of the answer's record before and after its writes."""
+    asked: list[str] = []
+
+    async def guard() -> None:
+        asked.append("guard")
+
+    async def moved(ids: list[str], native: bool, posting: bool) -> None:
+        asked.append(f"moved {ids} posting={posting}")
+
+    reply.guard, reply.moved = guard, moved
+    return asked
+
+
+async def test_a_quiet_answer_posts_where_its_record_expects_a_message_without_writing_it() -> None:
+    sink = QuietSink()
+    reply = StreamingReply(sink, limit=1000, interval=1.0)
+    asked = tied(reply)
+    await reply.start(recorded=True)  # the record says: a message is being posted here
+    await reply.feed("The whole answer.")
+    assert sink.calls == []  # quiet: nothing shown before the end
+    await reply.finish()
+    assert sink.calls == [("post", "m0", "The whole answer.")]
+    assert asked == ["guard"]  # fenced, and no write of the record: it says so already
+
+
+async def test_a_quiet_answer_in_several_messages_records_the_later_ones() -> None:
+    sink = QuietSink()
+    reply = StreamingReply(sink, limit=40, interval=1.0)
+    asked = tied(reply)
+    await reply.start(recorded=True)
+    await reply.feed("word " * 15)
+    await reply.finish()
+    posts = [message_id for kind, message_id, _ in sink.calls if kind == "post"]
+    assert len(posts) >= 2
+    later = [
+        step
+        for n in range(1, len(posts))
+        for step in (f"moved {posts[:n]} posting=True", f"moved {posts[: n + 1]} posting=False")
+    ]
+    assert asked == ["guard", *later]
+
+
+async def test_a_quiet_reply_its_record_does_not_announce_writes_it_around_the_post() -> None:
+    sink = QuietSink()
+    reply = StreamingReply(sink, limit=1000, interval=1.0)
+    asked = tied(reply)
+    await reply.start()  # a native stream's fallback: the record knows of no message here
+    await reply.feed("Fallback.")
+    await reply.finish()
+    assert asked == ["moved [] posting=True", "moved ['m0'] posting=False"]
