@@ -15,10 +15,11 @@ came back empty) this process still handles each message at most once: `claim` r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
@@ -100,25 +101,48 @@ class RedisClaims:
         self._names = KeyBuilder(prefix)
         self._script = client.register_script(_CLAIM)
         self._here = InProcessClaims()  # every claim this process made or saw taken
+        self._asking: dict[tuple[str, str], asyncio.Future[None]] = {}  # claims in flight here
 
     def _keys(self, scope: str, names: tuple[str, ...]) -> list[str]:
         # One hash tag per scope keeps a claim's keys in one Cluster slot; a message's scope is
         # its channel's (bot.store.keys.channel_scope), the slot of its thread and log entry.
         return [self._names.claim(scope, n) for n in names]
 
+    @contextlib.asynccontextmanager
+    async def _in_turn(self, scope: str, names: tuple[str, ...]) -> AsyncIterator[None]:
+        """After this process's claims in flight on any of `names` (a message delivered twice
+        at once: Slack sends a mention as two events): the first copy's round trip decides,
+        and the others find it decided here, with no round trip of their own."""
+        ahead = {self._asking[key] for n in names if (key := (scope, n)) in self._asking}
+        if ahead:
+            await asyncio.wait(ahead)
+        mine = asyncio.get_running_loop().create_future()
+        for name in names:
+            self._asking[scope, name] = mine
+        try:
+            yield
+        finally:
+            for name in names:
+                if self._asking.get((scope, name)) is mine:
+                    del self._asking[scope, name]
+            mine.set_result(None)
+
     async def claim(self, scope: str, *names: str, ttl: int = DEFAULT_TTL) -> bool:
         if self._here.seen(scope, names):
             return False  # handled (or seen handled) by this process: no round trip needed
-        keys = self._keys(scope, names)
-        try:
-            if len(keys) == 1:
-                won = bool(await self._redis.set(keys[0], "1", nx=True, ex=ttl))
-            else:
-                won = bool(await self._script(keys=keys, args=[ttl]))
-        except (RedisError, OSError) as exc:
-            raise redis_unavailable(exc) from exc
-        await self._here.claim(scope, *names, ttl=ttl)
-        return won
+        async with self._in_turn(scope, names):
+            if self._here.seen(scope, names):
+                return False  # a copy claimed meanwhile, here
+            keys = self._keys(scope, names)
+            try:
+                if len(keys) == 1:
+                    won = bool(await self._redis.set(keys[0], "1", nx=True, ex=ttl))
+                else:
+                    won = bool(await self._script(keys=keys, args=[ttl]))
+            except (RedisError, OSError) as exc:
+                raise redis_unavailable(exc) from exc
+            await self._here.claim(scope, *names, ttl=ttl)
+            return won
 
     async def claim_and_probe(
         self,
@@ -133,7 +157,19 @@ class RedisClaims:
         names = tuple(names)
         if self._here.seen(scope, names):
             return False, False
+        async with self._in_turn(scope, names):
+            if self._here.seen(scope, names):
+                return False, False  # a copy claimed meanwhile, here
+            return await self._claim_and_probe(scope, names, probe, ttl, also)
 
+    async def _claim_and_probe(
+        self,
+        scope: str,
+        names: tuple[str, ...],
+        probe: Sequence[str],
+        ttl: int,
+        also: Sequence[ScriptCall],
+    ) -> tuple[bool, bool]:
         def queue(pipe: Any) -> None:
             keys = self._keys(scope, names)
             if len(keys) == 1:  # one name: SET NX is the whole claim

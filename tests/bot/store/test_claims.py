@@ -183,3 +183,37 @@ async def test_a_claim_sent_beside_a_script_redis_forgot_is_still_won(
         store.claims, store.memory, "slack:T1", ["msg:C1:1.2"], THREAD, store.entry("1.2")
     ) == (True, True)
     assert await store.logged() == ["1.2"]  # logged once
+
+
+async def test_copies_delivered_at_once_to_one_process_make_one_round_trip(
+    follow_up_store: FollowUpStore,
+) -> None:
+    """Slack sends a mention as two events at once: the first copy's claim decides for both."""
+    store = follow_up_store
+    claims, memory = store.claims, store.memory
+    await claims.claim("slack:T1", "msg:C1:0.1")  # a connection made, outside the count
+    before = REDIS_ROUND_TRIPS._value.get()
+    results = await asyncio.gather(
+        claims.claim("slack:T1", "msg:C1:3.1", "event:Ev1"),
+        claims.claim("slack:T1", "msg:C1:3.1", "event:Ev2"),
+        claim_probing(claims, memory, "slack:T1", ["msg:C1:3.1", "event:Ev3"], None,
+                      store.entry("3.1")),  # fmt: skip
+    )
+    assert REDIS_ROUND_TRIPS._value.get() - before == 1
+    assert results == [True, False, (False, False)]
+    assert await store.logged() == []  # the copy that lost wrote nothing
+
+
+async def test_a_copy_waiting_on_a_claim_that_failed_asks_redis_itself() -> None:
+    from bot.errors import StoreUnavailable
+    from tests.fakes.processes import free_port
+
+    down = connect_redis(f"redis://127.0.0.1:{free_port()}/0", pool_timeout=1)
+    claims = RedisClaims(down, prefix="test")
+    results = await asyncio.gather(
+        claims.claim("slack:T1", "msg:C1:1.1"),
+        claims.claim("slack:T1", "msg:C1:1.1"),
+        return_exceptions=True,
+    )
+    assert [type(r) for r in results] == [StoreUnavailable, StoreUnavailable]
+    await down.aclose()
