@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -11,6 +12,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from bot.chat_model import ChatMessage, ChatModel, Purpose
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU-seconds a process has used, every thread of it, from /proc (utime + stime)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 @asynccontextmanager

@@ -26,21 +26,14 @@ import aiohttp
 import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.harness import model_server, row
+from bench.harness import cpu_seconds, model_server, row
 from tests.fakes.discord_server import BOT_USER, CHANNEL, PEOPLE, USERS, FakeDiscord
 from tests.fakes.processes import free_port
 
 REDIS_URL = ""  # a redis-server of the benchmark's own: commandstats count only the bot
 ALICE = USERS[PEOPLE["alice"]]
 MENTION = f"<@{BOT_USER['id']}>"
-TICKS = os.sysconf("SC_CLK_TCK")
 LATER_WRITES = 3.0  # seconds a cluster's usage records wait to go out at most (bot.store.riders)
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -31,7 +31,15 @@ from typing import Any
 
 import aiohttp
 
-from bench.harness import drop_keys, fake_server, model_server, percentile, row, wait_ready
+from bench.harness import (
+    cpu_seconds,
+    drop_keys,
+    fake_server,
+    model_server,
+    percentile,
+    row,
+    wait_ready,
+)
 from tests.adapters.slack.conftest import envelope, message_event
 from tests.fakes.processes import free_port
 from tests.fakes.slack_server import BOT_USER
@@ -42,7 +50,7 @@ PLACEHOLDER = "_Thinking…_"
 
 
 @asynccontextmanager
-async def bot(slack_url: str, model_url: str) -> AsyncIterator[None]:
+async def bot(slack_url: str, model_url: str) -> AsyncIterator[int]:
     prefix = f"bench-{secrets.token_hex(4)}"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SLACK_"))}
@@ -54,7 +62,7 @@ async def bot(slack_url: str, model_url: str) -> AsyncIterator[None]:
     process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "run", env=env)
     await wait_ready(f"http://127.0.0.1:{port}/readyz")
     try:
-        yield
+        yield process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         await process.wait()
@@ -79,8 +87,9 @@ async def burst(slack_url: str, model_url: str, count: int, copies: int) -> dict
                               kind="app_mention", channel=f"C{run}{n}")  # fmt: skip
         for copy in range(copies):
             envelopes.append([envelope(event, f"Ev{run}{n}"), f"env-{run}-{n}-{copy}", copy])
-    async with bot(slack_url, model_url), aiohttp.ClientSession() as session:
+    async with bot(slack_url, model_url) as pid, aiohttp.ClientSession() as session:
         push = slack_url.replace("/api/", "/_push")
+        cpu = cpu_seconds(pid)
         started = time.time()
         async with session.post(push, json={"envelopes": envelopes}) as response:
             sent = (await response.json())["sent"]
@@ -93,6 +102,7 @@ async def burst(slack_url: str, model_url: str, count: int, copies: int) -> dict
                 if channel not in finished and done(shown.get(channel, [])):
                     finished[channel] = now
             await asyncio.sleep(0.2)  # polling a fake in another process: nothing to await
+        cpu = cpu_seconds(pid) - cpu  # the burst's (its liveness beats included)
         final = await state(session, slack_url)
         # When each answer was done, as the fake took the call that finished it (the polling
         # above only says that it is, up to 200 ms late).
@@ -115,6 +125,7 @@ async def burst(slack_url: str, model_url: str, count: int, copies: int) -> dict
         "makespan": (max(finished.values()) - started) / ideal if finished else float("inf"),
         "answered": len(finished) / count,
         "twice": twice,
+        "cpu": cpu / count * 1000,
     }
 
 
@@ -129,6 +140,7 @@ async def main() -> None:
             label = f"{count} mentions at once" + (", each delivered twice" if copies > 1 else "")
             row(label, f"last answer done / ideal {f['makespan']:.2f} (goal <= {goal})")
             row("  ack p50 / p99", f"{f['ack p50']:.0f} / {f['ack p99']:.0f} ms (goal p99 <= 50)")
+            row("  bot CPU per answer (ms)", f"{f['cpu']:.1f}")
             row("  answered / acked / answered twice",
                 f"{f['answered']:.0%} / {f['acked']:.0%} / {f['twice']:.0f}")  # fmt: skip
 
