@@ -196,8 +196,9 @@ async def test_copies_delivered_at_once_to_one_process_make_one_round_trip(
     results = await asyncio.gather(
         claims.claim("slack:T1", "msg:C1:3.1", "event:Ev1"),
         claims.claim("slack:T1", "msg:C1:3.1", "event:Ev2"),
-        claim_probing(claims, memory, "slack:T1", ["msg:C1:3.1", "event:Ev3"], None,
-                      store.entry("3.1")),  # fmt: skip
+        claim_probing(
+            claims, memory, "slack:T1", ["msg:C1:3.1", "event:Ev3"], None, store.entry("3.1")
+        ),
     )
     assert REDIS_ROUND_TRIPS._value.get() - before == 1
     assert results == [True, False, (False, False)]
