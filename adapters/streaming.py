@@ -477,19 +477,17 @@ class StreamingReply:
     async def _post(self, text: str, *, prepaid: bool = False, announced: bool = False) -> None:
         if self._gate is not None and not prepaid:
             await self._gate.take()
-        # `announced`: the record says so already, written by this process just now
-        if not announced and self._expected and not self._ids:
-            # A quiet reply's first message: the record says a message is being posted here
-            # (as it said of the placeholder), so only the fence is checked, with no write.
-            announced = True
-            if self.guard is not None:
-                await self.guard()
-        if self.moved is not None and not announced:  # a message is coming (and fences)
+        # `announced`: the record says so already, written by this process just now; a quiet
+        # reply's first message is where the record expects one too (as of a placeholder), but
+        # later, so it is fenced by the guard
+        expected = self._expected and not self._ids
+        told = announced or expected  # the record needs no write for this message
+        if self.moved is not None and not told:  # a message is coming (and fences)
             await self.moved(list(self._ids), False, True)
         elif self.guard is not None and not announced:
             await self.guard()
         self._ids.append(await self._sink.post(text))
         self._shown.append(text)
         self.posts += 1
-        if self.moved is not None and not announced:  # in the record before more is shown
+        if self.moved is not None and not told:  # in the record before more is shown
             await self.moved(list(self._ids), False, False)

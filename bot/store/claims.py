@@ -128,21 +128,8 @@ class RedisClaims:
             mine.set_result(None)
 
     async def claim(self, scope: str, *names: str, ttl: int = DEFAULT_TTL) -> bool:
-        if self._here.seen(scope, names):
-            return False  # handled (or seen handled) by this process: no round trip needed
-        async with self._in_turn(scope, names):
-            if self._here.seen(scope, names):
-                return False  # a copy claimed meanwhile, here
-            keys = self._keys(scope, names)
-            try:
-                if len(keys) == 1:
-                    won = bool(await self._redis.set(keys[0], "1", nx=True, ex=ttl))
-                else:
-                    won = bool(await self._script(keys=keys, args=[ttl]))
-            except (RedisError, OSError) as exc:
-                raise redis_unavailable(exc) from exc
-            await self._here.claim(scope, *names, ttl=ttl)
-            return won
+        won, _ = await self.claim_and_probe(scope, names, (), ttl)
+        return won
 
     async def claim_and_probe(
         self,
@@ -156,7 +143,7 @@ class RedisClaims:
         (the message's channel log entry), in one round trip (on a cluster: all in one slot)."""
         names = tuple(names)
         if self._here.seen(scope, names):
-            return False, False
+            return False, False  # handled (or seen handled) by this process: no round trip needed
         async with self._in_turn(scope, names):
             if self._here.seen(scope, names):
                 return False, False  # a copy claimed meanwhile, here
@@ -231,19 +218,14 @@ async def claim_probing(
     if isinstance(claims, RedisClaims) and (thread is not None or log_entry is not None):
         call = log_entry.call(claims.client) if log_entry is not None else None
         also = [call] if call is not None else []
-        probed: Sequence[str] | None = ()  # None: the thread's keys are not on this client
-        if thread is not None:
-            probe = getattr(memory, "exists_keys", None)
-            same = getattr(memory, "client", None) is claims.client
-            probed = probe(thread) if probe is not None and same else None
-        keys = [
-            *claims._keys(scope, tuple(names)),
-            *(probed or ()),
-            *(k for c in also for k in c.keys),
-        ]
-        rides = probed is not None and (log_entry is None or call is not None)
+        probe = getattr(memory, "exists_keys", None)
+        if getattr(memory, "client", None) is not claims.client:
+            probe = None  # the thread's keys are not on this client: looked at apart
+        probed = probe(thread) if thread is not None and probe is not None else []
+        keys = [*claims._keys(scope, tuple(names)), *probed, *(k for c in also for k in c.keys)]
+        rides = (thread is None or probe is not None) and (log_entry is None or call is not None)
         if rides and _one_slot(claims.client, keys):
-            return await claims.claim_and_probe(scope, names, probed or (), also=also)
+            return await claims.claim_and_probe(scope, names, probed, also=also)
     # Elsewhere (in-process, or keys in different slots of a cluster) the three go side by side.
     won, known, _ = await asyncio.gather(
         claims.claim(scope, *names),
